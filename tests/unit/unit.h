@@ -1,0 +1,51 @@
+/*
+ * unit.h — the smallest test harness that does the job: each CHECK prints nothing on success and a
+ * "file:line: expression" line on failure; each TEST prints "ok - name" or "not ok - name" (TAP-like), which
+ * tests/run counts. main() calls RUN(name) for each test and returns unit_exit().
+ */
+#ifndef DRE_UNIT_H
+#define DRE_UNIT_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int unit_failed_checks;
+static int unit_failed_tests;
+
+#define CHECK(cond)                                                                                            \
+	do {                                                                                                   \
+		if (!(cond)) {                                                                                 \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+			unit_failed_checks++;                                                                  \
+		}                                                                                              \
+	} while (0)
+
+#define CHECK_RC(expr)                                                                                         \
+	do {                                                                                                   \
+		int unit_rc_ = (expr);                                                                         \
+		if (unit_rc_ < 0) {                                                                            \
+			fprintf(stderr, "%s:%d: %s failed (%d): %s\n", __FILE__, __LINE__, #expr, unit_rc_,    \
+				err_msg());                                                                    \
+			unit_failed_checks++;                                                                  \
+		}                                                                                              \
+	} while (0)
+
+#define RUN(fn)                                                                                                \
+	do {                                                                                                   \
+		int before_ = unit_failed_checks;                                                              \
+		fn();                                                                                          \
+		if (unit_failed_checks == before_) {                                                           \
+			printf("ok - %s\n", #fn);                                                              \
+		} else {                                                                                       \
+			printf("not ok - %s\n", #fn);                                                          \
+			unit_failed_tests++;                                                                   \
+		}                                                                                              \
+		fflush(stdout);                                                                                \
+	} while (0)
+
+static inline int unit_exit(void)
+{
+	return unit_failed_tests ? 1 : 0;
+}
+
+#endif
