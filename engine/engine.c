@@ -1,0 +1,156 @@
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int engine_open(const char *url, const char *pass, repo **out)
+{
+	store *st;
+	TRY(store_open(url, &st));
+	int rc = repo_open(st, pass, out);
+	if (rc < 0)
+		store_close(st);
+	return rc;
+}
+
+int engine_init(const char *url, const char *pass, const repo_params *p, repo **out)
+{
+	store *st;
+	TRY(store_open(url, &st));
+	int rc = repo_init(st, pass, p, out);
+	if (rc < 0)
+		store_close(st);
+	return rc;
+}
+
+void engine_close(repo *r)
+{
+	if (r == NULL)
+		return;
+	store *st = r->st;
+	repo_close(r);
+	store_close(st);
+}
+
+int engine_key_add(repo *r, const char *new_pass, char name_out[80])
+{
+	return repo_key_add(r, new_pass, name_out);
+}
+
+struct key_list_ctx {
+	int (*fn)(void *arg, const char *name);
+	void *arg;
+};
+
+static int key_list_one(void *arg, const char *key, uint64_t size)
+{
+	struct key_list_ctx *k = arg;
+	(void)size;
+	return k->fn(k->arg, key);
+}
+
+int engine_key_list(repo *r, int (*fn)(void *arg, const char *name), void *arg)
+{
+	struct key_list_ctx k = {fn, arg};
+	return store_list(r->st, "keys/", key_list_one, &k);
+}
+
+int engine_check_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > 255)
+		return err_set(DRE_EINVAL, "snapshot name must be 1 to 255 bytes long");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		if (ch < 32 || ch == 127 || ch == '/')
+			return err_set(DRE_EINVAL, "snapshot name '%s' contains '/' or a control character", name);
+	}
+	return 0;
+}
+
+/* Reads exactly `digits` digits. */
+static bool take_num(const char **s, int digits, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < digits; i++) {
+		if ((*s)[i] < '0' || (*s)[i] > '9')
+			return false;
+		v = v * 10 + ((*s)[i] - '0');
+	}
+	*s += digits;
+	*out = v;
+	return true;
+}
+
+int engine_parse_time(const char *text, int64_t *ns)
+{
+	const char *s = text;
+	struct tm tm;
+	int year, mon, day, hour = 0, min = 0, sec = 0;
+	long frac_ns = 0;
+	bool has_zone = false;
+	long zone_off = 0;
+
+	memset(&tm, 0, sizeof tm);
+	if (!take_num(&s, 4, &year) || *s++ != '-' || !take_num(&s, 2, &mon) || *s++ != '-' || !take_num(&s, 2, &day))
+		goto bad;
+	if (*s == ' ' || *s == 'T' || *s == 't') {
+		s++;
+		if (!take_num(&s, 2, &hour) || *s++ != ':' || !take_num(&s, 2, &min))
+			goto bad;
+		if (*s == ':') {
+			s++;
+			if (!take_num(&s, 2, &sec))
+				goto bad;
+			if (*s == '.') {
+				s++;
+				long scale = 100000000;
+				while (*s >= '0' && *s <= '9') {
+					frac_ns += (*s - '0') * scale;
+					scale /= 10;
+					s++;
+				}
+			}
+		}
+		if (*s == ' ')
+			s++;
+		if (*s == 'Z' || *s == 'z') {
+			has_zone = true;
+			s++;
+		} else if (*s == '+' || *s == '-') {
+			int sign = *s++ == '-' ? -1 : 1, zh, zm = 0;
+			if (!take_num(&s, 2, &zh))
+				goto bad;
+			if (*s == ':')
+				s++;
+			if (*s != '\0' && !take_num(&s, 2, &zm))
+				goto bad;
+			has_zone = true;
+			zone_off = sign * (zh * 3600L + zm * 60L);
+		}
+	}
+	if (*s != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+		goto bad;
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	time_t t;
+	if (has_zone) {
+		t = timegm(&tm) - zone_off;
+	} else {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	}
+	*ns = (int64_t)t * 1000000000 + frac_ns;
+	return 0;
+bad:
+	return err_set(DRE_EINVAL,
+		       "cannot read time '%s'. HINT: use \"YYYY-MM-DD HH:MM[:SS]\" (local time) or RFC 3339, e.g. "
+		       "2026-11-21T12:00:00Z",
+		       text);
+}

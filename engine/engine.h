@@ -1,0 +1,110 @@
+/*
+ * engine.h — what cli/ calls. One function per command; each opens nothing on its own and reports through
+ * err.h codes and messages, plus optional callbacks for progress and warnings that cli/ turns into output.
+ *
+ * Typical use:
+ *   store_open(url, &st); repo_open(st, pass, &r);
+ *   engine_push_fd(r, &opts, 0, &res);  or engine_push_command / engine_push_paths
+ *   snap_find(r, "mydb", -1, &snap); engine_restore(r, &snap, &ropts);
+ *   engine_check(r, &copts, &report);
+ */
+#ifndef DRE_ENGINE_H
+#define DRE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/repo.h"
+#include "engine/snapshot.h"
+#include "store/err.h"
+#include "store/store.h"
+
+/* Opens the store at url and the repository in it with pass. engine_close() closes both. */
+int engine_open(const char *url, const char *pass, repo **out);
+/* Creates a repository at url (the directory is created when missing). */
+int engine_init(const char *url, const char *pass, const repo_params *p, repo **out);
+void engine_close(repo *r);
+
+/* Adds a key object for another password; lists key object names. */
+int engine_key_add(repo *r, const char *new_pass, char name_out[80]);
+int engine_key_list(repo *r, int (*fn)(void *arg, const char *name), void *arg);
+
+/* Called on the calling thread at most every half second and once at the end (final = true). */
+typedef void (*engine_progress_fn)(void *arg, uint64_t bytes_done, uint64_t bytes_stored, double seconds,
+				   bool final);
+/* A non-fatal problem (a damaged index object skipped, a special file not backed up). */
+typedef void (*engine_warn_fn)(void *arg, const char *msg);
+
+typedef struct engine_hooks {
+	engine_progress_fn progress;
+	engine_warn_fn warn;
+	void *arg;
+} engine_hooks;
+
+typedef struct push_opts {
+	const char *name; /* snapshot name: 1..255 bytes, no "/" and no control characters */
+	int threads;      /* worker threads; 0 = one per online CPU */
+	engine_hooks hooks;
+} push_opts;
+
+typedef struct push_result {
+	uint8_t id[CRYPTO_ID_LEN];
+	uint64_t size;       /* plaintext bytes read */
+	uint64_t stored_new; /* bytes of new pack objects */
+	uint64_t chunks, chunks_new;
+	size_t files;
+	double seconds;
+	const char *reader; /* "io_uring" or "read(2)": which reader served regular files */
+} push_result;
+
+/* Checks a snapshot name; DRE_EINVAL says what is wrong. */
+int engine_check_name(const char *name);
+
+/* Pushes everything readable from fd (stdin, a pipe, a file) as one stream snapshot. */
+int engine_push_fd(repo *r, const push_opts *o, int fd, push_result *res);
+
+/* Runs argv as a producer with its stdout piped into the push; the snapshot is recorded only when the producer
+ * exits with status 0 (DRE_EPRODUCER otherwise, with its status in the message). */
+int engine_push_command(repo *r, const push_opts *o, char *const argv[], push_result *res);
+
+/* Pushes files and directories (recursively) as one files snapshot. Paths are stored relative: a leading "/"
+ * is dropped, so /srv/models/a restores to TARGET/srv/models/a. */
+int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t npaths, push_result *res);
+
+typedef struct restore_opts {
+	const char *target; /* directory for files snapshots (and for a stream: the file TARGET/<name>) */
+	int out_fd;         /* for a stream snapshot when target is NULL */
+	int threads;
+	engine_hooks hooks;
+} restore_opts;
+
+typedef struct restore_result {
+	uint64_t bytes;
+	size_t files;
+	double seconds;
+} restore_result;
+
+/* Restores a snapshot, verifying each stream's and file's XXH3-128: a mismatch is DRE_ECORRUPT naming it. */
+int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_result *res);
+
+typedef struct check_opts {
+	bool read_data;
+	engine_hooks hooks; /* warn receives each problem found, one line each */
+} check_opts;
+
+typedef struct check_report {
+	size_t snapshots, packs, index_objects, chunks;
+	size_t errors;      /* problems that make some snapshot unrestorable or the repository inconsistent */
+	size_t unreferenced_packs; /* packs no index lists (an interrupted push); not an error */
+	uint64_t bytes_read;
+} check_report;
+
+/* Returns 0 when it could run to the end (report->errors says what it found), <0 when it could not run. */
+int engine_check(repo *r, const check_opts *o, check_report *report);
+
+/* Parses "2026-11-21 12:00", "2026-11-21 12:00:05", "2026-11-21T12:00:00Z", "…+02:00", or a date alone;
+ * without a zone the time is local. Returns ns since the epoch, or DRE_EINVAL. */
+int engine_parse_time(const char *text, int64_t *ns);
+
+#endif

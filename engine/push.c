@@ -1,0 +1,826 @@
+/*
+ * push.c — the backup pipeline.
+ *
+ *   main thread:  reader → chunker → job (a buffer of input and its cut list) ──► job queue
+ *   workers (N):  keyed hash → dedup (index reservation) → zstd → AES-GCM → own pack_writer → store
+ *   main thread:  collects finished jobs in order → chunk lists of the snapshot's nodes
+ *   at the end:   flush packs → index object → snapshot (packs → index → snapshot: a snapshot never names
+ *                 a chunk whose pack and index entry are not durable)
+ *
+ * Memory is bounded by configuration: a fixed ring of job buffers (PUSH_SEGMENT each) and one pack buffer per
+ * worker, whatever the input size. The chunk list of the snapshot itself (32 bytes per chunk, 0.025 % of the
+ * input at the default 128 KiB chunks) is the one thing that grows with the input.
+ *
+ * Jobs may hold chunks of several files: small files share a buffer instead of costing one job each.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "engine/engine.h"
+#include "engine/index.h"
+#include "engine/pack.h"
+#include "engine/reader.h"
+
+#define PUSH_SEGMENT (8u << 20) /* input bytes per job */
+#define INDEX_FLUSH_ENTRIES 65536 /* write an index object at least this often, bounding the builder */
+
+#define JOB_FREE UINT64_MAX       /* job.seq of a buffer nobody uses */
+#define JOB_HELD (UINT64_MAX - 1) /* job.seq of the buffer the main thread is filling */
+
+struct cut {
+	uint32_t off, len;
+	uint32_t node;
+};
+
+struct job {
+	uint64_t seq;
+	uint8_t *data;
+	size_t len, cap;
+	struct cut *cuts;
+	size_t ncuts, cuts_cap;
+	uint8_t (*ids)[CRYPTO_ID_LEN];
+	bool done;
+};
+
+struct worker {
+	struct push *p;
+	pthread_t thread;
+	pack_writer pw;
+	crypto_ctx *cc;
+	bool started;
+};
+
+struct push {
+	repo *r;
+	const push_opts *o;
+	chunk_index *idx;
+	index_builder ib;
+	reader *rd;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_done;
+	struct job *jobs;
+	size_t njobs;
+	struct job **queue; /* ring of jobs waiting for a worker */
+	size_t q_head, q_len;
+	uint64_t next_seq, collect_seq;
+	bool shutdown;
+	int err;
+	char errmsg[1024];
+
+	struct worker *workers;
+	int nworkers;
+
+	/* owned by the main thread */
+	snapshot snap;
+	size_t *chunks_cap; /* per node */
+	XXH3_state_t *xxh;
+	uint64_t bytes_in;
+	uint64_t stored_new, chunks_new; /* under mu */
+	struct timespec t0, last_progress;
+};
+
+static double elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* First failure wins; everyone else stops at the next check. Called with mu held. */
+static void push_fail_locked(struct push *p, int rc)
+{
+	if (p->err == 0) {
+		p->err = rc;
+		snprintf(p->errmsg, sizeof p->errmsg, "%s", err_msg());
+	}
+	pthread_cond_broadcast(&p->cv_work);
+	pthread_cond_broadcast(&p->cv_done);
+}
+
+static void push_fail(struct push *p, int rc)
+{
+	pthread_mutex_lock(&p->mu);
+	push_fail_locked(p, rc);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Writes the worker's pack and records its entries; the index object follows later, after the pack is durable. */
+static int worker_flush_pack(struct worker *w)
+{
+	struct push *p = w->p;
+	uint64_t size;
+	int rc;
+
+	if (pack_writer_empty(&w->pw))
+		return 0;
+	TRY(pack_writer_finish(&w->pw, &size));
+	pthread_mutex_lock(&p->mu);
+	uint32_t pack_no;
+	rc = index_pack_intern(p->idx, w->pw.id, &pack_no);
+	for (size_t i = 0; rc == 0 && i < w->pw.n; i++)
+		rc = index_commit(p->idx, pack_no, &w->pw.entries[i]);
+	if (rc == 0)
+		rc = index_builder_add_pack(&p->ib, w->pw.id, w->pw.entries, w->pw.n);
+	if (rc == 0 && p->ib.nentries >= INDEX_FLUSH_ENTRIES)
+		rc = index_builder_flush(&p->ib, p->r);
+	p->stored_new += size;
+	pthread_mutex_unlock(&p->mu);
+	if (rc == 0)
+		rc = pack_writer_reset(&w->pw);
+	return rc;
+}
+
+static int worker_do_job(struct worker *w, struct job *j)
+{
+	struct push *p = w->p;
+	for (size_t k = 0; k < j->ncuts; k++) {
+		const uint8_t *chunk = j->data + j->cuts[k].off;
+		size_t len = j->cuts[k].len;
+		TRY(crypto_hmac(w->cc, p->r->id_key, chunk, len, j->ids[k]));
+		pthread_mutex_lock(&p->mu);
+		int fresh = index_reserve(p->idx, j->ids[k]);
+		if (fresh == 1)
+			p->chunks_new++;
+		pthread_mutex_unlock(&p->mu);
+		TRY(fresh);
+		if (fresh == 0)
+			continue;
+		if (pack_writer_full(&w->pw))
+			TRY(worker_flush_pack(w));
+		TRY(pack_writer_add(&w->pw, j->ids[k], chunk, len));
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct push *p = w->p;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->q_len == 0 && !p->shutdown && p->err == 0)
+			pthread_cond_wait(&p->cv_work, &p->mu);
+		if (p->err != 0 || (p->q_len == 0 && p->shutdown)) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		struct job *j = p->queue[p->q_head];
+		p->q_head = (p->q_head + 1) % p->njobs;
+		p->q_len--;
+		pthread_mutex_unlock(&p->mu);
+
+		int rc = worker_do_job(w, j);
+		pthread_mutex_lock(&p->mu);
+		if (rc < 0)
+			push_fail_locked(p, rc);
+		j->done = true;
+		pthread_cond_broadcast(&p->cv_done);
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_lock(&p->mu);
+	bool ok = p->err == 0;
+	pthread_mutex_unlock(&p->mu);
+	if (ok) {
+		int rc = worker_flush_pack(w);
+		if (rc < 0)
+			push_fail(p, rc);
+	}
+	return NULL;
+}
+
+static int node_add_chunk(struct push *p, uint32_t node, const uint8_t id[CRYPTO_ID_LEN])
+{
+	snap_node *n = &p->snap.nodes[node];
+	if (n->nchunks == p->chunks_cap[node]) {
+		size_t cap = p->chunks_cap[node] ? p->chunks_cap[node] * 2 : 16;
+		void *q = realloc(n->chunks, cap * CRYPTO_ID_LEN);
+		if (q == NULL)
+			return err_set(DRE_ENOMEM, "cannot grow the chunk list of %s", n->path);
+		n->chunks = q;
+		p->chunks_cap[node] = cap;
+	}
+	memcpy(n->chunks[n->nchunks++], id, CRYPTO_ID_LEN);
+	return 0;
+}
+
+/* Takes finished jobs in sequence order; with wait, blocks until the next one is done. Called without mu. */
+static int collect(struct push *p, bool wait)
+{
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		struct job *j = NULL;
+		for (;;) {
+			if (p->err != 0)
+				break;
+			for (size_t i = 0; i < p->njobs; i++)
+				if (p->jobs[i].seq == p->collect_seq && p->jobs[i].done && p->jobs[i].data != NULL &&
+				    p->collect_seq < p->next_seq)
+					j = &p->jobs[i];
+			if (j != NULL || !wait || p->collect_seq == p->next_seq)
+				break;
+			pthread_cond_wait(&p->cv_done, &p->mu);
+		}
+		int err = p->err;
+		pthread_mutex_unlock(&p->mu);
+		if (err != 0)
+			return err_set(err, "%s", p->errmsg);
+		if (j == NULL)
+			return 0;
+		for (size_t k = 0; k < j->ncuts; k++)
+			TRY(node_add_chunk(p, j->cuts[k].node, j->ids[k]));
+		pthread_mutex_lock(&p->mu);
+		j->done = false;
+		j->seq = JOB_FREE;
+		p->collect_seq++;
+		pthread_mutex_unlock(&p->mu);
+		wait = false;
+	}
+}
+
+static int job_get_free(struct push *p, struct job **out)
+{
+	for (;;) {
+		for (size_t i = 0; i < p->njobs; i++) {
+			if (p->jobs[i].seq == JOB_FREE) {
+				*out = &p->jobs[i];
+				(*out)->seq = JOB_HELD;
+				return 0;
+			}
+		}
+		TRY(collect(p, true));
+	}
+}
+
+static int job_add_cut(struct job *j, size_t off, size_t len, uint32_t node)
+{
+	if (j->ncuts == j->cuts_cap) {
+		size_t cap = j->cuts_cap * 2;
+		void *c = realloc(j->cuts, cap * sizeof *j->cuts);
+		void *d = realloc(j->ids, cap * CRYPTO_ID_LEN);
+		if (c)
+			j->cuts = c;
+		if (d)
+			j->ids = d;
+		if (c == NULL || d == NULL)
+			return err_set(DRE_ENOMEM, "cannot grow a job's cut list");
+		j->cuts_cap = cap;
+	}
+	j->cuts[j->ncuts].off = (uint32_t)off;
+	j->cuts[j->ncuts].len = (uint32_t)len;
+	j->cuts[j->ncuts].node = node;
+	j->ncuts++;
+	return 0;
+}
+
+static int job_submit(struct push *p, struct job *j)
+{
+	pthread_mutex_lock(&p->mu);
+	j->seq = p->next_seq++;
+	j->done = false;
+	p->queue[(p->q_head + p->q_len) % p->njobs] = j;
+	p->q_len++;
+	pthread_cond_signal(&p->cv_work);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+static void progress(struct push *p, bool final)
+{
+	if (p->o->hooks.progress == NULL)
+		return;
+	if (!final) {
+		if (elapsed(&p->last_progress) < 0.5)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &p->last_progress);
+	}
+	pthread_mutex_lock(&p->mu);
+	uint64_t stored = p->stored_new;
+	pthread_mutex_unlock(&p->mu);
+	p->o->hooks.progress(p->o->hooks.arg, p->bytes_in, stored, elapsed(&p->t0), final);
+}
+
+/* The current job being filled and how far it is chunked. */
+struct feed {
+	struct job *j;
+	size_t chunked; /* bytes of j->data already assigned to cuts */
+};
+
+/*
+ * Streams one input (fd) as node `node` through the pipeline: fills job buffers, chunks them, submits full
+ * ones. The unchunked tail of a full buffer moves to the start of the next one.
+ */
+static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint32_t node, const char *name)
+{
+	snap_node *n = &p->snap.nodes[node];
+	const cdc *c = &p->r->chunker;
+	uint64_t pos = 0;
+	bool eof = false;
+
+	XXH3_128bits_reset(p->xxh);
+	while (!eof) {
+		struct job *j = f->j;
+		size_t got = 0;
+		TRY(reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name));
+		XXH3_128bits_update(p->xxh, j->data + j->len, got);
+		j->len += got;
+		n->size += got;
+		p->bytes_in += got;
+		for (;;) {
+			size_t cut = cdc_next_boundary(c, j->data + f->chunked, j->len - f->chunked, eof);
+			if (cut == 0)
+				break;
+			TRY(job_add_cut(j, f->chunked, cut, node));
+			f->chunked += cut;
+		}
+		if (j->len == j->cap) {
+			/* full: hand it on, carry the tail that is not a chunk yet */
+			struct job *next;
+			size_t tail = j->len - f->chunked;
+			TRY(job_submit(p, j));
+			TRY(job_get_free(p, &next));
+			next->len = next->ncuts = 0;
+			memcpy(next->data, j->data + f->chunked, tail);
+			next->len = tail;
+			f->j = next;
+			f->chunked = 0;
+		}
+		progress(p, false);
+		TRY(collect(p, false));
+	}
+	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
+	XXH128_canonicalFromHash((XXH128_canonical_t *)n->xxh128, h);
+	return 0;
+}
+
+static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
+{
+	int rc;
+	memset(p, 0, sizeof *p);
+	p->r = r;
+	p->o = o;
+	clock_gettime(CLOCK_MONOTONIC, &p->t0);
+	p->last_progress = p->t0;
+	TRY(engine_check_name(o->name));
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv_work, NULL);
+	pthread_cond_init(&p->cv_done, NULL);
+
+	p->snap.kind = kind;
+	p->snap.time_ns = now_ns();
+	p->snap.name = strdup(o->name);
+	char host[256] = "";
+	gethostname(host, sizeof host - 1);
+	p->snap.host = strdup(host);
+	p->xxh = XXH3_createState();
+	if (p->snap.name == NULL || p->snap.host == NULL || p->xxh == NULL)
+		return err_set(DRE_ENOMEM, "cannot start the push");
+
+	TRY(index_new(&p->idx));
+	TRY(reader_new(&p->rd));
+	if (o->hooks.warn == NULL) {
+		TRY(index_load(r, p->idx, NULL, NULL, NULL));
+	} else {
+		TRY(index_load(r, p->idx, o->hooks.warn, o->hooks.arg, NULL));
+	}
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	p->nworkers = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 1);
+	if (p->nworkers > 64)
+		p->nworkers = 64;
+	p->njobs = (size_t)p->nworkers * 2 + 2;
+	p->jobs = calloc(p->njobs, sizeof *p->jobs);
+	p->queue = calloc(p->njobs, sizeof *p->queue);
+	p->workers = calloc((size_t)p->nworkers, sizeof *p->workers);
+	if (p->jobs == NULL || p->queue == NULL || p->workers == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate the pipeline");
+	for (size_t i = 0; i < p->njobs; i++) {
+		struct job *j = &p->jobs[i];
+		j->seq = JOB_FREE;
+		j->cap = PUSH_SEGMENT;
+		j->data = malloc(j->cap);
+		j->cuts_cap = PUSH_SEGMENT / r->params.cdc_min + 2;
+		j->cuts = malloc(j->cuts_cap * sizeof *j->cuts);
+		j->ids = malloc(j->cuts_cap * CRYPTO_ID_LEN);
+		if (j->data == NULL || j->cuts == NULL || j->ids == NULL)
+			return err_set(DRE_ENOMEM, "cannot allocate the pipeline buffers");
+	}
+	for (int i = 0; i < p->nworkers; i++) {
+		struct worker *w = &p->workers[i];
+		w->p = p;
+		TRY(pack_writer_init(&w->pw, r));
+		TRY(crypto_ctx_new(&w->cc));
+		rc = pthread_create(&w->thread, NULL, worker_main, w);
+		if (rc != 0) {
+			errno = rc;
+			return err_sys("cannot start a worker thread");
+		}
+		w->started = true;
+	}
+	return 0;
+}
+
+/* Joins the workers (they flush their packs) and releases everything but the snapshot. */
+static int push_stop(struct push *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->shutdown = true;
+	pthread_cond_broadcast(&p->cv_work);
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; p->workers && i < p->nworkers; i++) {
+		if (p->workers[i].started)
+			pthread_join(p->workers[i].thread, NULL);
+		pack_writer_free(&p->workers[i].pw);
+		crypto_ctx_free(p->workers[i].cc);
+	}
+	free(p->workers);
+	p->workers = NULL;
+	for (size_t i = 0; p->jobs && i < p->njobs; i++) {
+		free(p->jobs[i].data);
+		free(p->jobs[i].cuts);
+		free(p->jobs[i].ids);
+	}
+	free(p->jobs);
+	free(p->queue);
+	p->jobs = NULL;
+	p->queue = NULL;
+	reader_free(p->rd);
+	p->rd = NULL;
+	index_free(p->idx);
+	p->idx = NULL;
+	XXH3_freeState(p->xxh);
+	p->xxh = NULL;
+	free(p->chunks_cap);
+	p->chunks_cap = NULL;
+	if (p->err != 0)
+		return err_set(p->err, "%s", p->errmsg);
+	return 0;
+}
+
+static void push_free(struct push *p)
+{
+	push_stop(p);
+	index_builder_free(&p->ib);
+	snap_free(&p->snap);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv_work);
+	pthread_cond_destroy(&p->cv_done);
+}
+
+static int node_new(struct push *p, uint8_t type, const char *path, uint32_t *out)
+{
+	size_t n = p->snap.nnodes;
+	if ((n & (n - 1)) == 0) { /* grow at powers of two */
+		size_t cap = n ? n * 2 : 1;
+		void *a = realloc(p->snap.nodes, cap * sizeof *p->snap.nodes);
+		if (a)
+			p->snap.nodes = a;
+		void *b = realloc(p->chunks_cap, cap * sizeof *p->chunks_cap);
+		if (b)
+			p->chunks_cap = b;
+		if (a == NULL || b == NULL)
+			return err_set(DRE_ENOMEM, "cannot grow the file list");
+	}
+	if (n >= UINT32_MAX)
+		return err_set(DRE_EINVAL, "too many files in one snapshot");
+	snap_node *nd = &p->snap.nodes[n];
+	memset(nd, 0, sizeof *nd);
+	nd->type = type;
+	nd->path = strdup(path);
+	p->chunks_cap[n] = 0;
+	p->snap.nnodes++;
+	if (nd->path == NULL)
+		return err_set(DRE_ENOMEM, "cannot store path %s", path);
+	*out = (uint32_t)n;
+	return 0;
+}
+
+/* Submits the last partial job, waits for all jobs and workers, then writes index and snapshot. */
+static int push_finish(struct push *p, struct feed *f, bool record, push_result *res)
+{
+	int rc = 0;
+	if (f->j != NULL && f->j->len > 0)
+		rc = job_submit(p, f->j);
+	else if (f->j != NULL)
+		f->j->seq = JOB_FREE;
+	f->j = NULL;
+	while (rc == 0) {
+		pthread_mutex_lock(&p->mu);
+		bool all = p->collect_seq == p->next_seq;
+		pthread_mutex_unlock(&p->mu);
+		if (all)
+			break;
+		rc = collect(p, true);
+	}
+	if (rc < 0)
+		push_fail(p, rc);
+	rc = push_stop(p); /* joins the workers: every pack is in the store after this */
+	if (rc == 0 && record)
+		rc = index_builder_flush(&p->ib, p->r);
+	index_builder_free(&p->ib);
+	if (rc < 0 || !record)
+		return rc;
+
+	snapshot *s = &p->snap;
+	s->end_time_ns = now_ns();
+	s->size = p->bytes_in;
+	s->stored_new = p->stored_new;
+	s->chunks_new = p->chunks_new;
+	for (size_t i = 0; i < s->nnodes; i++)
+		s->chunks_total += s->nodes[i].nchunks;
+	TRY(snap_save(p->r, s));
+	progress(p, true);
+
+	memcpy(res->id, s->id, CRYPTO_ID_LEN);
+	res->size = s->size;
+	res->stored_new = s->stored_new;
+	res->chunks = s->chunks_total;
+	res->chunks_new = s->chunks_new;
+	res->files = 0;
+	for (size_t i = 0; i < s->nnodes; i++)
+		res->files += s->nodes[i].type == NODE_FILE || s->nodes[i].type == NODE_STREAM;
+	res->seconds = elapsed(&p->t0);
+	return 0;
+}
+
+static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pid_t producer,
+		       const char *producer_name)
+{
+	struct push p;
+	struct feed f = {0};
+	uint32_t node;
+	struct stat stbuf;
+	int rc = push_start(&p, r, o, SNAP_STREAM);
+	res->reader = p.rd ? reader_backend(p.rd) : "read(2)";
+	if (rc == 0)
+		rc = node_new(&p, NODE_STREAM, o->name, &node);
+	if (rc == 0) {
+		snap_node *n = &p.snap.nodes[node];
+		n->mode = 0600;
+		n->mtime_ns = p.snap.time_ns;
+		rc = job_get_free(&p, &f.j);
+	}
+	if (rc == 0) {
+		f.j->len = f.j->ncuts = 0;
+		bool regular = fstat(fd, &stbuf) == 0 && S_ISREG(stbuf.st_mode);
+		rc = feed_input(&p, &f, fd, regular, node, producer_name ? producer_name : "standard input");
+	}
+	bool record = rc == 0;
+	if (producer > 0) {
+		int status = 0;
+		if (rc < 0)
+			kill(producer, SIGTERM); /* a failed push must not leave the producer blocked on a full pipe */
+		close(fd);
+		while (waitpid(producer, &status, 0) < 0 && errno == EINTR)
+			;
+		if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			record = false;
+			if (WIFEXITED(status))
+				rc = err_set(DRE_EPRODUCER, "producer '%s' exited with status %d: no snapshot recorded",
+					     producer_name, WEXITSTATUS(status));
+			else
+				rc = err_set(DRE_EPRODUCER, "producer '%s' was killed by signal %d: no snapshot recorded",
+					     producer_name, WTERMSIG(status));
+		}
+	}
+	if (rc < 0)
+		push_fail(&p, rc);
+	int frc = push_finish(&p, &f, record, res);
+	if (rc == 0)
+		rc = frc;
+	push_free(&p);
+	return rc;
+}
+
+int engine_push_fd(repo *r, const push_opts *o, int fd, push_result *res)
+{
+	return push_stream(r, o, fd, res, 0, NULL);
+}
+
+int engine_push_command(repo *r, const push_opts *o, char *const argv[], push_result *res)
+{
+	int pipefd[2];
+	TRY(engine_check_name(o->name));
+	if (argv == NULL || argv[0] == NULL)
+		return err_set(DRE_EINVAL, "no producer command given after --");
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return err_sys("cannot create a pipe for the producer");
+	/* exec failure is reported through a second pipe so it is not mistaken for an empty dump */
+	int errpipe[2];
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return err_sys("cannot create a pipe for the producer");
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		close(errpipe[0]);
+		close(errpipe[1]);
+		return err_sys("cannot start producer '%s'", argv[0]);
+	}
+	if (pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		execvp(argv[0], argv);
+		int e = errno;
+		if (write(errpipe[1], &e, sizeof e) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	close(errpipe[1]);
+	int e = 0;
+	ssize_t n;
+	while ((n = read(errpipe[0], &e, sizeof e)) < 0 && errno == EINTR)
+		;
+	close(errpipe[0]);
+	if (n == (ssize_t)sizeof e) {
+		close(pipefd[0]);
+		waitpid(pid, NULL, 0);
+		errno = e;
+		int rc = err_sys("cannot run producer '%s'", argv[0]);
+		return rc == DRE_ENOTFOUND ? err_set(DRE_EPRODUCER, "%s: no snapshot recorded", err_msg()) : rc;
+	}
+	return push_stream(r, o, pipefd[0], res, pid, argv[0]);
+}
+
+/* ---- files and directories ---- */
+
+static int feed_path(struct push *p, struct feed *f, const char *fs_path, const char *rel);
+
+static int path_join(char *out, size_t cap, const char *a, const char *b)
+{
+	int n = snprintf(out, cap, "%s%s%s", a, (*a && a[strlen(a) - 1] != '/') ? "/" : "", b);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(DRE_EINVAL, "path %s/%s is too long", a, b);
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const char *rel)
+{
+	DIR *d = opendir(fs_path);
+	if (d == NULL)
+		return err_sys("cannot open directory %s", fs_path);
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **q = realloc(names, cap * sizeof *names);
+			if (q == NULL) {
+				rc = err_set(DRE_ENOMEM, "cannot list directory %s", fs_path);
+				break;
+			}
+			names = q;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL) {
+			rc = err_set(DRE_ENOMEM, "cannot list directory %s", fs_path);
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, name_cmp); /* deterministic order: same tree, same snapshot */
+	char child_fs[4096], child_rel[4096];
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = path_join(child_fs, sizeof child_fs, fs_path, names[i]);
+		if (rc == 0)
+			rc = path_join(child_rel, sizeof child_rel, rel, names[i]);
+		if (rc == 0)
+			rc = feed_path(p, f, child_fs, child_rel);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+static void warn(struct push *p, const char *fmt, const char *arg)
+{
+	char msg[1200];
+	snprintf(msg, sizeof msg, fmt, arg);
+	if (p->o->hooks.warn)
+		p->o->hooks.warn(p->o->hooks.arg, msg);
+}
+
+static int feed_path(struct push *p, struct feed *f, const char *fs_path, const char *rel)
+{
+	struct stat st;
+	uint32_t node;
+	if (lstat(fs_path, &st) < 0)
+		return err_sys("cannot read %s", fs_path);
+	uint8_t type = S_ISREG(st.st_mode) ? NODE_FILE : S_ISDIR(st.st_mode) ? NODE_DIR : S_ISLNK(st.st_mode) ? NODE_SYMLINK : 0;
+	if (type == 0) {
+		warn(p, "%s is not a regular file, directory or symlink: not backed up", fs_path);
+		return 0;
+	}
+	TRY(node_new(p, type, *rel ? rel : ".", &node));
+	snap_node *n = &p->snap.nodes[node];
+	n->mode = st.st_mode & 07777;
+	n->uid = st.st_uid;
+	n->gid = st.st_gid;
+	n->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	if (type == NODE_SYMLINK) {
+		char target[4096];
+		ssize_t len = readlink(fs_path, target, sizeof target - 1);
+		if (len < 0)
+			return err_sys("cannot read symlink %s", fs_path);
+		target[len] = '\0';
+		if ((n->link = strdup(target)) == NULL)
+			return err_set(DRE_ENOMEM, "cannot store symlink %s", fs_path);
+		return 0;
+	}
+	if (type == NODE_DIR)
+		return feed_dir(p, f, fs_path, rel);
+	int fd = open(fs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return err_sys("cannot open %s", fs_path);
+	int rc = feed_input(p, f, fd, true, node, fs_path);
+	close(fd);
+	return rc;
+}
+
+/* "/srv/models/" → "srv/models", "./a//b" → "a/b", "/" → "" ; ".." components are refused. */
+static int relative_name(const char *path, char *out, size_t cap)
+{
+	size_t o = 0;
+	const char *s = path;
+	while (*s) {
+		while (*s == '/')
+			s++;
+		const char *e = strchrnul(s, '/');
+		size_t len = (size_t)(e - s);
+		if (len == 0)
+			break;
+		if (len == 2 && s[0] == '.' && s[1] == '.')
+			return err_set(DRE_EINVAL, "path %s contains '..': give the directory itself instead", path);
+		if (!(len == 1 && s[0] == '.')) {
+			if (o + len + 2 > cap)
+				return err_set(DRE_EINVAL, "path %s is too long", path);
+			if (o)
+				out[o++] = '/';
+			memcpy(out + o, s, len);
+			o += len;
+		}
+		s = e;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t npaths, push_result *res)
+{
+	struct push p;
+	struct feed f = {0};
+	char rel[4096];
+	if (npaths == 0)
+		return err_set(DRE_EINVAL, "no paths given");
+	int rc = push_start(&p, r, o, SNAP_FILES);
+	res->reader = p.rd ? reader_backend(p.rd) : "read(2)";
+	if (rc == 0)
+		rc = job_get_free(&p, &f.j);
+	if (rc == 0)
+		f.j->len = f.j->ncuts = 0;
+	for (size_t i = 0; rc == 0 && i < npaths; i++) {
+		rc = relative_name(paths[i], rel, sizeof rel);
+		if (rc == 0)
+			rc = feed_path(&p, &f, paths[i], rel);
+	}
+	if (rc < 0)
+		push_fail(&p, rc);
+	int frc = push_finish(&p, &f, rc == 0, res);
+	if (rc == 0)
+		rc = frc;
+	push_free(&p);
+	return rc;
+}

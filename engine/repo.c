@@ -1,0 +1,464 @@
+#include "engine/repo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#include "engine/bytes.h"
+#include "store/err.h"
+
+#define KEY_MAGIC "DRK1"
+#define KEY_HDR_LEN 48
+/* header, wrapped master key, tag, then an XXH3-64 of all before it: a damaged key object must be told apart
+ * from a wrong password, which the GCM tag alone cannot do */
+#define KEY_SUM_OFF (KEY_HDR_LEN + CRYPTO_KEY_LEN + CRYPTO_TAG_LEN)
+#define KEY_OBJ_LEN (KEY_SUM_OFF + 8)
+#define ENV_MAGIC "DRE1"
+#define ENV_HDR_LEN 40
+#define CONFIG_LEN 64
+
+static const uint8_t zero_nonce[CRYPTO_NONCE_LEN];
+
+void repo_params_default(repo_params *p)
+{
+	p->cdc_min = 32u << 10;
+	p->cdc_avg = 128u << 10;
+	p->cdc_max = 512u << 10;
+	p->pack_size = 32u << 20;
+	p->zstd_level = 3;
+	p->scrypt_log2n = 15;
+	p->scrypt_r = 8;
+	p->scrypt_p = 1;
+}
+
+int repo_params_check(const repo_params *p)
+{
+	cdc probe;
+	static const uint64_t zero_gear[256];
+	if (!cdc_init(&probe, zero_gear, p->cdc_min, p->cdc_avg, p->cdc_max))
+		return err_set(DRE_EINVAL,
+			       "chunk sizes min %u, avg %u, max %u are not valid: avg must be a power of two and "
+			       "%u <= min < avg < max <= %u",
+			       p->cdc_min, p->cdc_avg, p->cdc_max, CDC_MIN_LIMIT, CDC_MAX_LIMIT);
+	if (p->pack_size < (1u << 20) || p->pack_size > (1u << 30) || p->pack_size < p->cdc_max)
+		return err_set(DRE_EINVAL, "pack size %u must be between 1 MiB and 1 GiB and at least the largest chunk",
+			       p->pack_size);
+	if (p->zstd_level < 1 || p->zstd_level > 19)
+		return err_set(DRE_EINVAL, "compression level %d must be between 1 and 19", p->zstd_level);
+	return 0;
+}
+
+void repo_object_key(const char *prefix, const uint8_t id[CRYPTO_ID_LEN], char out[80])
+{
+	char hex[2 * CRYPTO_ID_LEN + 1];
+	hex_encode(id, CRYPTO_ID_LEN, hex);
+	snprintf(out, 80, "%s%s", prefix, hex);
+}
+
+void repo_pack_key(const uint8_t id[CRYPTO_ID_LEN], char out[80])
+{
+	char hex[2 * CRYPTO_ID_LEN + 1];
+	hex_encode(id, CRYPTO_ID_LEN, hex);
+	snprintf(out, 80, "packs/%.2s/%s", hex, hex);
+}
+
+int repo_pack_subkey(const repo *r, const uint8_t pack_id[CRYPTO_ID_LEN], uint8_t out[CRYPTO_KEY_LEN])
+{
+	static const char info[] = "dre v1 pack";
+	return crypto_hkdf(r->enc_key, CRYPTO_KEY_LEN, pack_id, CRYPTO_ID_LEN, info, sizeof info - 1, out,
+			   CRYPTO_KEY_LEN);
+}
+
+/* Working keys and the gear table, all from the master key (format-spec.md §Key derivation). */
+static int repo_derive(repo *r, const uint8_t master[CRYPTO_KEY_LEN])
+{
+	static const char info_enc[] = "dre v1 encryption";
+	static const char info_id[] = "dre v1 chunk id";
+	static const char info_gear[] = "dre v1 gear table";
+	uint8_t table[256 * 8];
+	uint64_t gear[256];
+
+	TRY(crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_enc, sizeof info_enc - 1, r->enc_key, CRYPTO_KEY_LEN));
+	TRY(crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_id, sizeof info_id - 1, r->id_key, CRYPTO_KEY_LEN));
+	TRY(crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_gear, sizeof info_gear - 1, table, sizeof table));
+	for (int i = 0; i < 256; i++)
+		gear[i] = get_le64(table + 8 * i);
+	crypto_wipe(table, sizeof table);
+	if (!cdc_init(&r->chunker, gear, r->params.cdc_min, r->params.cdc_avg, r->params.cdc_max))
+		return err_set(DRE_ECORRUPT, "config: chunk sizes %u/%u/%u are not valid", r->params.cdc_min,
+			       r->params.cdc_avg, r->params.cdc_max);
+	crypto_wipe(gear, sizeof gear);
+	return 0;
+}
+
+static int key_write(repo *r, const uint8_t master[CRYPTO_KEY_LEN], const char *pass, char name_out[80])
+{
+	uint8_t obj[KEY_OBJ_LEN];
+	uint8_t kek[CRYPTO_KEY_LEN];
+	uint8_t id[CRYPTO_ID_LEN];
+	char name[80];
+	crypto_ctx *cc = NULL;
+	int rc;
+
+	memset(obj, 0, sizeof obj);
+	memcpy(obj, KEY_MAGIC, 4);
+	obj[4] = 1; /* kdf: scrypt */
+	obj[5] = (uint8_t)r->params.scrypt_log2n;
+	obj[6] = (uint8_t)r->params.scrypt_r;
+	obj[7] = (uint8_t)r->params.scrypt_p;
+	TRY(crypto_random(obj + 8, 32));
+	put_le64(obj + 40, (uint64_t)time(NULL));
+	TRY(crypto_random(id, sizeof id));
+	repo_object_key("keys/", id, name);
+	TRY(crypto_scrypt(pass, strlen(pass), obj + 8, 32, obj[5], obj[6], obj[7], kek, sizeof kek));
+	memcpy(obj + KEY_HDR_LEN, master, CRYPTO_KEY_LEN);
+
+	uint8_t aad[KEY_HDR_LEN + 80];
+	size_t aad_len = KEY_HDR_LEN + strlen(name);
+	memcpy(aad, obj, KEY_HDR_LEN);
+	memcpy(aad + KEY_HDR_LEN, name, strlen(name));
+	rc = crypto_ctx_new(&cc);
+	if (rc == 0)
+		rc = crypto_seal(cc, kek, zero_nonce, aad, aad_len, obj + KEY_HDR_LEN, CRYPTO_KEY_LEN,
+				 obj + KEY_HDR_LEN + CRYPTO_KEY_LEN);
+	crypto_ctx_free(cc);
+	crypto_wipe(kek, sizeof kek);
+	put_le64(obj + KEY_SUM_OFF, XXH3_64bits(obj, KEY_SUM_OFF));
+	if (rc == 0)
+		rc = store_put(r->st, name, obj, sizeof obj, STORE_PUT_CREATE_ONCE);
+	if (rc == 0 && name_out != NULL)
+		snprintf(name_out, 80, "%s", name);
+	return rc;
+}
+
+/* Tries one key object; 1 = opened (master filled), 0 = wrong password, <0 = error. */
+static int key_try(store *st, const char *name, const char *pass, uint8_t master[CRYPTO_KEY_LEN])
+{
+	uint8_t *obj = NULL;
+	size_t len = 0;
+	uint8_t kek[CRYPTO_KEY_LEN];
+	crypto_ctx *cc = NULL;
+	int rc;
+
+	TRY(store_load(st, name, REPO_MAX_KEY_OBJECT, &obj, &len));
+	if (len != KEY_OBJ_LEN || memcmp(obj, KEY_MAGIC, 4) != 0 || obj[4] != 1) {
+		free(obj);
+		return err_set(DRE_ECORRUPT, "corrupt key object %s: not a dre v1 key (%zu bytes)", name, len);
+	}
+	if (get_le64(obj + KEY_SUM_OFF) != XXH3_64bits(obj, KEY_SUM_OFF)) {
+		free(obj);
+		return err_set(DRE_ECORRUPT, "corrupt key object %s: checksum mismatch", name);
+	}
+	rc = crypto_scrypt(pass, strlen(pass), obj + 8, 32, obj[5], obj[6], obj[7], kek, sizeof kek);
+	if (rc < 0) {
+		free(obj);
+		return err_ctx(rc, "key object %s", name);
+	}
+	uint8_t aad[KEY_HDR_LEN + 80];
+	size_t nlen = strlen(name) < 80 ? strlen(name) : 79;
+	memcpy(aad, obj, KEY_HDR_LEN);
+	memcpy(aad + KEY_HDR_LEN, name, nlen);
+	rc = crypto_ctx_new(&cc);
+	if (rc == 0) {
+		rc = crypto_open(cc, kek, zero_nonce, aad, KEY_HDR_LEN + nlen, obj + KEY_HDR_LEN, CRYPTO_KEY_LEN,
+				 obj + KEY_HDR_LEN + CRYPTO_KEY_LEN);
+		rc = rc == 0 ? 1 : rc == DRE_ECORRUPT ? 0 : rc;
+	}
+	if (rc == 1)
+		memcpy(master, obj + KEY_HDR_LEN, CRYPTO_KEY_LEN);
+	crypto_ctx_free(cc);
+	crypto_wipe(kek, sizeof kek);
+	crypto_wipe(obj, len);
+	free(obj);
+	return rc;
+}
+
+static int config_encode(const repo *r, uint8_t out[CONFIG_LEN])
+{
+	memset(out, 0, CONFIG_LEN);
+	put_le32(out, REPO_FORMAT_VERSION);
+	memcpy(out + 4, r->repo_id, REPO_ID_LEN);
+	put_le32(out + 36, r->params.cdc_min);
+	put_le32(out + 40, r->params.cdc_avg);
+	put_le32(out + 44, r->params.cdc_max);
+	put_le32(out + 48, r->params.pack_size);
+	out[52] = 1; /* compression: zstd */
+	out[53] = (uint8_t)r->params.zstd_level;
+	put_le64(out + 56, (uint64_t)r->created);
+	return 0;
+}
+
+static int config_decode(repo *r, const uint8_t *p, size_t len)
+{
+	if (len != CONFIG_LEN)
+		return err_set(DRE_ECORRUPT, "corrupt object config: %zu bytes, expected %d", len, CONFIG_LEN);
+	uint32_t version = get_le32(p);
+	if (version != REPO_FORMAT_VERSION)
+		return err_set(DRE_EUNSUPP, "repository format version %u is not supported by this dre (it reads %d)",
+			       version, REPO_FORMAT_VERSION);
+	memcpy(r->repo_id, p + 4, REPO_ID_LEN);
+	r->params.cdc_min = get_le32(p + 36);
+	r->params.cdc_avg = get_le32(p + 40);
+	r->params.cdc_max = get_le32(p + 44);
+	r->params.pack_size = get_le32(p + 48);
+	if (p[52] != 1)
+		return err_set(DRE_EUNSUPP, "config: compression method %u is not supported", p[52]);
+	r->params.zstd_level = (int8_t)p[53];
+	r->created = (int64_t)get_le64(p + 56);
+	if (repo_params_check(&r->params) < 0)
+		return err_ctx(DRE_ECORRUPT, "corrupt object config");
+	return 0;
+}
+
+int repo_init(store *st, const char *pass, const repo_params *p, repo **out)
+{
+	uint8_t master[CRYPTO_KEY_LEN];
+	uint8_t cfg[CONFIG_LEN];
+	uint64_t size;
+	int rc;
+
+	TRY(repo_params_check(p));
+	rc = store_stat(st, "config", &size);
+	if (rc == 0)
+		return err_set(DRE_EEXIST, "a repository already exists at %s", st->url);
+	if (rc != DRE_ENOTFOUND)
+		return rc;
+
+	repo *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate the repository");
+	r->st = st;
+	r->params = *p;
+	r->created = (int64_t)time(NULL);
+	rc = crypto_random(master, sizeof master);
+	if (rc == 0)
+		rc = crypto_random(r->repo_id, sizeof r->repo_id);
+	memcpy(r->master, master, sizeof master);
+	if (rc == 0)
+		rc = repo_derive(r, master);
+	if (rc == 0)
+		rc = key_write(r, master, pass, r->key_name);
+	if (rc == 0)
+		rc = config_encode(r, cfg);
+	/* config last: its presence is what makes the store a repository */
+	if (rc == 0)
+		rc = repo_put_object(r, 'C', "config", cfg, sizeof cfg, STORE_PUT_CREATE_ONCE);
+	crypto_wipe(master, sizeof master);
+	if (rc < 0) {
+		repo_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+struct key_list {
+	char (*names)[80];
+	size_t n, cap;
+};
+
+static int key_list_add(void *arg, const char *key, uint64_t size)
+{
+	(void)size;
+	struct key_list *kl = arg;
+	if (strlen(key) >= 80)
+		return 0;
+	if (kl->n == kl->cap) {
+		size_t cap = kl->cap ? kl->cap * 2 : 8;
+		void *p = realloc(kl->names, cap * sizeof *kl->names);
+		if (p == NULL)
+			return err_set(DRE_ENOMEM, "cannot list keys");
+		kl->names = p;
+		kl->cap = cap;
+	}
+	snprintf(kl->names[kl->n++], 80, "%s", key);
+	return 0;
+}
+
+int repo_open(store *st, const char *pass, repo **out)
+{
+	struct key_list kl = {0};
+	uint8_t master[CRYPTO_KEY_LEN];
+	uint8_t *cfg = NULL;
+	size_t cfg_len = 0;
+	uint64_t size;
+	int rc, opened = 0, corrupt = 0;
+	char corrupt_msg[512] = "";
+
+	rc = store_stat(st, "config", &size);
+	if (rc == DRE_ENOTFOUND)
+		return err_set(DRE_ENOTFOUND, "no repository at %s (object config not found). HINT: create one with "
+					      "'dre init'",
+			       st->url);
+	TRY(rc);
+	TRY(store_list(st, "keys/", key_list_add, &kl));
+
+	repo *r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		free(kl.names);
+		return err_set(DRE_ENOMEM, "cannot allocate the repository");
+	}
+	r->st = st;
+	for (size_t i = 0; i < kl.n && !opened; i++) {
+		rc = key_try(st, kl.names[i], pass, master);
+		if (rc == 1) {
+			opened = 1;
+			snprintf(r->key_name, sizeof r->key_name, "%s", kl.names[i]);
+		} else if (rc < 0) {
+			/* one damaged key must not lock out the holders of the others */
+			corrupt++;
+			snprintf(corrupt_msg, sizeof corrupt_msg, "%s", err_msg());
+		}
+	}
+	free(kl.names);
+	if (!opened) {
+		repo_close(r);
+		if (corrupt && (size_t)corrupt == kl.n)
+			return err_set(DRE_ECORRUPT, "%s", corrupt_msg);
+		if (kl.n == 0)
+			return err_set(DRE_ECORRUPT, "repository %s has no key objects (keys/ is empty)", st->url);
+		return err_set(DRE_EAUTH, "wrong password: none of the %zu key object(s) in %s opens with it%s%s",
+			       kl.n, st->url, corrupt ? "; also " : "", corrupt ? corrupt_msg : "");
+	}
+	/* config is encrypted with enc_key, which does not depend on config: derive it first */
+	static const char info_enc[] = "dre v1 encryption";
+	rc = crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_enc, sizeof info_enc - 1, r->enc_key, CRYPTO_KEY_LEN);
+	if (rc == 0)
+		rc = repo_get_object(r, 'C', "config", &cfg, &cfg_len);
+	if (rc == 0)
+		rc = config_decode(r, cfg, cfg_len);
+	if (rc == 0) {
+		/* scrypt settings are per key object, not per repository: new keys get today's defaults */
+		repo_params d;
+		repo_params_default(&d);
+		r->params.scrypt_log2n = d.scrypt_log2n;
+		r->params.scrypt_r = d.scrypt_r;
+		r->params.scrypt_p = d.scrypt_p;
+	}
+	if (rc == 0)
+		rc = repo_derive(r, master);
+	memcpy(r->master, master, sizeof master);
+	crypto_wipe(master, sizeof master);
+	free(cfg);
+	if (rc < 0) {
+		repo_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int repo_key_add(repo *r, const char *pass, char name_out[80])
+{
+	return key_write(r, r->master, pass, name_out);
+}
+
+void repo_close(repo *r)
+{
+	if (r == NULL)
+		return;
+	crypto_wipe(r, sizeof *r);
+	free(r);
+}
+
+static int envelope_aad(char type, const uint8_t hdr[ENV_HDR_LEN], const char *key, uint8_t *aad, size_t *aad_len)
+{
+	(void)type;
+	size_t klen = strlen(key);
+	if (klen > 200)
+		return err_set(DRE_EINVAL, "object key %s is too long", key);
+	memcpy(aad, hdr, ENV_HDR_LEN);
+	memcpy(aad + ENV_HDR_LEN, key, klen);
+	*aad_len = ENV_HDR_LEN + klen;
+	return 0;
+}
+
+static int envelope_subkey(const repo *r, const uint8_t salt[32], uint8_t out[CRYPTO_KEY_LEN])
+{
+	static const char info[] = "dre v1 object";
+	return crypto_hkdf(r->enc_key, CRYPTO_KEY_LEN, salt, 32, info, sizeof info - 1, out, CRYPTO_KEY_LEN);
+}
+
+int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags)
+{
+	size_t total = ENV_HDR_LEN + len + CRYPTO_TAG_LEN;
+	uint8_t *obj = malloc(total);
+	uint8_t subkey[CRYPTO_KEY_LEN];
+	uint8_t aad[ENV_HDR_LEN + 256];
+	size_t aad_len = 0;
+	crypto_ctx *cc = NULL;
+	int rc;
+
+	if (obj == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", total, key);
+	memset(obj, 0, ENV_HDR_LEN);
+	memcpy(obj, ENV_MAGIC, 4);
+	obj[4] = (uint8_t)type;
+	rc = crypto_random(obj + 8, 32);
+	if (rc == 0)
+		rc = envelope_aad(type, obj, key, aad, &aad_len);
+	if (rc == 0)
+		rc = envelope_subkey(r, obj + 8, subkey);
+	if (rc == 0)
+		rc = crypto_ctx_new(&cc);
+	if (rc == 0) {
+		memcpy(obj + ENV_HDR_LEN, plain, len);
+		rc = crypto_seal(cc, subkey, zero_nonce, aad, aad_len, obj + ENV_HDR_LEN, len, obj + ENV_HDR_LEN + len);
+	}
+	if (rc == 0)
+		rc = store_put(r->st, key, obj, total, put_flags);
+	crypto_ctx_free(cc);
+	crypto_wipe(subkey, sizeof subkey);
+	free(obj);
+	return rc;
+}
+
+int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, size_t len, uint8_t **plain,
+		       size_t *plain_len)
+{
+	uint8_t subkey[CRYPTO_KEY_LEN];
+	uint8_t aad[ENV_HDR_LEN + 256];
+	size_t aad_len = 0;
+	crypto_ctx *cc = NULL;
+	int rc;
+
+	if (len < ENV_HDR_LEN + CRYPTO_TAG_LEN || memcmp(obj, ENV_MAGIC, 4) != 0)
+		return err_set(DRE_ECORRUPT, "corrupt object %s: not a dre v1 object (%zu bytes)", key, len);
+	if (obj[4] != (uint8_t)type)
+		return err_set(DRE_ECORRUPT, "corrupt object %s: type '%c', expected '%c'", key,
+			       obj[4] >= 32 && obj[4] < 127 ? obj[4] : '?', type);
+	size_t n = len - ENV_HDR_LEN - CRYPTO_TAG_LEN;
+	uint8_t *p = malloc(n ? n : 1);
+	if (p == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", n, key);
+	memcpy(p, obj + ENV_HDR_LEN, n);
+	rc = envelope_aad(type, obj, key, aad, &aad_len);
+	if (rc == 0)
+		rc = envelope_subkey(r, obj + 8, subkey);
+	if (rc == 0)
+		rc = crypto_ctx_new(&cc);
+	if (rc == 0)
+		rc = crypto_open(cc, subkey, zero_nonce, aad, aad_len, p, n, obj + ENV_HDR_LEN + n);
+	crypto_ctx_free(cc);
+	crypto_wipe(subkey, sizeof subkey);
+	if (rc < 0) {
+		free(p);
+		return err_ctx(rc, "corrupt object %s", key);
+	}
+	*plain = p;
+	*plain_len = n;
+	return 0;
+}
+
+int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len)
+{
+	uint8_t *obj = NULL;
+	size_t obj_len = 0;
+	TRY(store_load(r->st, key, REPO_MAX_META_OBJECT, &obj, &obj_len));
+	int rc = repo_open_envelope(r, type, key, obj, obj_len, plain, len);
+	free(obj);
+	return rc;
+}

@@ -1,0 +1,79 @@
+/*
+ * repo.h — the repository model: keys, config, derived secrets, and the encrypted "envelope" objects.
+ * format-spec.md §Keys, §Config and §Envelope define the bytes; this module is their only writer and reader.
+ *
+ * Opening a repository: list keys/, try each key object with the password (scrypt → AES-256-GCM unwrap of the
+ * 32-byte master key), derive the working keys with HKDF, read and decrypt "config". Everything after that uses
+ * the derived keys only.
+ */
+#ifndef DRE_REPO_H
+#define DRE_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunker/chunker.h"
+#include "engine/crypto.h"
+#include "store/store.h"
+
+#define REPO_FORMAT_VERSION 1
+#define REPO_ID_LEN 32
+
+/* Largest sizes dre accepts for whole-object reads: a damaged store cannot make it allocate without bound. */
+#define REPO_MAX_META_OBJECT (1u << 30)
+#define REPO_MAX_KEY_OBJECT 4096u
+
+typedef struct repo_params {
+	uint32_t cdc_min, cdc_avg, cdc_max; /* chunker sizes, bytes */
+	uint32_t pack_size;                 /* target pack object size, bytes */
+	int zstd_level;                     /* 1..19 */
+	unsigned scrypt_log2n, scrypt_r, scrypt_p;
+} repo_params;
+
+/* The defaults (format-spec.md §Defaults explains the measurements behind them). */
+void repo_params_default(repo_params *p);
+/* Checks ranges; DRE_EINVAL names the bad parameter. */
+int repo_params_check(const repo_params *p);
+
+typedef struct repo {
+	store *st;
+	repo_params params;
+	uint8_t repo_id[REPO_ID_LEN];
+	int64_t created;
+	uint8_t master[CRYPTO_KEY_LEN];  /* kept to wrap further key objects; wiped on close */
+	uint8_t enc_key[CRYPTO_KEY_LEN]; /* ikm for every per-object subkey */
+	uint8_t id_key[CRYPTO_KEY_LEN];  /* HMAC key of chunk IDs */
+	cdc chunker;                      /* gear table derived from the master key */
+	char key_name[80];                /* the key object that opened it: "keys/<hex>" */
+} repo;
+
+/* Creates a repository in an empty store: one key object for pass, then config (create-once).
+ * DRE_EEXIST when the store already holds a config. */
+int repo_init(store *st, const char *pass, const repo_params *p, repo **out);
+
+/* Opens with pass; DRE_EAUTH when no key object accepts it, DRE_ENOTFOUND when the store has no repository. */
+int repo_open(store *st, const char *pass, repo **out);
+
+/* Adds a key object wrapping the same master key under another password. */
+int repo_key_add(repo *r, const char *pass, char name_out[80]);
+
+void repo_close(repo *r);
+
+/* Envelope objects (config, index, snapshots): the whole plaintext encrypted with a subkey derived from a
+ * random salt, the object's type and key bound as AAD. put encrypts a copy; get returns a malloc'd plaintext. */
+int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags);
+int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len);
+
+/* Decrypts an envelope already in memory (cat, check). */
+int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, size_t len, uint8_t **plain,
+		       size_t *plain_len);
+
+/* Object keys. Hex IDs are 64 lowercase hex digits. */
+void repo_pack_key(const uint8_t id[CRYPTO_ID_LEN], char out[80]);     /* packs/<2 hex>/<64 hex> */
+void repo_object_key(const char *prefix, const uint8_t id[CRYPTO_ID_LEN], char out[80]); /* prefix + hex */
+
+/* The per-pack subkey: HKDF-SHA-256(enc_key, salt = pack ID, info = "dre v1 pack"). */
+int repo_pack_subkey(const repo *r, const uint8_t pack_id[CRYPTO_ID_LEN], uint8_t out[CRYPTO_KEY_LEN]);
+
+#endif

@@ -1,0 +1,658 @@
+/*
+ * restore.c — the reverse pipeline.
+ *
+ *   main thread:  snapshot nodes → jobs (a run of chunks of one node, up to RESTORE_SEGMENT plaintext bytes,
+ *                 each chunk resolved through the index)
+ *   workers (N):  ranged reads of packs (adjacent blobs coalesced into one request) → AES-GCM open → zstd
+ *   main thread:  writes finished jobs in order (holes for all-zero chunks of files), XXH3-128 of every node
+ *                 checked at its end: a mismatch is a loud error naming the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "engine/engine.h"
+#include "engine/index.h"
+#include "engine/pack.h"
+
+#define RESTORE_SEGMENT (8u << 20) /* plaintext bytes per job */
+#define RESTORE_READ_MAX (8u << 20) /* largest coalesced read */
+
+struct rjob {
+	uint64_t seq;
+	bool done;
+	uint32_t node, first; /* chunks [first, first + n) of node */
+	bool last;            /* the node's final job */
+	index_entry *ent;
+	size_t n, ent_cap;
+	uint8_t *out;
+	size_t out_len, out_cap;
+};
+
+#define RJOB_FREE UINT64_MAX
+#define RJOB_HELD (UINT64_MAX - 1)
+
+struct rworker {
+	struct restore *rs;
+	pthread_t thread;
+	bool started;
+	crypto_ctx *cc;
+	ZSTD_DCtx *zd;
+	uint8_t *rbuf;
+	size_t rbuf_cap;
+	uint32_t key_pack; /* pack whose subkey is cached */
+	uint8_t subkey[CRYPTO_KEY_LEN];
+};
+
+struct restore {
+	repo *r;
+	const snapshot *s;
+	const restore_opts *o;
+	chunk_index *idx;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_done;
+	struct rjob *jobs;
+	size_t njobs;
+	struct rjob **queue;
+	size_t q_head, q_len;
+	uint64_t next_seq, collect_seq;
+	bool shutdown;
+	int err;
+	char errmsg[1024];
+	struct rworker *workers;
+	int nworkers;
+
+	/* collector state: the node being written */
+	int out_fd;
+	bool out_is_file;
+	uint32_t out_node;
+	uint64_t out_written;
+	XXH3_state_t *xxh;
+	uint64_t bytes;
+	size_t files;
+	struct timespec t0, last_progress;
+};
+
+static double elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void rs_fail_locked(struct restore *rs, int rc)
+{
+	if (rs->err == 0) {
+		rs->err = rc;
+		snprintf(rs->errmsg, sizeof rs->errmsg, "%s", err_msg());
+	}
+	pthread_cond_broadcast(&rs->cv_work);
+	pthread_cond_broadcast(&rs->cv_done);
+}
+
+static void pack_name(const struct restore *rs, uint32_t pack_no, char hex[65])
+{
+	hex_encode(index_pack_id(rs->idx, pack_no), CRYPTO_ID_LEN, hex);
+}
+
+/* Reads blobs [i, k) of the job, which lie back to back in one pack, with one request. */
+static int worker_read_run(struct rworker *w, struct rjob *j, size_t i, size_t k, size_t out_off)
+{
+	struct restore *rs = w->rs;
+	const index_entry *a = &j->ent[i], *z = &j->ent[k - 1];
+	uint64_t start = a->offset, end = (uint64_t)z->offset + z->stored_len + CRYPTO_TAG_LEN;
+	char key[80], hex[65];
+
+	repo_pack_key(index_pack_id(rs->idx, a->pack), key);
+	if (end - start > w->rbuf_cap)
+		return err_set(DRE_ECORRUPT, "internal: read run of %llu bytes", (unsigned long long)(end - start));
+	int rc = store_get(rs->r->st, key, start, end - start, w->rbuf);
+	if (rc < 0) {
+		pack_name(rs, a->pack, hex);
+		return err_ctx(rc == DRE_ENOTFOUND ? DRE_ECORRUPT : rc, "%s pack %s",
+			       rc == DRE_ENOTFOUND ? "missing" : "cannot read", hex);
+	}
+	if (w->key_pack != a->pack) {
+		TRY(repo_pack_subkey(rs->r, index_pack_id(rs->idx, a->pack), w->subkey));
+		w->key_pack = a->pack;
+	}
+	for (size_t m = i; m < k; m++) {
+		const index_entry *e = &j->ent[m];
+		pack_entry pe;
+		memcpy(pe.id, e->id, CRYPTO_ID_LEN);
+		pe.offset = e->offset;
+		pe.stored_len = e->stored_len;
+		pe.raw_len = e->raw_len;
+		pe.flags = e->flags;
+		rc = pack_blob_open(w->cc, w->zd, w->subkey, &pe, w->rbuf + (e->offset - start), j->out + out_off);
+		if (rc < 0) {
+			char chex[65];
+			pack_name(rs, a->pack, hex);
+			hex_encode(e->id, CRYPTO_ID_LEN, chex);
+			return err_ctx(DRE_ECORRUPT, "corrupt pack %s: chunk %.16s at offset %u", hex, chex, e->offset);
+		}
+		out_off += e->raw_len;
+	}
+	return 0;
+}
+
+static int worker_do(struct rworker *w, struct rjob *j)
+{
+	size_t out_off = 0;
+	for (size_t i = 0; i < j->n;) {
+		const index_entry *a = &j->ent[i];
+		/* the same chunk again (runs of zeros, repeated blocks): copy what was just decoded */
+		if (i > 0 && memcmp(a->id, j->ent[i - 1].id, CRYPTO_ID_LEN) == 0) {
+			memcpy(j->out + out_off, j->out + out_off - a->raw_len, a->raw_len);
+			out_off += a->raw_len;
+			i++;
+			continue;
+		}
+		size_t k = i + 1;
+		uint64_t run_end = (uint64_t)a->offset + a->stored_len + CRYPTO_TAG_LEN;
+		size_t run_raw = a->raw_len;
+		while (k < j->n && j->ent[k].pack == a->pack && j->ent[k].offset == run_end &&
+		       run_end + j->ent[k].stored_len + CRYPTO_TAG_LEN - a->offset <= w->rbuf_cap &&
+		       memcmp(j->ent[k].id, j->ent[k - 1].id, CRYPTO_ID_LEN) != 0) {
+			run_end += j->ent[k].stored_len + CRYPTO_TAG_LEN;
+			run_raw += j->ent[k].raw_len;
+			k++;
+		}
+		TRY(worker_read_run(w, j, i, k, out_off));
+		out_off += run_raw;
+		i = k;
+	}
+	j->out_len = out_off;
+	return 0;
+}
+
+static void *rworker_main(void *arg)
+{
+	struct rworker *w = arg;
+	struct restore *rs = w->rs;
+	for (;;) {
+		pthread_mutex_lock(&rs->mu);
+		while (rs->q_len == 0 && !rs->shutdown && rs->err == 0)
+			pthread_cond_wait(&rs->cv_work, &rs->mu);
+		if (rs->err != 0 || (rs->q_len == 0 && rs->shutdown)) {
+			pthread_mutex_unlock(&rs->mu);
+			return NULL;
+		}
+		struct rjob *j = rs->queue[rs->q_head];
+		rs->q_head = (rs->q_head + 1) % rs->njobs;
+		rs->q_len--;
+		pthread_mutex_unlock(&rs->mu);
+		int rc = worker_do(w, j);
+		pthread_mutex_lock(&rs->mu);
+		if (rc < 0)
+			rs_fail_locked(rs, rc);
+		j->done = true;
+		pthread_cond_broadcast(&rs->cv_done);
+		pthread_mutex_unlock(&rs->mu);
+	}
+}
+
+/* A node path from a snapshot is joined to the target only when it cannot escape it. */
+static int target_path(const struct restore *rs, const char *rel, char *out, size_t cap)
+{
+	const char *s = rel;
+	if (*s == '/' )
+		return err_set(DRE_ECORRUPT, "snapshot holds an absolute path %s: refusing to restore it", rel);
+	while (*s) {
+		const char *e = strchrnul(s, '/');
+		if (e - s == 2 && s[0] == '.' && s[1] == '.')
+			return err_set(DRE_ECORRUPT, "snapshot holds a path with '..' (%s): refusing to restore it", rel);
+		s = *e ? e + 1 : e;
+	}
+	int n = snprintf(out, cap, "%s/%s", rs->o->target, rel);
+	if (n < 0 || (size_t)n >= cap)
+		return err_set(DRE_EINVAL, "path %s/%s is too long", rs->o->target, rel);
+	return 0;
+}
+
+static int mkdir_p(char *path, mode_t mode)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int rc = mkdir(path, mode);
+		*p = '/';
+		if (rc < 0 && errno != EEXIST)
+			return err_sys("cannot create directory %.*s", (int)(p - path), path);
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return err_sys("cannot create directory %s", path);
+	return 0;
+}
+
+static int parent_dirs(char *path)
+{
+	char *slash = strrchr(path, '/');
+	if (slash == NULL || slash == path)
+		return 0;
+	*slash = '\0';
+	int rc = mkdir_p(path, 0700);
+	*slash = '/';
+	return rc;
+}
+
+static int node_open(struct restore *rs, uint32_t node)
+{
+	const snap_node *n = &rs->s->nodes[node];
+	char path[4096];
+	rs->out_node = node;
+	rs->out_written = 0;
+	XXH3_128bits_reset(rs->xxh);
+	if (rs->o->target == NULL) {
+		rs->out_fd = rs->o->out_fd;
+		rs->out_is_file = false;
+		return 0;
+	}
+	TRY(target_path(rs, n->path, path, sizeof path));
+	TRY(parent_dirs(path));
+	unlink(path); /* replace, never write through, whatever is there */
+	rs->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (rs->out_fd < 0)
+		return err_sys("cannot create %s", path);
+	rs->out_is_file = true;
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len, const char *what)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return err_sys("cannot write %s", what);
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+static int node_write(struct restore *rs, const struct rjob *j)
+{
+	const snap_node *n = &rs->s->nodes[rs->out_node];
+	const char *what = n->path;
+	XXH3_128bits_update(rs->xxh, j->out, j->out_len);
+	if (!rs->out_is_file) {
+		TRY(write_all(rs->out_fd, j->out, j->out_len, rs->o->target ? what : "the output"));
+	} else {
+		size_t off = 0;
+		for (size_t i = 0; i < j->n; i++) {
+			const uint8_t *p = j->out + off;
+			size_t len = j->ent[i].raw_len;
+			if (all_zero(p, len)) {
+				/* leave a hole: sparse files come back sparse */
+				if (lseek(rs->out_fd, (off_t)len, SEEK_CUR) < 0)
+					return err_sys("cannot seek in %s", what);
+			} else {
+				TRY(write_all(rs->out_fd, p, len, what));
+			}
+			off += len;
+		}
+	}
+	rs->out_written += j->out_len;
+	rs->bytes += j->out_len;
+	return 0;
+}
+
+static int node_close(struct restore *rs)
+{
+	const snap_node *n = &rs->s->nodes[rs->out_node];
+	uint8_t got[16];
+	int rc = 0;
+	XXH128_canonicalFromHash((XXH128_canonical_t *)got, XXH3_128bits_digest(rs->xxh));
+	if (rs->out_is_file) {
+		if (ftruncate(rs->out_fd, (off_t)rs->out_written) < 0)
+			rc = err_sys("cannot set the size of %s", n->path);
+		if (rc == 0 && geteuid() == 0 && fchown(rs->out_fd, n->uid, n->gid) < 0)
+			rc = err_sys("cannot set the owner of %s", n->path);
+		if (rc == 0 && fchmod(rs->out_fd, n->mode & 07777) < 0)
+			rc = err_sys("cannot set the mode of %s", n->path);
+		struct timespec ts[2] = {{n->mtime_ns / 1000000000, n->mtime_ns % 1000000000},
+					 {n->mtime_ns / 1000000000, n->mtime_ns % 1000000000}};
+		if (rc == 0 && futimens(rs->out_fd, ts) < 0)
+			rc = err_sys("cannot set the times of %s", n->path);
+		if (close(rs->out_fd) < 0 && rc == 0)
+			rc = err_sys("cannot write %s", n->path);
+	}
+	rs->out_fd = -1;
+	rs->files++;
+	TRY(rc);
+	if (rs->out_written != n->size)
+		return err_set(DRE_ECORRUPT, "restored %s has %llu bytes, the snapshot says %llu", n->path,
+			       (unsigned long long)rs->out_written, (unsigned long long)n->size);
+	if (memcmp(got, n->xxh128, 16) != 0)
+		return err_set(DRE_ECORRUPT, "restored %s does not match its XXH3-128 checksum: the data is damaged",
+			       n->path);
+	return 0;
+}
+
+static void progress(struct restore *rs, bool final)
+{
+	if (rs->o->hooks.progress == NULL)
+		return;
+	if (!final) {
+		if (elapsed(&rs->last_progress) < 0.5)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &rs->last_progress);
+	}
+	rs->o->hooks.progress(rs->o->hooks.arg, rs->bytes, 0, elapsed(&rs->t0), final);
+}
+
+/* Writes finished jobs in order; with wait, blocks for the next one. */
+static int rcollect(struct restore *rs, bool wait)
+{
+	for (;;) {
+		struct rjob *j = NULL;
+		pthread_mutex_lock(&rs->mu);
+		for (;;) {
+			if (rs->err != 0)
+				break;
+			for (size_t i = 0; i < rs->njobs; i++)
+				if (rs->jobs[i].seq == rs->collect_seq && rs->jobs[i].done)
+					j = &rs->jobs[i];
+			if (j != NULL || !wait || rs->collect_seq == rs->next_seq)
+				break;
+			pthread_cond_wait(&rs->cv_done, &rs->mu);
+		}
+		int err = rs->err;
+		pthread_mutex_unlock(&rs->mu);
+		if (err != 0)
+			return err_set(err, "%s", rs->errmsg);
+		if (j == NULL)
+			return 0;
+		if (j->first == 0)
+			TRY(node_open(rs, j->node));
+		TRY(node_write(rs, j));
+		if (j->last)
+			TRY(node_close(rs));
+		progress(rs, false);
+		pthread_mutex_lock(&rs->mu);
+		j->done = false;
+		j->seq = RJOB_FREE;
+		rs->collect_seq++;
+		pthread_mutex_unlock(&rs->mu);
+		wait = false;
+	}
+}
+
+static int rjob_get(struct restore *rs, struct rjob **out)
+{
+	for (;;) {
+		for (size_t i = 0; i < rs->njobs; i++)
+			if (rs->jobs[i].seq == RJOB_FREE) {
+				rs->jobs[i].seq = RJOB_HELD;
+				rs->jobs[i].n = 0;
+				*out = &rs->jobs[i];
+				return 0;
+			}
+		TRY(rcollect(rs, true));
+	}
+}
+
+static void rjob_submit(struct restore *rs, struct rjob *j)
+{
+	pthread_mutex_lock(&rs->mu);
+	j->seq = rs->next_seq++;
+	j->done = false;
+	rs->queue[(rs->q_head + rs->q_len) % rs->njobs] = j;
+	rs->q_len++;
+	pthread_cond_signal(&rs->cv_work);
+	pthread_mutex_unlock(&rs->mu);
+}
+
+/* Splits a node's chunk list into jobs. */
+static int feed_node(struct restore *rs, uint32_t node)
+{
+	const snap_node *n = &rs->s->nodes[node];
+	uint32_t k = 0;
+	char chex[65], shex[65];
+	do {
+		struct rjob *j;
+		TRY(rjob_get(rs, &j));
+		j->node = node;
+		j->first = k;
+		size_t raw = 0;
+		while (k < n->nchunks) {
+			const index_entry *e = index_find(rs->idx, n->chunks[k]);
+			if (e == NULL || e->pack == INDEX_PACK_PENDING) {
+				hex_encode(n->chunks[k], CRYPTO_ID_LEN, chex);
+				hex_encode(rs->s->id, CRYPTO_ID_LEN, shex);
+				j->seq = RJOB_FREE;
+				return err_set(DRE_ECORRUPT,
+					       "snapshot %.8s: chunk %.16s of %s is not in the index (its index object "
+					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
+					       shex, chex, n->path);
+			}
+			if (raw + e->raw_len > j->out_cap && j->n > 0)
+				break;
+			if (j->n == j->ent_cap) {
+				size_t cap = j->ent_cap * 2;
+				index_entry *q = realloc(j->ent, cap * sizeof *q);
+				if (q == NULL)
+					return err_set(DRE_ENOMEM, "cannot grow a restore job");
+				j->ent = q;
+				j->ent_cap = cap;
+			}
+			j->ent[j->n++] = *e;
+			raw += e->raw_len;
+			k++;
+		}
+		j->last = k == n->nchunks;
+		rjob_submit(rs, j);
+		TRY(rcollect(rs, false));
+	} while (k < n->nchunks);
+	return 0;
+}
+
+static int restore_setup(struct restore *rs)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	rs->nworkers = rs->o->threads > 0 ? rs->o->threads : (ncpu > 0 ? (int)ncpu : 1);
+	if (rs->nworkers > 64)
+		rs->nworkers = 64;
+	rs->njobs = (size_t)rs->nworkers * 2 + 2;
+	rs->jobs = calloc(rs->njobs, sizeof *rs->jobs);
+	rs->queue = calloc(rs->njobs, sizeof *rs->queue);
+	rs->workers = calloc((size_t)rs->nworkers, sizeof *rs->workers);
+	rs->xxh = XXH3_createState();
+	if (rs->jobs == NULL || rs->queue == NULL || rs->workers == NULL || rs->xxh == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate the restore pipeline");
+	for (size_t i = 0; i < rs->njobs; i++) {
+		struct rjob *j = &rs->jobs[i];
+		j->seq = RJOB_FREE;
+		j->out_cap = RESTORE_SEGMENT + rs->r->params.cdc_max;
+		j->out = malloc(j->out_cap);
+		j->ent_cap = 256;
+		j->ent = malloc(j->ent_cap * sizeof *j->ent);
+		if (j->out == NULL || j->ent == NULL)
+			return err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
+	}
+	for (int i = 0; i < rs->nworkers; i++) {
+		struct rworker *w = &rs->workers[i];
+		w->rs = rs;
+		w->key_pack = INDEX_PACK_PENDING;
+		w->rbuf_cap = RESTORE_READ_MAX + ZSTD_compressBound(rs->r->params.cdc_max) + CRYPTO_TAG_LEN;
+		w->rbuf = malloc(w->rbuf_cap);
+		w->zd = ZSTD_createDCtx();
+		if (w->rbuf == NULL || w->zd == NULL)
+			return err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
+		TRY(crypto_ctx_new(&w->cc));
+		int rc = pthread_create(&w->thread, NULL, rworker_main, w);
+		if (rc != 0) {
+			errno = rc;
+			return err_sys("cannot start a worker thread");
+		}
+		w->started = true;
+	}
+	return 0;
+}
+
+static void restore_teardown(struct restore *rs)
+{
+	pthread_mutex_lock(&rs->mu);
+	rs->shutdown = true;
+	pthread_cond_broadcast(&rs->cv_work);
+	pthread_mutex_unlock(&rs->mu);
+	for (int i = 0; rs->workers && i < rs->nworkers; i++) {
+		struct rworker *w = &rs->workers[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		free(w->rbuf);
+		ZSTD_freeDCtx(w->zd);
+		crypto_ctx_free(w->cc);
+		crypto_wipe(w->subkey, sizeof w->subkey);
+	}
+	free(rs->workers);
+	for (size_t i = 0; rs->jobs && i < rs->njobs; i++) {
+		free(rs->jobs[i].out);
+		free(rs->jobs[i].ent);
+	}
+	free(rs->jobs);
+	free(rs->queue);
+	XXH3_freeState(rs->xxh);
+	index_free(rs->idx);
+	if (rs->out_fd >= 0 && rs->out_is_file)
+		close(rs->out_fd);
+	pthread_mutex_destroy(&rs->mu);
+	pthread_cond_destroy(&rs->cv_work);
+	pthread_cond_destroy(&rs->cv_done);
+}
+
+/* Directories, symlinks and empty files need no chunk data: made by the main thread, in snapshot order. */
+static int restore_plain_node(struct restore *rs, uint32_t node)
+{
+	const snap_node *n = &rs->s->nodes[node];
+	char path[4096];
+	if (n->type == NODE_DIR) {
+		TRY(target_path(rs, n->path, path, sizeof path));
+		return mkdir_p(path, 0700);
+	}
+	if (n->type == NODE_SYMLINK) {
+		TRY(target_path(rs, n->path, path, sizeof path));
+		TRY(parent_dirs(path));
+		unlink(path);
+		if (symlink(n->link ? n->link : "", path) < 0)
+			return err_sys("cannot create symlink %s", path);
+		if (geteuid() == 0 && lchown(path, n->uid, n->gid) < 0)
+			return err_sys("cannot set the owner of %s", path);
+		struct timespec ts[2] = {{n->mtime_ns / 1000000000, n->mtime_ns % 1000000000},
+					 {n->mtime_ns / 1000000000, n->mtime_ns % 1000000000}};
+		utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+		return 0;
+	}
+	/* a file or stream with no chunks: wait for earlier jobs so output stays in order */
+	while (true) {
+		pthread_mutex_lock(&rs->mu);
+		bool idle = rs->collect_seq == rs->next_seq;
+		pthread_mutex_unlock(&rs->mu);
+		if (idle)
+			break;
+		TRY(rcollect(rs, true));
+	}
+	TRY(node_open(rs, node));
+	return node_close(rs);
+}
+
+/* Directory modes and times last: writing into a directory changes its mtime, and a read-only mode would
+ * stop the restore of its contents. */
+static int restore_dir_attrs(struct restore *rs)
+{
+	char path[4096];
+	for (size_t i = rs->s->nnodes; i-- > 0;) {
+		const snap_node *n = &rs->s->nodes[i];
+		if (n->type != NODE_DIR)
+			continue;
+		TRY(target_path(rs, n->path, path, sizeof path));
+		if (geteuid() == 0 && chown(path, n->uid, n->gid) < 0)
+			return err_sys("cannot set the owner of %s", path);
+		if (chmod(path, n->mode & 07777) < 0)
+			return err_sys("cannot set the mode of %s", path);
+		struct timespec ts[2] = {{n->mtime_ns / 1000000000, n->mtime_ns % 1000000000},
+					 {n->mtime_ns / 1000000000, n->mtime_ns % 1000000000}};
+		if (utimensat(AT_FDCWD, path, ts, 0) < 0)
+			return err_sys("cannot set the times of %s", path);
+	}
+	return 0;
+}
+
+int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_result *res)
+{
+	struct restore rs;
+	restore_opts local = *o;
+	char stream_dir[4096];
+	memset(&rs, 0, sizeof rs);
+	rs.r = r;
+	rs.s = s;
+	rs.o = &local;
+	rs.out_fd = -1;
+	clock_gettime(CLOCK_MONOTONIC, &rs.t0);
+	rs.last_progress = rs.t0;
+	pthread_mutex_init(&rs.mu, NULL);
+	pthread_cond_init(&rs.cv_work, NULL);
+	pthread_cond_init(&rs.cv_done, NULL);
+
+	if (s->kind == SNAP_FILES && o->target == NULL)
+		return err_set(DRE_EINVAL, "snapshot %s holds files: give --target DIR", s->name);
+	if (o->target != NULL) {
+		snprintf(stream_dir, sizeof stream_dir, "%s", o->target);
+		int rc = mkdir_p(stream_dir, 0700);
+		if (rc < 0)
+			return rc;
+	}
+	int rc = index_new(&rs.idx);
+	if (rc == 0)
+		rc = index_load(r, rs.idx, o->hooks.warn, o->hooks.arg, NULL);
+	if (rc == 0)
+		rc = restore_setup(&rs);
+	for (size_t i = 0; rc == 0 && i < s->nnodes; i++) {
+		const snap_node *n = &s->nodes[i];
+		if ((n->type == NODE_FILE || n->type == NODE_STREAM) && n->nchunks > 0)
+			rc = feed_node(&rs, (uint32_t)i);
+		else
+			rc = restore_plain_node(&rs, (uint32_t)i);
+	}
+	while (rc == 0) {
+		pthread_mutex_lock(&rs.mu);
+		bool idle = rs.collect_seq == rs.next_seq;
+		pthread_mutex_unlock(&rs.mu);
+		if (idle)
+			break;
+		rc = rcollect(&rs, true);
+	}
+	if (rc == 0 && o->target != NULL)
+		rc = restore_dir_attrs(&rs);
+	if (rc < 0) {
+		pthread_mutex_lock(&rs.mu);
+		rs_fail_locked(&rs, rc);
+		pthread_mutex_unlock(&rs.mu);
+	} else {
+		progress(&rs, true);
+	}
+	res->bytes = rs.bytes;
+	res->files = rs.files;
+	res->seconds = elapsed(&rs.t0);
+	restore_teardown(&rs);
+	if (rc < 0)
+		return err_set(rs.err ? rs.err : rc, "%s", rs.errmsg);
+	return 0;
+}
