@@ -1,0 +1,132 @@
+/*
+ * cli.h — what the files of cli/ share: the global options, the argument parser, the command table entry, the
+ * password sources and the output helpers. cli/ only parses, asks for the password, calls engine.h and prints;
+ * everything it does to a repository goes through engine.h.
+ *
+ * Errors travel as in the engine: a function returns 0 or a negative code with the message set by err_set().
+ * CLI_EUSAGE is the one code of cli/'s own: a usage problem it found itself (exit 2).
+ */
+#ifndef DRE_CLI_H
+#define DRE_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "engine/engine.h"
+
+#define DRE_VERSION "0.1.0"
+
+/* A usage problem found by cli/ (bad option, missing argument, no password source): exit 2. */
+#define CLI_EUSAGE (-100)
+
+/* Exit statuses (documented in `dre help`). */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_NOTFOUND = 3,
+	CLI_EXIT_AUTH = 4,
+	CLI_EXIT_INTEGRITY = 5,
+	CLI_EXIT_PRODUCER = 6,
+};
+
+/* Global options: accepted before the command and after it. */
+typedef struct cli_ctx {
+	const char *repo_url; /* -r/--repo; NULL until cli_repo_url() fills in the default */
+	bool json, quiet, help, version;
+	int threads; /* 0 = the engine's default */
+	const char *command; /* the command being run, for "Try 'dre help COMMAND'" */
+} cli_ctx;
+
+/* One option of a command (long form "--name", optional short form "-c"). Tables end with {0}. */
+typedef struct cli_opt {
+	const char *name;
+	char short_name;
+	bool has_arg;
+} cli_opt;
+
+#define CLI_MAX_OPTS 8
+
+typedef struct cli_args {
+	const char *opt[CLI_MAX_OPTS]; /* by index in the command's table: the value, "" for a flag, NULL if absent */
+	char **pos;                    /* positional arguments, NULL-terminated */
+	size_t npos;
+	size_t dashdash; /* positionals seen before "--", or SIZE_MAX when there was no "--" */
+} cli_args;
+
+typedef struct cli_command {
+	const char *name;
+	const char *summary; /* one line for `dre help` */
+	const char *usage;   /* the text of `dre help NAME` */
+	const cli_opt *opts; /* NULL when it has only the global ones */
+	int (*run)(cli_ctx *ctx, const cli_args *a);
+} cli_command;
+
+extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls, cmd_cat, cmd_check, cmd_key;
+
+/* args.c — parsing. */
+/* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether cli_usage() was called: other CLI_EUSAGE errors (no password, ...) are not about the arguments. */
+bool cli_usage_hint(void);
+/* Turns DRE_EINVAL from an engine check of user input (a name, a time, parameters) into a usage error. */
+int cli_as_usage(int rc);
+/* Parses argv[*i..argc) into a (options of the command, by index in opts) and ctx (global options). With
+ * stop_at_positional it stops at the first positional argument, leaving *i on it (the command name).
+ * a->pos is malloc'd: cli_args_free() it whatever the result. */
+int cli_parse(int argc, char **argv, int *i, const cli_opt *opts, cli_ctx *ctx, cli_args *a,
+	      bool stop_at_positional);
+void cli_args_free(cli_args *a);
+/* Checks that there are between min and max positionals; what names the missing one. */
+int cli_want_args(const cli_args *a, size_t min, size_t max, const char *what);
+/* Numbers of option --opt (its name without dashes): "123"; sizes also "64K", "8MiB", "1g" (binary). */
+int cli_parse_uint(const char *opt, const char *text, uint64_t max, uint64_t *out);
+int cli_parse_size(const char *opt, const char *text, uint64_t max, uint64_t *out);
+
+/* password.c — where passwords come from. Results are malloc'd; free them with cli_password_free(). */
+/* The password to open the repository at url (named in the terminal prompt). */
+int cli_password_open(const char *url, char **out);
+/* A password for a new key object: from the file named by the environment variable env_file (key add), or with
+ * env_file NULL from the opening sources (init); else asked twice on the terminal. Empty ones are refused. */
+int cli_password_new(const char *url, const char *env_file, char **out);
+void cli_password_free(char *pass);
+
+/* open.c — the repository URL and opening it with the password. */
+int cli_repo_url(cli_ctx *ctx, const char **out);
+int cli_open_repo(cli_ctx *ctx, repo **out);
+/* Opens the repository, runs fn, closes it; returns what fn returned. */
+typedef int (*cli_repo_fn)(cli_ctx *ctx, repo *r, void *arg);
+int cli_with_repo(cli_ctx *ctx, cli_repo_fn fn, void *arg);
+/* The same with the snapshot `what` names (snap_find; before_ns -1 for the newest) loaded for fn. */
+typedef int (*cli_snap_fn)(cli_ctx *ctx, repo *r, const snapshot *s, void *arg);
+int cli_with_snapshot(cli_ctx *ctx, const char *what, int64_t before_ns, cli_snap_fn fn, void *arg);
+
+/* output.c — formatting and hooks. */
+void fmt_size(uint64_t n, char out[32]);
+void fmt_ratio(uint64_t size, uint64_t stored, char out[32]);
+void fmt_time_local(int64_t ns, char out[32]);
+void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9]);
+double mb_per_s(uint64_t bytes, double seconds);
+/* Prints j (taking the reference) indented, with a newline. */
+int cli_print_json(FILE *f, json_t *j);
+/* Prints snap_to_json() of s on stdout. */
+int cli_print_snapshot_json(const snapshot *s, bool with_chunks);
+/* Prints "dre: warning: <msg>" on stderr; arg is NULL or the cli_progress whose line it first ends. */
+void cli_warn(void *arg, const char *msg);
+
+/* What the progress line says; hooks.arg points at one. */
+typedef struct cli_progress {
+	const char *verb; /* "read", "restored" */
+	bool show_stored;
+	bool open_line; /* a progress line is on the terminal without its newline */
+} cli_progress;
+/* Hooks for a push or restore: a progress line on stderr when it is a terminal and not --quiet. */
+engine_hooks cli_hooks(const cli_ctx *ctx, cli_progress *p);
+/* Ends a progress line the engine left open (it failed before its final report). */
+void cli_progress_end(cli_progress *p);
+
+#endif

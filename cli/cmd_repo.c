@@ -1,0 +1,200 @@
+/*
+ * cmd_repo.c — the commands about the repository itself rather than its snapshots: `init` (create it with its
+ * chunking and packing parameters), `key` (add or list passwords) and `cat` (print the config or a snapshot as
+ * JSON, for people debugging and for scripts).
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- init ---- */
+
+enum { I_CHUNK_MIN, I_CHUNK_AVG, I_CHUNK_MAX, I_PACK_SIZE, I_LEVEL };
+static const cli_opt init_opts[] = {
+	{"chunk-min", 0, true}, {"chunk-avg", 0, true}, {"chunk-max", 0, true},
+	{"pack-size", 0, true}, {"compression-level", 0, true}, {0},
+};
+
+static int init_params(const cli_args *a, repo_params *p)
+{
+	uint32_t *sizes[] = {&p->cdc_min, &p->cdc_avg, &p->cdc_max, &p->pack_size};
+	uint64_t v;
+
+	repo_params_default(p);
+	for (int k = I_CHUNK_MIN; k <= I_PACK_SIZE; k++) {
+		if (a->opt[k] == NULL)
+			continue;
+		TRY(cli_parse_size(init_opts[k].name, a->opt[k], UINT32_MAX, &v));
+		*sizes[k] = (uint32_t)v;
+	}
+	if (a->opt[I_LEVEL] != NULL) {
+		TRY(cli_parse_uint(init_opts[I_LEVEL].name, a->opt[I_LEVEL], 1000, &v));
+		p->zstd_level = (int)v;
+	}
+	return cli_as_usage(repo_params_check(p));
+}
+
+static int init_run(cli_ctx *ctx, const cli_args *a)
+{
+	repo_params p;
+	const char *url;
+	char *pass;
+	repo *r;
+	char id[2 * REPO_ID_LEN + 1];
+
+	TRY(cli_want_args(a, 0, 0, ""));
+	TRY(init_params(a, &p));
+	TRY(cli_repo_url(ctx, &url));
+	TRY(cli_password_new(url, NULL, &pass));
+	int rc = engine_init(url, pass, &p, &r);
+	cli_password_free(pass);
+	TRY(rc);
+	hex_encode(r->repo_id, REPO_ID_LEN, id);
+	engine_close(r);
+	if (ctx->json)
+		return cli_print_json(stdout, json_pack("{s:s, s:s}", "repository", url, "id", id));
+	if (!ctx->quiet)
+		printf("created repository %s\n", url);
+	return 0;
+}
+
+const cli_command cmd_init = {
+	.name = "init",
+	.summary = "create a repository",
+	.opts = init_opts,
+	.run = init_run,
+	.usage = "usage: dre init [--chunk-min N] [--chunk-avg N] [--chunk-max N] [--pack-size N]\n"
+		 "                [--compression-level N]\n"
+		 "\n"
+		 "Creates a repository at the --repo URL (the directory is created when missing) protected by a\n"
+		 "password: asked twice on the terminal, or taken from DRE_PASSWORD_FILE, DRE_PASSWORD_COMMAND or\n"
+		 "DRE_PASSWORD. The parameters are fixed for the life of the repository.\n"
+		 "\n"
+		 "Options (sizes take K, M or G suffixes, binary):\n"
+		 "  --chunk-min N          smallest chunk (default 32K)\n"
+		 "  --chunk-avg N          average chunk, a power of two (default 128K)\n"
+		 "  --chunk-max N          largest chunk (default 512K)\n"
+		 "  --pack-size N          target size of a pack object (default 32M)\n"
+		 "  --compression-level N  zstd level, 1..19 (default 3)\n",
+};
+
+/* ---- key ---- */
+
+static int key_add(cli_ctx *ctx, repo *r, void *arg)
+{
+	char *pass, name[80];
+	(void)arg;
+	TRY(cli_password_new(ctx->repo_url, "DRE_NEW_PASSWORD_FILE", &pass));
+	int rc = engine_key_add(r, pass, name);
+	cli_password_free(pass);
+	TRY(rc);
+	if (ctx->json)
+		return cli_print_json(stdout, json_pack("{s:s}", "key", name));
+	if (!ctx->quiet)
+		printf("added key %s\n", name);
+	return 0;
+}
+
+static int key_print(void *arg, const char *name)
+{
+	json_t *names = arg;
+	if (names != NULL)
+		return json_array_append_new(names, json_string(name)) == 0 ? 0 : err_set(DRE_ENOMEM, "out of memory");
+	printf("%s\n", name);
+	return 0;
+}
+
+static int key_list(cli_ctx *ctx, repo *r, void *arg)
+{
+	json_t *names = ctx->json ? json_array() : NULL;
+	(void)arg;
+	int rc = engine_key_list(r, key_print, names);
+	if (rc < 0 || names == NULL) {
+		json_decref(names);
+		return rc;
+	}
+	return cli_print_json(stdout, names);
+}
+
+static int key_run(cli_ctx *ctx, const cli_args *a)
+{
+	TRY(cli_want_args(a, 1, 1, "what to do: 'add' or 'list'"));
+	if (strcmp(a->pos[0], "add") == 0)
+		return cli_with_repo(ctx, key_add, NULL);
+	if (strcmp(a->pos[0], "list") == 0)
+		return cli_with_repo(ctx, key_list, NULL);
+	return cli_usage("unknown key subcommand '%s' (use 'add' or 'list')", a->pos[0]);
+}
+
+const cli_command cmd_key = {
+	.name = "key",
+	.summary = "add or list passwords",
+	.opts = NULL,
+	.run = key_run,
+	.usage = "usage: dre key add\n"
+		 "       dre key list\n"
+		 "\n"
+		 "A repository can be opened by several passwords, each in a key object wrapping the same master key.\n"
+		 "'add' opens the repository with the current password and adds one for a new password, read from\n"
+		 "the file DRE_NEW_PASSWORD_FILE names or asked twice on the terminal; it prints the new key's name.\n"
+		 "'list' prints the names of the key objects.\n",
+};
+
+/* ---- cat ---- */
+
+static int cat_snapshot(cli_ctx *ctx, repo *r, const snapshot *s, void *arg)
+{
+	(void)ctx, (void)r, (void)arg;
+	return cli_print_snapshot_json(s, true);
+}
+
+static json_t *config_json(const repo *r)
+{
+	char id[2 * REPO_ID_LEN + 1], created[32];
+	time_t t = (time_t)r->created;
+	struct tm tm;
+	hex_encode(r->repo_id, REPO_ID_LEN, id);
+	if (gmtime_r(&t, &tm) == NULL || strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(created, sizeof created, "?");
+	return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:i, s:s}", "id", id, "version", REPO_FORMAT_VERSION,
+			 "chunk_min", (json_int_t)r->params.cdc_min, "chunk_avg", (json_int_t)r->params.cdc_avg,
+			 "chunk_max", (json_int_t)r->params.cdc_max, "pack_size", (json_int_t)r->params.pack_size,
+			 "zstd_level", r->params.zstd_level, "created", created);
+}
+
+static int cat_config(cli_ctx *ctx, repo *r, void *arg)
+{
+	(void)ctx, (void)arg;
+	return cli_print_json(stdout, config_json(r));
+}
+
+static int cat_run(cli_ctx *ctx, const cli_args *a)
+{
+	TRY(cli_want_args(a, 1, 2, "what to print: 'snapshot WHAT' or 'config'"));
+	if (strcmp(a->pos[0], "config") == 0) {
+		TRY(cli_want_args(a, 1, 1, ""));
+		return cli_with_repo(ctx, cat_config, NULL);
+	}
+	if (strcmp(a->pos[0], "snapshot") == 0) {
+		TRY(cli_want_args(a, 2, 2, "the snapshot: a name or an ID prefix"));
+		return cli_with_snapshot(ctx, a->pos[1], -1, cat_snapshot, NULL);
+	}
+	return cli_usage("cannot print '%s' (use 'snapshot WHAT' or 'config')", a->pos[0]);
+}
+
+const cli_command cmd_cat = {
+	.name = "cat",
+	.summary = "print a snapshot or the repository config as JSON",
+	.opts = NULL,
+	.run = cat_run,
+	.usage = "usage: dre cat snapshot WHAT\n"
+		 "       dre cat config\n"
+		 "\n"
+		 "Prints, as JSON (--json is accepted and changes nothing):\n"
+		 "  snapshot WHAT  the whole manifest of a snapshot, every chunk ID included; WHAT is a name (its\n"
+		 "                 newest snapshot) or an ID prefix of at least 4 hex digits\n"
+		 "  config         the repository ID, format version, chunk sizes, pack size, zstd level and\n"
+		 "                 creation time\n",
+};

@@ -1,0 +1,162 @@
+/*
+ * main.c — dre's entry point: global options, finding the command, `help`, and the single place where an
+ * error becomes a message on standard error and an exit status. Commands return 0 or an err.h code with the
+ * message set; nothing below main() calls exit().
+ */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char main_usage[] =
+	"usage: dre [global options] COMMAND [options] [args]\n"
+	"\n"
+	"Streaming, deduplicating, encrypted backups.\n"
+	"\n"
+	"Commands:\n"
+	"%s"
+	"\n"
+	"Global options (accepted before or after the command):\n"
+	"  -r, --repo URL   the repository (default: $DRE_REPOSITORY, else ~/.local/share/dre/repo)\n"
+	"      --json       machine-readable output\n"
+	"  -q, --quiet      no progress or summaries, only errors and warnings\n"
+	"      --threads N  worker threads (default: one per CPU)\n"
+	"  -h, --help       show help\n"
+	"      --version    show the version\n"
+	"\n"
+	"Password (there is deliberately no command-line option for it), tried in this order:\n"
+	"  DRE_PASSWORD_FILE     a file holding the password (one trailing newline is ignored)\n"
+	"  DRE_PASSWORD_COMMAND  a shell command that prints the password\n"
+	"  DRE_PASSWORD          the password itself\n"
+	"  else it is asked on the terminal. 'dre key add' reads the new one from DRE_NEW_PASSWORD_FILE.\n"
+	"\n"
+	"Exit status:\n"
+	"  0  success\n"
+	"  1  error (I/O, permission, other)\n"
+	"  2  usage error\n"
+	"  3  not found (snapshot, repository, file)\n"
+	"  4  wrong password\n"
+	"  5  integrity problem (corrupt object, checksum mismatch, check found errors)\n"
+	"  6  the producer command of a push failed\n"
+	"\n"
+	"Run 'dre help COMMAND' for the options of a command.\n";
+
+static int help_run(cli_ctx *ctx, const cli_args *a);
+
+static const cli_command cmd_help = {
+	.name = "help",
+	.summary = "show help for dre or for a command",
+	.opts = NULL,
+	.run = help_run,
+	.usage = "usage: dre help [COMMAND]\n",
+};
+
+static const cli_command *const commands[] = {
+	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_help,
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const cli_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+static void print_main_usage(FILE *f)
+{
+	char list[1024];
+	size_t n = 0;
+	for (size_t i = 0; i < NCOMMANDS && n < sizeof list; i++)
+		n += (size_t)snprintf(list + n, sizeof list - n, "  %-10s %s\n", commands[i]->name,
+				      commands[i]->summary);
+	fprintf(f, main_usage, list);
+}
+
+static void print_version(void)
+{
+	printf("dre %s (repository format %d)\n", DRE_VERSION, REPO_FORMAT_VERSION);
+}
+
+static int help_run(cli_ctx *ctx, const cli_args *a)
+{
+	(void)ctx;
+	TRY(cli_want_args(a, 0, 1, ""));
+	if (a->npos == 0) {
+		print_main_usage(stdout);
+		return 0;
+	}
+	const cli_command *c = find_command(a->pos[0]);
+	if (c == NULL)
+		return cli_usage("no command '%s'", a->pos[0]);
+	fputs(c->usage, stdout);
+	return 0;
+}
+
+static int exit_status(int rc)
+{
+	switch (rc) {
+	case 0: return CLI_EXIT_OK;
+	case CLI_EUSAGE: return CLI_EXIT_USAGE;
+	case DRE_ENOTFOUND: return CLI_EXIT_NOTFOUND;
+	case DRE_EAUTH: return CLI_EXIT_AUTH;
+	case DRE_ECORRUPT: return CLI_EXIT_INTEGRITY;
+	case DRE_EPRODUCER: return CLI_EXIT_PRODUCER;
+	default: return CLI_EXIT_ERROR;
+	}
+}
+
+/* Flushes standard output (a full disk or closed pipe is an error too), prints the error, maps the status. */
+static int finish(const cli_ctx *ctx, int rc)
+{
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = err_sys("cannot write to standard output");
+	if (rc == 0)
+		return CLI_EXIT_OK;
+	fprintf(stderr, "dre: %s\n", *err_msg() ? err_msg() : err_name(rc));
+	if (rc == CLI_EUSAGE && cli_usage_hint())
+		fprintf(stderr, "Try 'dre help%s%s' for more information.\n", ctx->command ? " " : "",
+			ctx->command ? ctx->command : "");
+	return exit_status(rc);
+}
+
+/* Runs the command at argv[i], whose options start at argv[i + 1]. */
+static int run_command(cli_ctx *ctx, int argc, char **argv, int i)
+{
+	const cli_command *c = find_command(argv[i]);
+	cli_args a;
+	if (c == NULL)
+		return cli_usage("unknown command '%s'", argv[i]);
+	ctx->command = c == &cmd_help ? NULL : c->name; /* "Try 'dre help'" */
+	i++;
+	int rc = cli_parse(argc, argv, &i, c->opts, ctx, &a, false);
+	if (rc == 0 && ctx->help)
+		fputs(c->usage, stdout);
+	else if (rc == 0 && ctx->version)
+		print_version();
+	else if (rc == 0)
+		rc = c->run(ctx, &a);
+	cli_args_free(&a);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	cli_ctx ctx = {0};
+	cli_args a;
+	int i = 1;
+	int rc = cli_parse(argc, argv, &i, NULL, &ctx, &a, true);
+	cli_args_free(&a);
+	if (rc == 0 && i < argc)
+		return finish(&ctx, run_command(&ctx, argc, argv, i));
+	if (rc == 0 && ctx.version)
+		print_version();
+	else if (rc == 0 && ctx.help)
+		print_main_usage(stdout);
+	else if (rc == 0) {
+		print_main_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	return finish(&ctx, rc);
+}

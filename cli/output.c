@@ -1,0 +1,113 @@
+/*
+ * output.c — how dre shows numbers, times and progress to people: binary sizes with one decimal ("1.5 GiB"),
+ * local times, 8-hex-digit short IDs, dedup ratios, the one-line progress display on a terminal, and JSON
+ * printing. Kept in one place so every command formats the same quantity the same way.
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+void fmt_size(uint64_t n, char out[32])
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	size_t u = 0;
+	if (n < 1024) {
+		snprintf(out, 32, "%" PRIu64 " B", n);
+		return;
+	}
+	while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, 32, "%.1f %s", v, units[u]);
+}
+
+/* "3.2x"; "-" when nothing was read; "inf" when everything read was already stored. */
+void fmt_ratio(uint64_t size, uint64_t stored, char out[32])
+{
+	if (size == 0)
+		snprintf(out, 32, "-");
+	else if (stored == 0)
+		snprintf(out, 32, "inf");
+	else
+		snprintf(out, 32, "%.1fx", (double)size / (double)stored);
+}
+
+void fmt_time_local(int64_t ns, char out[32])
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	if (localtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(out, 32, "?");
+}
+
+void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9])
+{
+	hex_encode(id, 4, out);
+}
+
+double mb_per_s(uint64_t bytes, double seconds)
+{
+	return seconds > 0 ? (double)bytes / 1e6 / seconds : 0.0;
+}
+
+int cli_print_json(FILE *f, json_t *j)
+{
+	if (j == NULL)
+		return err_set(DRE_ENOMEM, "out of memory building JSON");
+	int rc = json_dumpf(j, f, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+	json_decref(j);
+	if (rc != 0 || fputc('\n', f) == EOF)
+		return err_sys("cannot write JSON output");
+	return 0;
+}
+
+void cli_warn(void *arg, const char *msg)
+{
+	if (arg != NULL)
+		cli_progress_end(arg);
+	fprintf(stderr, "dre: warning: %s\n", msg);
+}
+
+static void progress_line(void *arg, uint64_t done, uint64_t stored, double seconds, bool final)
+{
+	cli_progress *p = arg;
+	char d[32], s[32];
+	fmt_size(done, d);
+	fprintf(stderr, "\r%s %s, %.1f MB/s", d, p->verb, mb_per_s(done, seconds));
+	if (p->show_stored) {
+		fmt_size(stored, s);
+		fprintf(stderr, ", %s stored", s);
+	}
+	fputs("\033[K", stderr); /* erase what a longer previous line left */
+	if (final)
+		fputc('\n', stderr);
+	p->open_line = !final;
+}
+
+engine_hooks cli_hooks(const cli_ctx *ctx, cli_progress *p)
+{
+	bool show = !ctx->quiet && isatty(STDERR_FILENO);
+	p->open_line = false;
+	return (engine_hooks){.progress = show ? progress_line : NULL, .warn = cli_warn, .arg = p};
+}
+
+void cli_progress_end(cli_progress *p)
+{
+	if (p->open_line)
+		fputc('\n', stderr);
+	p->open_line = false;
+}
+
+int cli_print_snapshot_json(const snapshot *s, bool with_chunks)
+{
+	char *text;
+	TRY(snap_to_json(s, with_chunks, &text));
+	int rc = puts(text) == EOF ? err_sys("cannot write JSON output") : 0;
+	free(text);
+	return rc;
+}
