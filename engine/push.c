@@ -710,7 +710,8 @@ static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const c
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, name_cmp); /* deterministic order: same tree, same snapshot */
+	if (n > 1) /* deterministic order: same tree, same snapshot */
+		qsort(names, n, sizeof *names, name_cmp);
 	char child_fs[4096], child_rel[4096];
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = path_join(child_fs, sizeof child_fs, fs_path, names[i]);
