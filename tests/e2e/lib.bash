@@ -1,0 +1,50 @@
+# Shared by the end-to-end tests (sourced, not run). The runner sets DRE (the binary under test), DRE_SRC (the
+# checkout) and TMPDIR (a fresh directory removed afterwards). Each check prints "ok - name" or "not ok - name".
+set -u
+: "${DRE:?DRE must name the dre binary}" "${DRE_SRC:?DRE_SRC must name the checkout}"
+T=${TMPDIR:?}
+GENDUMP=$(dirname "$DRE")/dre-gendump
+PY=/usr/bin/python3
+export DRE_REPOSITORY=$T/repo
+export DRE_PASSWORD_FILE=$T/password
+unset DRE_PASSWORD DRE_PASSWORD_COMMAND
+printf 'correct horse battery staple\n' >"$DRE_PASSWORD_FILE"
+failed=0
+
+ok() { echo "ok - $1"; }
+not_ok() {
+	echo "not ok - $1"
+	failed=1
+}
+
+# check NAME CMD...: passes when CMD succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# expect_rc CODE NAME CMD...: runs CMD with output in $T/cmd.out and $T/cmd.err, passes when it exits with CODE.
+expect_rc() {
+	local want=$1 name=$2 rc
+	shift 2
+	"$@" >"$T/cmd.out" 2>"$T/cmd.err"
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then
+		ok "$name"
+	else
+		not_ok "$name (exit $rc, wanted $want)"
+		sed 's/^/    stderr: /' "$T/cmd.err" | head -20
+	fi
+}
+
+# err_has TEXT: the last expect_rc's stderr mentions TEXT.
+err_has() { grep -qi -- "$1" "$T/cmd.err"; }
+
+# json EXPR: evaluates a Python expression over the JSON on stdin (as d).
+json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# stored_new NAME: bytes the newest snapshot NAME added to the store.
+stored_new() { "$DRE" snapshots --json | json "[s for s in d if s['name']=='$1'][-1]['stored_new']"; }
+
+finish() { exit "$failed"; }

@@ -1,0 +1,279 @@
+/* Unit tests of engine/: crypto wrappers against published vectors, pack and envelope round trips and their
+ * tamper detection, snapshot encoding, the index table, time parsing. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/bytes.h"
+#include "engine/crypto.h"
+#include "engine/engine.h"
+#include "engine/index.h"
+#include "engine/pack.h"
+#include "engine/snapshot.h"
+#include "store/err.h"
+#include "unit.h"
+
+static char tmpdir[256];
+
+static repo *make_repo(void)
+{
+	static int n;
+	char path[300];
+	repo_params p;
+	repo *r = NULL;
+	repo_params_default(&p);
+	p.scrypt_log2n = 10; /* fast for tests */
+	snprintf(path, sizeof path, "%s/repo%d", tmpdir, n++);
+	CHECK_RC(engine_init(path, "pw", &p, &r));
+	return r;
+}
+
+static void test_hmac_rfc4231(void)
+{
+	/* RFC 4231 test case 2 uses a 4-byte key; HMAC keys shorter than the block are zero-padded, so a 32-byte
+	 * key "Jefe" + 28 zero bytes gives the same MAC */
+	uint8_t key[32] = "Jefe";
+	uint8_t out[32];
+	char hex[65];
+	crypto_ctx *cc;
+	CHECK_RC(crypto_ctx_new(&cc));
+	const char *msg = "what do ya want for nothing?";
+	CHECK_RC(crypto_hmac(cc, key, msg, strlen(msg), out));
+	hex_encode(out, 32, hex);
+	CHECK(strcmp(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") == 0);
+	crypto_ctx_free(cc);
+}
+
+static void test_hkdf_rfc5869(void)
+{
+	uint8_t ikm[22], salt[13], info[10], okm[42];
+	char hex[85];
+	memset(ikm, 0x0b, sizeof ikm);
+	for (int i = 0; i < 13; i++)
+		salt[i] = (uint8_t)i;
+	for (int i = 0; i < 10; i++)
+		info[i] = (uint8_t)(0xf0 + i);
+	CHECK_RC(crypto_hkdf(ikm, sizeof ikm, salt, sizeof salt, info, sizeof info, okm, sizeof okm));
+	hex_encode(okm, sizeof okm, hex);
+	CHECK(strcmp(hex, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865") == 0);
+}
+
+static void test_gcm_roundtrip_and_tamper(void)
+{
+	uint8_t key[32] = {1}, nonce[12] = {2}, tag[16];
+	uint8_t msg[100];
+	crypto_ctx *cc;
+	CHECK_RC(crypto_ctx_new(&cc));
+	memset(msg, 'x', sizeof msg);
+	CHECK_RC(crypto_seal(cc, key, nonce, "aad", 3, msg, sizeof msg, tag));
+	uint8_t copy[100];
+	memcpy(copy, msg, sizeof msg);
+	CHECK_RC(crypto_open(cc, key, nonce, "aad", 3, copy, sizeof copy, tag));
+	CHECK(copy[0] == 'x' && copy[99] == 'x');
+	memcpy(copy, msg, sizeof msg);
+	copy[50] ^= 1;
+	CHECK(crypto_open(cc, key, nonce, "aad", 3, copy, sizeof copy, tag) == DRE_ECORRUPT);
+	memcpy(copy, msg, sizeof msg);
+	CHECK(crypto_open(cc, key, nonce, "aaD", 3, copy, sizeof copy, tag) == DRE_ECORRUPT);
+	crypto_ctx_free(cc);
+}
+
+static void test_padme(void)
+{
+	CHECK(pack_padme(0) == 0);
+	CHECK(pack_padme(1) == 1);
+	CHECK(pack_padme(100) == 104);
+	CHECK(pack_padme(32u << 20) == (32u << 20));
+	CHECK(pack_padme((32u << 20) + 1) == (32u << 20) + (1u << 20));
+	for (uint64_t l = 2; l < 5000000; l = l * 3 + 1)
+		CHECK(pack_padme(l) >= l && pack_padme(l) <= l + l / 8);
+}
+
+static void test_pack_roundtrip(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	pack_writer pw;
+	CHECK_RC(pack_writer_init(&pw, r));
+	uint8_t *chunk = malloc(200000), *out = malloc(200000);
+	crypto_ctx *cc;
+	ZSTD_DCtx *zd = ZSTD_createDCtx();
+	CHECK_RC(crypto_ctx_new(&cc));
+	uint8_t ids[3][32];
+	for (int k = 0; k < 3; k++) {
+		/* chunk 0 compressible text, 1 random (stored raw), 2 short */
+		size_t len = k == 2 ? 10 : 200000;
+		for (size_t i = 0; i < len; i++)
+			chunk[i] = k == 1 ? (uint8_t)rand() : (uint8_t)("hello world "[i % 12]);
+		CHECK_RC(crypto_hmac(cc, r->id_key, chunk, len, ids[k]));
+		CHECK_RC(pack_writer_add(&pw, ids[k], chunk, len));
+	}
+	CHECK(pw.entries[0].flags == BLOB_ZSTD && pw.entries[1].flags == 0);
+	uint64_t size;
+	CHECK_RC(pack_writer_finish(&pw, &size));
+	CHECK(size == pack_padme(size) || pack_padme(size) == size);
+	char key[80];
+	repo_pack_key(pw.id, key);
+	uint8_t *data;
+	size_t len;
+	CHECK_RC(store_load(r->st, key, 1u << 30, &data, &len));
+	CHECK(len == size);
+	uint8_t subkey[32];
+	pack_entry *es;
+	size_t n;
+	CHECK_RC(repo_pack_subkey(r, pw.id, subkey));
+	CHECK_RC(pack_read_header(r, cc, key, data, len, subkey, &es, &n));
+	CHECK(n == 3);
+	for (size_t k = 0; k < n; k++) {
+		uint8_t id[32];
+		uint8_t *blob = malloc(es[k].stored_len + 16);
+		memcpy(blob, data + es[k].offset, es[k].stored_len + 16);
+		CHECK_RC(pack_blob_open(cc, zd, subkey, &es[k], blob, out));
+		CHECK_RC(crypto_hmac(cc, r->id_key, out, es[k].raw_len, id));
+		CHECK(memcmp(id, ids[k], 32) == 0);
+		/* a flipped bit or the wrong offset must not decrypt */
+		memcpy(blob, data + es[k].offset, es[k].stored_len + 16);
+		blob[3] ^= 0x10;
+		CHECK(pack_blob_open(cc, zd, subkey, &es[k], blob, out) == DRE_ECORRUPT);
+		free(blob);
+	}
+	/* another pack's subkey must not open this pack's header */
+	uint8_t other[32] = {9}, otherkey[32];
+	CHECK_RC(repo_pack_subkey(r, other, otherkey));
+	pack_entry *es2;
+	CHECK(pack_read_header(r, cc, key, data, len, otherkey, &es2, &n) == DRE_ECORRUPT);
+	free(es);
+	free(data);
+	free(chunk);
+	free(out);
+	crypto_ctx_free(cc);
+	ZSTD_freeDCtx(zd);
+	pack_writer_free(&pw);
+	engine_close(r);
+}
+
+static void test_envelope_binding(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	const uint8_t msg[] = "snapshot bytes";
+	uint8_t *plain, *obj;
+	size_t len, olen;
+	CHECK_RC(repo_put_object(r, 'S', "snapshots/aa", msg, sizeof msg, 0));
+	CHECK_RC(repo_get_object(r, 'S', "snapshots/aa", &plain, &len));
+	CHECK(len == sizeof msg && memcmp(plain, msg, len) == 0);
+	free(plain);
+	/* the same bytes under another key, or read as another type, must fail */
+	CHECK_RC(store_load(r->st, "snapshots/aa", 1 << 20, &obj, &olen));
+	CHECK_RC(store_put(r->st, "snapshots/bb", obj, olen, 0));
+	CHECK(repo_get_object(r, 'S', "snapshots/bb", &plain, &len) == DRE_ECORRUPT);
+	CHECK(strstr(err_msg(), "snapshots/bb") != NULL);
+	CHECK(repo_get_object(r, 'I', "snapshots/aa", &plain, &len) == DRE_ECORRUPT);
+	CHECK_RC(store_put(r->st, "snapshots/cc", obj, olen - 1, 0));
+	CHECK(repo_get_object(r, 'S', "snapshots/cc", &plain, &len) == DRE_ECORRUPT);
+	free(obj);
+	engine_close(r);
+}
+
+static void test_wrong_password_and_second_key(void)
+{
+	char path[300];
+	repo_params p;
+	repo *r = NULL;
+	repo_params_default(&p);
+	p.scrypt_log2n = 10;
+	snprintf(path, sizeof path, "%s/keys", tmpdir);
+	CHECK_RC(engine_init(path, "first", &p, &r));
+	char name[80];
+	CHECK_RC(engine_key_add(r, "second", name));
+	engine_close(r);
+	CHECK(engine_open(path, "nope", &r) == DRE_EAUTH);
+	CHECK(strstr(err_msg(), "wrong password") != NULL);
+	CHECK_RC(engine_open(path, "second", &r));
+	engine_close(r);
+	CHECK(engine_init(path, "x", &p, &r) == DRE_EEXIST);
+}
+
+static void test_snapshot_codec(void)
+{
+	snapshot s, d;
+	memset(&s, 0, sizeof s);
+	s.kind = SNAP_FILES;
+	s.name = "models";
+	s.host = "db1";
+	s.time_ns = 1234567890123456789LL;
+	s.size = 42;
+	snap_meta meta = {"start_lsn", "0/3000028"};
+	s.meta = &meta;
+	s.nmeta = 1;
+	uint8_t chunks[2][32] = {{1}, {2}};
+	snap_node nodes[2] = {{.type = NODE_DIR, .path = "a", .mode = 0755},
+			      {.type = NODE_FILE, .path = "a/b", .mode = 0644, .size = 42, .nchunks = 2, .chunks = chunks}};
+	s.nodes = nodes;
+	s.nnodes = 2;
+	buf b = {0};
+	CHECK_RC(snap_encode(&s, &b));
+	CHECK_RC(snap_decode("t", b.data, b.len, &d));
+	CHECK(d.kind == SNAP_FILES && strcmp(d.name, "models") == 0 && d.time_ns == s.time_ns);
+	CHECK(d.nnodes == 2 && d.nodes[1].nchunks == 2 && memcmp(d.nodes[1].chunks[1], chunks[1], 32) == 0);
+	CHECK(d.nmeta == 1 && strcmp(d.meta[0].value, "0/3000028") == 0);
+	snap_free(&d);
+	/* every truncation is refused cleanly */
+	for (size_t cut = 0; cut < b.len; cut++)
+		CHECK(snap_decode("t", b.data, cut, &d) < 0);
+	buf_free(&b);
+}
+
+static void test_index_table(void)
+{
+	chunk_index *idx;
+	CHECK_RC(index_new(&idx));
+	uint8_t id[32] = {0};
+	for (uint32_t i = 0; i < 100000; i++) {
+		put_le32(id, i * 2654435761u);
+		put_le32(id + 28, i);
+		CHECK(index_reserve(idx, id) == 1);
+	}
+	CHECK(index_count(idx) == 100000);
+	put_le32(id, 5 * 2654435761u);
+	put_le32(id + 28, 5);
+	CHECK(index_reserve(idx, id) == 0);
+	CHECK(index_find(idx, id) != NULL && index_find(idx, id)->pack == INDEX_PACK_PENDING);
+	index_free(idx);
+}
+
+static void test_parse_time(void)
+{
+	int64_t ns;
+	CHECK_RC(engine_parse_time("2026-11-21T12:00:00Z", &ns));
+	CHECK(ns == 1795262400LL * 1000000000);
+	CHECK_RC(engine_parse_time("2026-11-21T14:00:00+02:00", &ns));
+	CHECK(ns == 1795262400LL * 1000000000);
+	CHECK_RC(engine_parse_time("2026-11-21 12:00", &ns));
+	CHECK(engine_parse_time("yesterday", &ns) == DRE_EINVAL);
+	CHECK(engine_parse_time("2026-13-01", &ns) == DRE_EINVAL);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "%s/dre-unit-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		return 2;
+	RUN(test_hmac_rfc4231);
+	RUN(test_hkdf_rfc5869);
+	RUN(test_gcm_roundtrip_and_tamper);
+	RUN(test_padme);
+	RUN(test_pack_roundtrip);
+	RUN(test_envelope_binding);
+	RUN(test_wrong_password_and_second_key);
+	RUN(test_snapshot_codec);
+	RUN(test_index_table);
+	RUN(test_parse_time);
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		return 2;
+	return unit_exit();
+}
