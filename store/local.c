@@ -1,0 +1,668 @@
+/*
+ * local.c — the store driver for a local directory: key "a/b" is the file ROOT/a/b.
+ *
+ * put writes a hidden temporary file (".tmp.<pid>.<random>") in the object's directory, fsyncs it, moves it
+ * into place (rename, or link for create-once so an existing object is never replaced) and fsyncs the
+ * directory, so an object is either absent or complete and durable. Names starting with "." are never keys
+ * and list skips them, so a crash leaves at most an ignored temporary behind.
+ *
+ * Thread safety: get, stat and list touch no shared mutable state; put shares only the cache of directories
+ * known to exist, under a mutex. Several threads may call any operation at once.
+ */
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/err.h"
+
+#define DIR_CACHE_SLOTS 1024 /* direct-mapped: comfortably holds packs/00 … packs/ff and the rest */
+#define LIST_MAX_DEPTH 64    /* keys are shallow; deeper means a symlink loop */
+#define IO_CHUNK ((size_t)1 << 30)
+
+struct local {
+	store base; /* first, so a store * is a struct local * */
+	char *root; /* without a trailing "/"; "" for the file system root */
+	pthread_mutex_t lock;
+	char *dirs[DIR_CACHE_SLOTS]; /* directories known to exist (absolute or root-relative paths) */
+};
+
+static struct local *local_of(store *st)
+{
+	return (struct local *)st;
+}
+
+/* ---- keys and paths ---- */
+
+static bool key_char_ok(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '/' || c == '.' || c == '_' || c == '-';
+}
+
+/*
+ * A key is non-empty, uses only [0-9a-z/._-], and each "/"-separated part is non-empty and does not start
+ * with "." (which excludes "..", leading "/", "//", a trailing "/" and names that list would take for
+ * temporaries). With allow_prefix, the string may be empty or end with "/" (a list prefix).
+ */
+static int key_check(const char *key, bool allow_prefix)
+{
+	const char *what = allow_prefix ? "prefix" : "key";
+	if (key == NULL)
+		return err_set(DRE_EINVAL, "invalid object %s: none given", what);
+	if (*key == '\0') {
+		if (allow_prefix)
+			return 0;
+		return err_set(DRE_EINVAL, "invalid object key \"\": empty");
+	}
+	bool part_start = true;
+	for (const char *p = key; *p; p++) {
+		if (!key_char_ok(*p))
+			return err_set(DRE_EINVAL, "invalid object %s \"%s\": only 0-9 a-z / . _ - are allowed", what,
+				       key);
+		if (part_start && *p == '/')
+			return err_set(DRE_EINVAL, "invalid object %s \"%s\": empty path component", what, key);
+		if (part_start && *p == '.')
+			return err_set(DRE_EINVAL, "invalid object %s \"%s\": a path component starts with \".\"",
+				       what, key);
+		part_start = *p == '/';
+	}
+	if (part_start && !allow_prefix)
+		return err_set(DRE_EINVAL, "invalid object key \"%s\": ends with \"/\"", key);
+	return 0;
+}
+
+/* root + "/" + rel (the first len bytes of rel); malloc'd. */
+static char *path_join(const struct local *l, const char *rel, size_t len)
+{
+	size_t rn = strlen(l->root);
+	char *p = malloc(rn + 1 + len + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, l->root, rn);
+	p[rn] = '/';
+	memcpy(p + rn + 1, rel, len);
+	p[rn + 1 + len] = '\0';
+	return p;
+}
+
+static int path_for(const struct local *l, const char *key, char **out)
+{
+	TRY(key_check(key, false));
+	*out = path_join(l, key, strlen(key));
+	if (*out == NULL)
+		return err_set(DRE_ENOMEM, "object %s: out of memory", key);
+	return 0;
+}
+
+/* Length of the directory part of path ("a/b/c" → 3; no "/" → 0). */
+static size_t dir_len(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? (size_t)(s - path) : 0;
+}
+
+/* ---- directories ---- */
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int saved = errno;
+	close(fd);
+	if (rc < 0 && saved != EINVAL && saved != EROFS) { /* some file systems cannot sync directories */
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * mkdir -p of the first len bytes of path (mode 0755 less umask), fsyncing the parent of each directory it
+ * creates (and of the existing directory it stops at) so the entries are durable. Returns 0, or -1 with errno
+ * set and *failed (malloc'd, may be NULL) naming the directory that could not be created or synced.
+ */
+static int mkdir_p(const char *path, size_t len, char **failed)
+{
+	if (len == 0)
+		return 0; /* "" is the file system root */
+	char *d = strndup(path, len);
+	if (d == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	int rc = mkdir(d, 0755);
+	if (rc < 0 && errno == ENOENT) {
+		if (mkdir_p(d, dir_len(d), failed) < 0) {
+			free(d);
+			return -1;
+		}
+		rc = mkdir(d, 0755);
+	}
+	if (rc < 0 && errno == EEXIST)
+		rc = 1;
+	if (rc >= 0) {
+		/* Sync the parent even when the directory already existed: another thread may have just created
+		 * it and not yet synced its entry, and our object must not depend on that. This runs only on a
+		 * miss of the directory cache, so about once per directory. */
+		const char *slash = strrchr(d, '/');
+		char *parent = slash == NULL ? strdup(".") : strndup(d, (size_t)(slash - d));
+		if (parent == NULL || fsync_dir(parent) < 0) {
+			int saved = parent ? errno : ENOMEM;
+			free(d);
+			*failed = parent;
+			errno = saved;
+			return -1;
+		}
+		free(parent);
+		rc = 0;
+	} else {
+		*failed = d;
+		return -1;
+	}
+	free(d);
+	return rc;
+}
+
+static uint64_t hash_str(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+static bool dir_cached(struct local *l, const char *dir, size_t n)
+{
+	size_t slot = hash_str(dir, n) % DIR_CACHE_SLOTS;
+	pthread_mutex_lock(&l->lock);
+	const char *c = l->dirs[slot];
+	bool hit = c != NULL && strlen(c) == n && memcmp(c, dir, n) == 0;
+	pthread_mutex_unlock(&l->lock);
+	return hit;
+}
+
+static void dir_cache_set(struct local *l, const char *dir, size_t n, bool known)
+{
+	size_t slot = hash_str(dir, n) % DIR_CACHE_SLOTS;
+	char *c = known ? strndup(dir, n) : NULL;
+	if (known && c == NULL)
+		return; /* the cache is only an optimization */
+	pthread_mutex_lock(&l->lock);
+	char *old = l->dirs[slot];
+	if (known || (old != NULL && strlen(old) == n && memcmp(old, dir, n) == 0)) {
+		l->dirs[slot] = c;
+	} else {
+		old = NULL; /* the slot holds another directory: keep it */
+	}
+	pthread_mutex_unlock(&l->lock);
+	free(old);
+}
+
+/* Makes sure the directory holding path exists. */
+static int ensure_dir(struct local *l, const char *key, const char *path)
+{
+	size_t n = dir_len(path);
+	if (dir_cached(l, path, n))
+		return 0;
+	char *failed = NULL;
+	if (mkdir_p(path, n, &failed) < 0) {
+		int rc = failed ? err_sys("cannot write object %s (%s): cannot create or sync directory %s", key, path,
+					  *failed ? failed : "/")
+				: err_sys("cannot write object %s (%s)", key, path);
+		free(failed);
+		return rc;
+	}
+	dir_cache_set(l, path, n, true);
+	return 0;
+}
+
+/* ---- put ---- */
+
+static atomic_uint_fast64_t tmp_counter;
+
+static void tmp_suffix(char hex[17])
+{
+	uint64_t r;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ts.tv_sec << 32) ^
+		    atomic_fetch_add(&tmp_counter, 1);
+	}
+	snprintf(hex, 17, "%016llx", (unsigned long long)r);
+}
+
+/* Creates "<dir of path>/.tmp.<pid>.<hex>" exclusively; *tmp gets its malloc'd name. */
+static int tmp_create(const char *path, char **tmp)
+{
+	size_t n = dir_len(path);
+	char *t = malloc(n + 64);
+	if (t == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (int tries = 0;; tries++) {
+		char hex[17];
+		tmp_suffix(hex);
+		memcpy(t, path, n);
+		snprintf(t + n, 64, "/.tmp.%ld.%s", (long)getpid(), hex);
+		int fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			*tmp = t;
+			return fd;
+		}
+		if (errno != EEXIST || tries >= 100) {
+			int saved = errno;
+			free(t);
+			errno = saved;
+			return -1;
+		}
+	}
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len < IO_CHUNK ? len : IO_CHUNK);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (w == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Moves tmp to path without replacing an existing file: link, or rename(RENAME_NOREPLACE) on file systems
+ * without hard links. Returns 0, or -1 with errno (EEXIST when path exists). */
+static int place_once(const char *tmp, const char *path)
+{
+	if (link(tmp, path) == 0) {
+		unlink(tmp); /* the object is in place; a leftover temporary is ignored anyway */
+		return 0;
+	}
+	int saved = errno;
+	if (saved == EPERM || saved == ENOTSUP || saved == EOPNOTSUPP || saved == EMLINK) {
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EINVAL && errno != ENOSYS)
+			return -1;
+	}
+	errno = saved;
+	return -1;
+}
+
+static int local_put(store *st, const char *key, const void *buf, size_t len, unsigned flags)
+{
+	struct local *l = local_of(st);
+	char *path, *tmp = NULL;
+	int rc = 0, fd = -1;
+
+	TRY(path_for(l, key, &path));
+	rc = ensure_dir(l, key, path);
+	if (rc < 0)
+		goto out;
+	fd = tmp_create(path, &tmp);
+	if (fd < 0 && errno == ENOENT) {
+		/* a directory in the cache was removed behind our back: forget it and try once more */
+		dir_cache_set(l, path, dir_len(path), false);
+		rc = ensure_dir(l, key, path);
+		if (rc < 0)
+			goto out;
+		fd = tmp_create(path, &tmp);
+	}
+	if (fd < 0) {
+		rc = err_sys("cannot write object %s (%s): cannot create a temporary file", key, path);
+		goto out;
+	}
+	if (write_all(fd, buf, len) < 0) {
+		rc = err_sys("cannot write object %s (%s)", key, path);
+		goto out;
+	}
+	if (fsync(fd) < 0) {
+		rc = err_sys("cannot write object %s (%s): fsync", key, path);
+		goto out;
+	}
+	int crc = close(fd);
+	fd = -1;
+	if (crc < 0) {
+		rc = err_sys("cannot write object %s (%s): close", key, path);
+		goto out;
+	}
+	if (flags & STORE_PUT_CREATE_ONCE) {
+		if (place_once(tmp, path) < 0) {
+			if (errno == EEXIST)
+				rc = err_set(DRE_EEXIST, "object %s already exists (%s)", key, path);
+			else
+				rc = err_sys("cannot write object %s (%s)", key, path);
+			goto out;
+		}
+	} else if (rename(tmp, path) < 0) {
+		rc = err_sys("cannot write object %s (%s)", key, path);
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL; /* in place (or already removed by place_once) */
+	size_t n = dir_len(path);
+	path[n] = '\0';
+	if (fsync_dir(path) < 0) {
+		int saved = errno;
+		path[n] = '/';
+		errno = saved;
+		rc = err_sys("cannot write object %s (%s): cannot sync its directory", key, path);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp != NULL) {
+		int saved = errno;
+		unlink(tmp);
+		free(tmp);
+		errno = saved;
+	}
+	free(path);
+	return rc;
+}
+
+/* ---- get, stat ---- */
+
+static int not_found(const struct local *l, const char *key)
+{
+	return err_set(DRE_ENOTFOUND, "object %s not found in %s", key, *l->root ? l->root : "/");
+}
+
+static bool errno_missing(void)
+{
+	return errno == ENOENT || errno == ENOTDIR;
+}
+
+static int local_get(store *st, const char *key, uint64_t off, size_t len, void *buf)
+{
+	struct local *l = local_of(st);
+	char *path;
+	int rc = 0;
+
+	TRY(path_for(l, key, &path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno_missing() ? not_found(l, key) : err_sys("cannot read object %s (%s)", key, path);
+		free(path);
+		return rc;
+	}
+	uint64_t end = off + len;
+	bool short_read = end < off || end > (uint64_t)INT64_MAX;
+	uint8_t *p = buf;
+	size_t done = 0;
+	while (!short_read && done < len) {
+		size_t want = len - done < IO_CHUNK ? len - done : IO_CHUNK;
+		ssize_t r = pread(fd, p + done, want, (off_t)(off + done));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = errno == EISDIR ? not_found(l, key) : err_sys("cannot read object %s (%s)", key, path);
+			goto out;
+		}
+		if (r == 0)
+			short_read = true;
+		done += (size_t)r;
+	}
+	if (len == 0 || short_read) {
+		struct stat sb;
+		if (fstat(fd, &sb) < 0) {
+			rc = err_sys("cannot read object %s (%s)", key, path);
+		} else if (S_ISDIR(sb.st_mode)) {
+			rc = not_found(l, key);
+		} else if (short_read || (uint64_t)sb.st_size < off) {
+			rc = err_set(DRE_ECORRUPT, "object %s is truncated: wanted bytes %llu..%llu, it has %llu", key,
+				     (unsigned long long)off, (unsigned long long)off + len,
+				     (unsigned long long)sb.st_size);
+		}
+	}
+out:
+	close(fd);
+	free(path);
+	return rc;
+}
+
+static int local_stat(store *st, const char *key, uint64_t *size)
+{
+	struct local *l = local_of(st);
+	char *path;
+	struct stat sb;
+	int rc = 0;
+
+	TRY(path_for(l, key, &path));
+	if (stat(path, &sb) < 0)
+		rc = errno_missing() ? not_found(l, key) : err_sys("cannot stat object %s (%s)", key, path);
+	else if (S_ISDIR(sb.st_mode))
+		rc = not_found(l, key);
+	else
+		*size = (uint64_t)sb.st_size;
+	free(path);
+	return rc;
+}
+
+/* ---- list ---- */
+
+struct walk {
+	struct local *l;
+	const char *prefix;
+	size_t plen;
+	store_list_fn fn;
+	void *arg;
+	char *key; /* the current key, grown as needed */
+	size_t cap;
+};
+
+static int walk_key_set(struct walk *w, size_t at, const char *name, size_t *klen)
+{
+	size_t nl = strlen(name);
+	if (at + nl + 2 > w->cap) {
+		size_t cap = (at + nl + 2) * 2;
+		char *k = realloc(w->key, cap);
+		if (k == NULL)
+			return err_set(DRE_ENOMEM, "listing %s: out of memory", w->prefix);
+		w->key = k;
+		w->cap = cap;
+	}
+	memcpy(w->key + at, name, nl + 1);
+	*klen = at + nl;
+	return 0;
+}
+
+/* Lists directory fd (consumed), whose key prefix is w->key[0..klen) ("" or ending with "/"). */
+static int walk_dir(struct walk *w, int fd, size_t klen, int depth)
+{
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		w->key[klen] = '\0';
+		return err_sys("cannot list %s (%s/%s)", w->prefix, w->l->root, w->key);
+	}
+	int rc = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *e = readdir(d);
+		if (e == NULL) {
+			if (errno != 0) {
+				w->key[klen] = '\0';
+				rc = err_sys("cannot list %s (%s/%s)", w->prefix, w->l->root, w->key);
+			}
+			break;
+		}
+		if (e->d_name[0] == '.')
+			continue; /* ".", ".." and temporaries */
+		size_t nlen = 0;
+		rc = walk_key_set(w, klen, e->d_name, &nlen);
+		if (rc < 0)
+			break;
+		size_t cmp = nlen < w->plen ? nlen : w->plen;
+		if (memcmp(w->key, w->prefix, cmp) != 0)
+			continue; /* neither a match nor a directory that can hold one */
+		bool is_dir = e->d_type == DT_DIR;
+		bool is_reg = e->d_type == DT_REG;
+		struct stat sb;
+		if (is_reg || !is_dir) {
+			if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0) {
+				if (errno_missing())
+					continue; /* deleted meanwhile, or a dangling symlink */
+				rc = err_sys("cannot list %s: cannot stat %s/%s", w->prefix, w->l->root, w->key);
+				break;
+			}
+			is_dir = S_ISDIR(sb.st_mode);
+			is_reg = S_ISREG(sb.st_mode);
+		}
+		if (is_reg) {
+			if (nlen < w->plen)
+				continue; /* shorter than the prefix */
+			rc = w->fn(w->arg, w->key, (uint64_t)sb.st_size);
+			if (rc < 0)
+				break;
+			rc = 0;
+		} else if (is_dir) {
+			if (depth >= LIST_MAX_DEPTH) {
+				rc = err_set(DRE_EIO, "cannot list %s: directories under %s nest too deep (a symlink loop?)",
+					     w->prefix, *w->l->root ? w->l->root : "/");
+				break;
+			}
+			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (sub < 0) {
+				if (errno_missing())
+					continue;
+				rc = err_sys("cannot list %s (%s/%s)", w->prefix, w->l->root, w->key);
+				break;
+			}
+			w->key[nlen] = '/';
+			w->key[nlen + 1] = '\0';
+			rc = walk_dir(w, sub, nlen + 1, depth + 1);
+			if (rc < 0)
+				break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static int local_list(store *st, const char *prefix, store_list_fn fn, void *arg)
+{
+	struct local *l = local_of(st);
+	TRY(key_check(prefix, true));
+
+	struct walk w = {.l = l, .prefix = prefix, .plen = strlen(prefix), .fn = fn, .arg = arg};
+	size_t start = dir_len(prefix); /* the directory named by the prefix up to its last "/" */
+	char *dir = start ? path_join(l, prefix, start) : strdup(*l->root ? l->root : "/");
+	w.cap = start + 256;
+	w.key = malloc(w.cap);
+	if (dir == NULL || w.key == NULL) {
+		free(dir);
+		free(w.key);
+		return err_set(DRE_ENOMEM, "listing %s: out of memory", prefix);
+	}
+	int rc = 0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (!errno_missing())
+			rc = err_sys("cannot list %s (%s)", prefix, dir);
+	} else {
+		memcpy(w.key, prefix, start);
+		if (start)
+			w.key[start++] = '/';
+		w.key[start] = '\0';
+		rc = walk_dir(&w, fd, start, 0);
+	}
+	free(dir);
+	free(w.key);
+	return rc;
+}
+
+/* ---- del, close, open ---- */
+
+static int local_del(store *st, const char *key)
+{
+	struct local *l = local_of(st);
+	char *path;
+	int rc = 0;
+
+	TRY(path_for(l, key, &path));
+	if (unlink(path) < 0 && !errno_missing()) {
+		rc = err_sys("cannot delete object %s (%s)", key, path);
+	} else {
+		/* sync even when it was already gone: an earlier delete may have stopped before its sync */
+		path[dir_len(path)] = '\0';
+		if (fsync_dir(path) < 0 && !errno_missing())
+			rc = err_sys("cannot delete object %s: cannot sync directory %s", key, path);
+	}
+	free(path);
+	return rc;
+}
+
+static void local_close(store *st)
+{
+	struct local *l = local_of(st);
+	for (size_t i = 0; i < DIR_CACHE_SLOTS; i++)
+		free(l->dirs[i]);
+	pthread_mutex_destroy(&l->lock);
+	free(l->root);
+	free(l->base.url);
+	free(l);
+}
+
+static const struct store_driver local_driver = {
+	.name = "local",
+	.put = local_put,
+	.get = local_get,
+	.stat = local_stat,
+	.list = local_list,
+	.del = local_del,
+	.close = local_close,
+};
+
+int store_local_open(const char *path, store **out)
+{
+	if (path == NULL || *path == '\0')
+		return err_set(DRE_EINVAL, "empty repository path");
+	struct local *l = calloc(1, sizeof *l);
+	if (l == NULL)
+		return err_set(DRE_ENOMEM, "repository %s: out of memory", path);
+	size_t n = strlen(path);
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	l->root = strndup(path, n);
+	l->base.url = strdup(path);
+	if (l->root == NULL || l->base.url == NULL) {
+		free(l->root);
+		free(l->base.url);
+		free(l);
+		return err_set(DRE_ENOMEM, "repository %s: out of memory", path);
+	}
+	if (pthread_mutex_init(&l->lock, NULL) != 0) {
+		free(l->root);
+		free(l->base.url);
+		free(l);
+		return err_set(DRE_ENOMEM, "repository %s: cannot create a mutex", path);
+	}
+	l->base.drv = &local_driver;
+	*out = &l->base;
+	return 0;
+}
