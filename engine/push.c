@@ -31,63 +31,52 @@
 #include "engine/index.h"
 #include "engine/pack.h"
 #include "engine/reader.h"
+#include "engine/workq.h"
 
 #define PUSH_SEGMENT (8u << 20) /* input bytes per job */
 #define INDEX_FLUSH_ENTRIES 65536 /* write an index object at least this often, bounding the builder */
-
-#define JOB_FREE UINT64_MAX       /* job.seq of a buffer nobody uses */
-#define JOB_HELD (UINT64_MAX - 1) /* job.seq of the buffer the main thread is filling */
 
 struct cut {
 	uint32_t off, len;
 	uint32_t node;
 };
 
+/* An input buffer and its cuts; the worker fills ids[]. */
 struct job {
-	uint64_t seq;
 	uint8_t *data;
 	size_t len, cap;
 	struct cut *cuts;
 	size_t ncuts, cuts_cap;
 	uint8_t (*ids)[CRYPTO_ID_LEN];
-	bool done;
+	bool in_use; /* being filled, or outstanding in the pool */
 };
 
 struct worker {
 	struct push *p;
-	pthread_t thread;
 	pack_writer pw;
 	crypto_ctx *cc;
-	bool started;
 };
 
 struct push {
 	repo *r;
 	const push_opts *o;
-	chunk_index *idx;
-	index_builder ib;
 	reader *rd;
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv_work, cv_done;
+	workq *q;
 	struct job *jobs;
 	size_t njobs;
-	struct job **queue; /* ring of jobs waiting for a worker */
-	size_t q_head, q_len;
-	uint64_t next_seq, collect_seq;
-	bool shutdown;
-	int err;
-	char errmsg[1024];
-
 	struct worker *workers;
 	int nworkers;
+
+	pthread_mutex_t mu; /* guards idx, ib and the counters below: shared by the workers */
+	chunk_index *idx;
+	index_builder ib;
+	uint64_t stored_new, chunks_new;
 
 	/* owned by the main thread */
 	snapshot snap;
 	size_t *chunks_cap; /* per node */
 	XXH3_state_t *xxh;
 	uint64_t bytes_in;
-	uint64_t stored_new, chunks_new; /* under mu */
 	struct timespec t0, last_progress;
 };
 
@@ -105,37 +94,19 @@ static int64_t now_ns(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* First failure wins; everyone else stops at the next check. Called with mu held. */
-static void push_fail_locked(struct push *p, int rc)
-{
-	if (p->err == 0) {
-		p->err = rc;
-		snprintf(p->errmsg, sizeof p->errmsg, "%s", err_msg());
-	}
-	pthread_cond_broadcast(&p->cv_work);
-	pthread_cond_broadcast(&p->cv_done);
-}
-
-static void push_fail(struct push *p, int rc)
-{
-	pthread_mutex_lock(&p->mu);
-	push_fail_locked(p, rc);
-	pthread_mutex_unlock(&p->mu);
-}
-
 /* Writes the worker's pack and records its entries; the index object follows later, after the pack is durable. */
-static int worker_flush_pack(struct worker *w)
+static int worker_flush_pack(void *ctx)
 {
+	struct worker *w = ctx;
 	struct push *p = w->p;
 	uint64_t size;
-	int rc;
+	uint32_t pack_no;
 
 	if (pack_writer_empty(&w->pw))
 		return 0;
 	TRY(pack_writer_finish(&w->pw, &size));
 	pthread_mutex_lock(&p->mu);
-	uint32_t pack_no;
-	rc = index_pack_intern(p->idx, w->pw.id, &pack_no);
+	int rc = index_pack_intern(p->idx, w->pw.id, &pack_no);
 	for (size_t i = 0; rc == 0 && i < w->pw.n; i++)
 		rc = index_commit(p->idx, pack_no, &w->pw.entries[i]);
 	if (rc == 0)
@@ -149,8 +120,11 @@ static int worker_flush_pack(struct worker *w)
 	return rc;
 }
 
-static int worker_do_job(struct worker *w, struct job *j)
+/* Keyed hash of every chunk; the ones the repository lacks go into this worker's pack. */
+static int worker_run(void *ctx, void *job)
 {
+	struct worker *w = ctx;
+	struct job *j = job;
 	struct push *p = w->p;
 	for (size_t k = 0; k < j->ncuts; k++) {
 		const uint8_t *chunk = j->data + j->cuts[k].off;
@@ -171,43 +145,6 @@ static int worker_do_job(struct worker *w, struct job *j)
 	return 0;
 }
 
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct push *p = w->p;
-
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		while (p->q_len == 0 && !p->shutdown && p->err == 0)
-			pthread_cond_wait(&p->cv_work, &p->mu);
-		if (p->err != 0 || (p->q_len == 0 && p->shutdown)) {
-			pthread_mutex_unlock(&p->mu);
-			break;
-		}
-		struct job *j = p->queue[p->q_head];
-		p->q_head = (p->q_head + 1) % p->njobs;
-		p->q_len--;
-		pthread_mutex_unlock(&p->mu);
-
-		int rc = worker_do_job(w, j);
-		pthread_mutex_lock(&p->mu);
-		if (rc < 0)
-			push_fail_locked(p, rc);
-		j->done = true;
-		pthread_cond_broadcast(&p->cv_done);
-		pthread_mutex_unlock(&p->mu);
-	}
-	pthread_mutex_lock(&p->mu);
-	bool ok = p->err == 0;
-	pthread_mutex_unlock(&p->mu);
-	if (ok) {
-		int rc = worker_flush_pack(w);
-		if (rc < 0)
-			push_fail(p, rc);
-	}
-	return NULL;
-}
-
 static int node_add_chunk(struct push *p, uint32_t node, const uint8_t id[CRYPTO_ID_LEN])
 {
 	snap_node *n = &p->snap.nodes[node];
@@ -223,47 +160,30 @@ static int node_add_chunk(struct push *p, uint32_t node, const uint8_t id[CRYPTO
 	return 0;
 }
 
-/* Takes finished jobs in sequence order; with wait, blocks until the next one is done. Called without mu. */
+/* Takes finished jobs back in order and appends their chunk IDs to the nodes; wait blocks for one. */
 static int collect(struct push *p, bool wait)
 {
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		struct job *j = NULL;
-		for (;;) {
-			if (p->err != 0)
-				break;
-			for (size_t i = 0; i < p->njobs; i++)
-				if (p->jobs[i].seq == p->collect_seq && p->jobs[i].done && p->jobs[i].data != NULL &&
-				    p->collect_seq < p->next_seq)
-					j = &p->jobs[i];
-			if (j != NULL || !wait || p->collect_seq == p->next_seq)
-				break;
-			pthread_cond_wait(&p->cv_done, &p->mu);
-		}
-		int err = p->err;
-		pthread_mutex_unlock(&p->mu);
-		if (err != 0)
-			return err_set(err, "%s", p->errmsg);
-		if (j == NULL)
-			return 0;
+	void *done;
+	int rc;
+	while ((rc = workq_next(p->q, wait, &done)) == 1) {
+		struct job *j = done;
 		for (size_t k = 0; k < j->ncuts; k++)
 			TRY(node_add_chunk(p, j->cuts[k].node, j->ids[k]));
-		pthread_mutex_lock(&p->mu);
-		j->done = false;
-		j->seq = JOB_FREE;
-		p->collect_seq++;
-		pthread_mutex_unlock(&p->mu);
+		j->in_use = false;
 		wait = false;
 	}
+	return rc;
 }
 
 static int job_get_free(struct push *p, struct job **out)
 {
 	for (;;) {
 		for (size_t i = 0; i < p->njobs; i++) {
-			if (p->jobs[i].seq == JOB_FREE) {
-				*out = &p->jobs[i];
-				(*out)->seq = JOB_HELD;
+			if (!p->jobs[i].in_use) {
+				struct job *j = &p->jobs[i];
+				j->in_use = true;
+				j->len = j->ncuts = 0;
+				*out = j;
 				return 0;
 			}
 		}
@@ -276,9 +196,9 @@ static int job_add_cut(struct job *j, size_t off, size_t len, uint32_t node)
 	if (j->ncuts == j->cuts_cap) {
 		size_t cap = j->cuts_cap * 2;
 		void *c = realloc(j->cuts, cap * sizeof *j->cuts);
-		void *d = realloc(j->ids, cap * CRYPTO_ID_LEN);
 		if (c)
 			j->cuts = c;
+		void *d = c ? realloc(j->ids, cap * CRYPTO_ID_LEN) : NULL;
 		if (d)
 			j->ids = d;
 		if (c == NULL || d == NULL)
@@ -289,18 +209,6 @@ static int job_add_cut(struct job *j, size_t off, size_t len, uint32_t node)
 	j->cuts[j->ncuts].len = (uint32_t)len;
 	j->cuts[j->ncuts].node = node;
 	j->ncuts++;
-	return 0;
-}
-
-static int job_submit(struct push *p, struct job *j)
-{
-	pthread_mutex_lock(&p->mu);
-	j->seq = p->next_seq++;
-	j->done = false;
-	p->queue[(p->q_head + p->q_len) % p->njobs] = j;
-	p->q_len++;
-	pthread_cond_signal(&p->cv_work);
-	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
 
@@ -319,7 +227,7 @@ static void progress(struct push *p, bool final)
 	p->o->hooks.progress(p->o->hooks.arg, p->bytes_in, stored, elapsed(&p->t0), final);
 }
 
-/* The current job being filled and how far it is chunked. */
+/* The job being filled and how far it is chunked. */
 struct feed {
 	struct job *j;
 	size_t chunked; /* bytes of j->data already assigned to cuts */
@@ -327,11 +235,10 @@ struct feed {
 
 /*
  * Streams one input (fd) as node `node` through the pipeline: fills job buffers, chunks them, submits full
- * ones. The unchunked tail of a full buffer moves to the start of the next one.
+ * ones. The unchunked tail of a full buffer (less than one max-size chunk) moves to the start of the next.
  */
 static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint32_t node, const char *name)
 {
-	snap_node *n = &p->snap.nodes[node];
 	const cdc *c = &p->r->chunker;
 	uint64_t pos = 0;
 	bool eof = false;
@@ -343,7 +250,7 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint
 		TRY(reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name));
 		XXH3_128bits_update(p->xxh, j->data + j->len, got);
 		j->len += got;
-		n->size += got;
+		p->snap.nodes[node].size += got;
 		p->bytes_in += got;
 		for (;;) {
 			size_t cut = cdc_next_boundary(c, j->data + f->chunked, j->len - f->chunked, eof);
@@ -353,12 +260,10 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint
 			f->chunked += cut;
 		}
 		if (j->len == j->cap) {
-			/* full: hand it on, carry the tail that is not a chunk yet */
 			struct job *next;
 			size_t tail = j->len - f->chunked;
-			TRY(job_submit(p, j));
+			TRY(workq_submit(p->q, j));
 			TRY(job_get_free(p, &next));
-			next->len = next->ncuts = 0;
 			memcpy(next->data, j->data + f->chunked, tail);
 			next->len = tail;
 			f->j = next;
@@ -368,22 +273,19 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint
 		TRY(collect(p, false));
 	}
 	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
-	XXH128_canonicalFromHash((XXH128_canonical_t *)n->xxh128, h);
+	XXH128_canonicalFromHash((XXH128_canonical_t *)p->snap.nodes[node].xxh128, h);
 	return 0;
 }
 
 static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 {
-	int rc;
 	memset(p, 0, sizeof *p);
 	p->r = r;
 	p->o = o;
 	clock_gettime(CLOCK_MONOTONIC, &p->t0);
 	p->last_progress = p->t0;
-	TRY(engine_check_name(o->name));
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv_work, NULL);
-	pthread_cond_init(&p->cv_done, NULL);
+	TRY(engine_check_name(o->name));
 
 	p->snap.kind = kind;
 	p->snap.time_ns = now_ns();
@@ -397,93 +299,67 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 
 	TRY(index_new(&p->idx));
 	TRY(reader_new(&p->rd));
-	if (o->hooks.warn == NULL) {
-		TRY(index_load(r, p->idx, NULL, NULL, NULL));
-	} else {
-		TRY(index_load(r, p->idx, o->hooks.warn, o->hooks.arg, NULL));
-	}
+	TRY(index_load(r, p->idx, o->hooks.warn, o->hooks.arg, NULL));
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	p->nworkers = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 1);
 	if (p->nworkers > 64)
 		p->nworkers = 64;
+	/* two buffers per worker keep every worker busy while the main thread fills the next one */
 	p->njobs = (size_t)p->nworkers * 2 + 2;
 	p->jobs = calloc(p->njobs, sizeof *p->jobs);
-	p->queue = calloc(p->njobs, sizeof *p->queue);
 	p->workers = calloc((size_t)p->nworkers, sizeof *p->workers);
-	if (p->jobs == NULL || p->queue == NULL || p->workers == NULL)
+	void **ctx = calloc((size_t)p->nworkers, sizeof *ctx);
+	if (p->jobs == NULL || p->workers == NULL || ctx == NULL) {
+		free(ctx);
 		return err_set(DRE_ENOMEM, "cannot allocate the pipeline");
-	for (size_t i = 0; i < p->njobs; i++) {
+	}
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < p->njobs; i++) {
 		struct job *j = &p->jobs[i];
-		j->seq = JOB_FREE;
 		j->cap = PUSH_SEGMENT;
 		j->data = malloc(j->cap);
 		j->cuts_cap = PUSH_SEGMENT / r->params.cdc_min + 2;
 		j->cuts = malloc(j->cuts_cap * sizeof *j->cuts);
 		j->ids = malloc(j->cuts_cap * CRYPTO_ID_LEN);
 		if (j->data == NULL || j->cuts == NULL || j->ids == NULL)
-			return err_set(DRE_ENOMEM, "cannot allocate the pipeline buffers");
+			rc = err_set(DRE_ENOMEM, "cannot allocate the pipeline buffers");
 	}
-	for (int i = 0; i < p->nworkers; i++) {
+	for (int i = 0; rc == 0 && i < p->nworkers; i++) {
 		struct worker *w = &p->workers[i];
 		w->p = p;
-		TRY(pack_writer_init(&w->pw, r));
-		TRY(crypto_ctx_new(&w->cc));
-		rc = pthread_create(&w->thread, NULL, worker_main, w);
-		if (rc != 0) {
-			errno = rc;
-			return err_sys("cannot start a worker thread");
-		}
-		w->started = true;
+		ctx[i] = w;
+		rc = pack_writer_init(&w->pw, r);
+		if (rc == 0)
+			rc = crypto_ctx_new(&w->cc);
 	}
-	return 0;
+	if (rc == 0)
+		rc = workq_start(&p->q, p->nworkers, ctx, worker_run, worker_flush_pack, p->njobs);
+	free(ctx);
+	return rc;
 }
 
-/* Joins the workers (they flush their packs) and releases everything but the snapshot. */
-static int push_stop(struct push *p)
+static void push_free(struct push *p)
 {
-	pthread_mutex_lock(&p->mu);
-	p->shutdown = true;
-	pthread_cond_broadcast(&p->cv_work);
-	pthread_mutex_unlock(&p->mu);
+	workq_close(&p->q, DRE_EIO); /* only after a failure is it still running here */
 	for (int i = 0; p->workers && i < p->nworkers; i++) {
-		if (p->workers[i].started)
-			pthread_join(p->workers[i].thread, NULL);
 		pack_writer_free(&p->workers[i].pw);
 		crypto_ctx_free(p->workers[i].cc);
 	}
 	free(p->workers);
-	p->workers = NULL;
 	for (size_t i = 0; p->jobs && i < p->njobs; i++) {
 		free(p->jobs[i].data);
 		free(p->jobs[i].cuts);
 		free(p->jobs[i].ids);
 	}
 	free(p->jobs);
-	free(p->queue);
-	p->jobs = NULL;
-	p->queue = NULL;
 	reader_free(p->rd);
-	p->rd = NULL;
-	index_free(p->idx);
-	p->idx = NULL;
-	XXH3_freeState(p->xxh);
-	p->xxh = NULL;
-	free(p->chunks_cap);
-	p->chunks_cap = NULL;
-	if (p->err != 0)
-		return err_set(p->err, "%s", p->errmsg);
-	return 0;
-}
-
-static void push_free(struct push *p)
-{
-	push_stop(p);
 	index_builder_free(&p->ib);
+	index_free(p->idx);
+	XXH3_freeState(p->xxh);
+	free(p->chunks_cap);
 	snap_free(&p->snap);
 	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv_work);
-	pthread_cond_destroy(&p->cv_done);
 }
 
 static int node_new(struct push *p, uint8_t type, const char *path, uint32_t *out)
@@ -494,7 +370,7 @@ static int node_new(struct push *p, uint8_t type, const char *path, uint32_t *ou
 		void *a = realloc(p->snap.nodes, cap * sizeof *p->snap.nodes);
 		if (a)
 			p->snap.nodes = a;
-		void *b = realloc(p->chunks_cap, cap * sizeof *p->chunks_cap);
+		void *b = a ? realloc(p->chunks_cap, cap * sizeof *p->chunks_cap) : NULL;
 		if (b)
 			p->chunks_cap = b;
 		if (a == NULL || b == NULL)
@@ -514,29 +390,20 @@ static int node_new(struct push *p, uint8_t type, const char *path, uint32_t *ou
 	return 0;
 }
 
-/* Submits the last partial job, waits for all jobs and workers, then writes index and snapshot. */
-static int push_finish(struct push *p, struct feed *f, bool record, push_result *res)
+/*
+ * Ends a push: submits the last partial job, takes every job back, joins the workers (every pack is durable
+ * after that), and — only when record is set and nothing failed — writes the index object, then the snapshot.
+ */
+static int push_finish(struct push *p, struct feed *f, int rc, bool record, push_result *res)
 {
-	int rc = 0;
-	if (f->j != NULL && f->j->len > 0)
-		rc = job_submit(p, f->j);
-	else if (f->j != NULL)
-		f->j->seq = JOB_FREE;
+	if (rc == 0 && f->j != NULL && f->j->len > 0)
+		rc = workq_submit(p->q, f->j);
 	f->j = NULL;
-	while (rc == 0) {
-		pthread_mutex_lock(&p->mu);
-		bool all = p->collect_seq == p->next_seq;
-		pthread_mutex_unlock(&p->mu);
-		if (all)
-			break;
+	while (rc == 0 && p->q != NULL && workq_outstanding(p->q) > 0)
 		rc = collect(p, true);
-	}
-	if (rc < 0)
-		push_fail(p, rc);
-	rc = push_stop(p); /* joins the workers: every pack is in the store after this */
+	rc = workq_close(&p->q, rc); /* joins the workers: every pack is durable after this */
 	if (rc == 0 && record)
 		rc = index_builder_flush(&p->ib, p->r);
-	index_builder_free(&p->ib);
 	if (rc < 0 || !record)
 		return rc;
 
@@ -574,13 +441,11 @@ static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pi
 	if (rc == 0)
 		rc = node_new(&p, NODE_STREAM, o->name, &node);
 	if (rc == 0) {
-		snap_node *n = &p.snap.nodes[node];
-		n->mode = 0600;
-		n->mtime_ns = p.snap.time_ns;
+		p.snap.nodes[node].mode = 0600;
+		p.snap.nodes[node].mtime_ns = p.snap.time_ns;
 		rc = job_get_free(&p, &f.j);
 	}
 	if (rc == 0) {
-		f.j->len = f.j->ncuts = 0;
 		bool regular = fstat(fd, &stbuf) == 0 && S_ISREG(stbuf.st_mode);
 		rc = feed_input(&p, &f, fd, regular, node, producer_name ? producer_name : "standard input");
 	}
@@ -602,11 +467,7 @@ static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pi
 					     producer_name, WTERMSIG(status));
 		}
 	}
-	if (rc < 0)
-		push_fail(&p, rc);
-	int frc = push_finish(&p, &f, record, res);
-	if (rc == 0)
-		rc = frc;
+	rc = push_finish(&p, &f, rc, record, res);
 	push_free(&p);
 	return rc;
 }
@@ -737,7 +598,7 @@ static void warn(struct push *p, const char *fmt, const char *arg)
 static int feed_path(struct push *p, struct feed *f, const char *fs_path, const char *rel)
 {
 	struct stat st;
-	uint32_t node;
+	uint32_t node = 0;
 	if (lstat(fs_path, &st) < 0)
 		return err_sys("cannot read %s", fs_path);
 	uint8_t type = S_ISREG(st.st_mode) ? NODE_FILE : S_ISDIR(st.st_mode) ? NODE_DIR : S_ISLNK(st.st_mode) ? NODE_SYMLINK : 0;
@@ -810,18 +671,12 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 	res->reader = p.rd ? reader_backend(p.rd) : "read(2)";
 	if (rc == 0)
 		rc = job_get_free(&p, &f.j);
-	if (rc == 0)
-		f.j->len = f.j->ncuts = 0;
 	for (size_t i = 0; rc == 0 && i < npaths; i++) {
 		rc = relative_name(paths[i], rel, sizeof rel);
 		if (rc == 0)
 			rc = feed_path(&p, &f, paths[i], rel);
 	}
-	if (rc < 0)
-		push_fail(&p, rc);
-	int frc = push_finish(&p, &f, rc == 0, res);
-	if (rc == 0)
-		rc = frc;
+	rc = push_finish(&p, &f, rc, rc == 0, res);
 	push_free(&p);
 	return rc;
 }

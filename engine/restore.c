@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,28 +21,23 @@
 #include "engine/engine.h"
 #include "engine/index.h"
 #include "engine/pack.h"
+#include "engine/workq.h"
 
 #define RESTORE_SEGMENT (8u << 20) /* plaintext bytes per job */
 #define RESTORE_READ_MAX (8u << 20) /* largest coalesced read */
 
 struct rjob {
-	uint64_t seq;
-	bool done;
 	uint32_t node, first; /* chunks [first, first + n) of node */
 	bool last;            /* the node's final job */
+	bool in_use;          /* being filled, or outstanding in the pool */
 	index_entry *ent;
 	size_t n, ent_cap;
 	uint8_t *out;
 	size_t out_len, out_cap;
 };
 
-#define RJOB_FREE UINT64_MAX
-#define RJOB_HELD (UINT64_MAX - 1)
-
 struct rworker {
 	struct restore *rs;
-	pthread_t thread;
-	bool started;
 	crypto_ctx *cc;
 	ZSTD_DCtx *zd;
 	uint8_t *rbuf;
@@ -57,20 +51,13 @@ struct restore {
 	const snapshot *s;
 	const restore_opts *o;
 	chunk_index *idx;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_work, cv_done;
+	workq *q;
 	struct rjob *jobs;
 	size_t njobs;
-	struct rjob **queue;
-	size_t q_head, q_len;
-	uint64_t next_seq, collect_seq;
-	bool shutdown;
-	int err;
-	char errmsg[1024];
 	struct rworker *workers;
 	int nworkers;
 
-	/* collector state: the node being written */
+	/* the node being written (main thread) */
 	int out_fd;
 	bool out_is_file;
 	uint32_t out_node;
@@ -86,16 +73,6 @@ static double elapsed(const struct timespec *t0)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static void rs_fail_locked(struct restore *rs, int rc)
-{
-	if (rs->err == 0) {
-		rs->err = rc;
-		snprintf(rs->errmsg, sizeof rs->errmsg, "%s", err_msg());
-	}
-	pthread_cond_broadcast(&rs->cv_work);
-	pthread_cond_broadcast(&rs->cv_done);
 }
 
 static void pack_name(const struct restore *rs, uint32_t pack_no, char hex[65])
@@ -144,8 +121,10 @@ static int worker_read_run(struct rworker *w, struct rjob *j, size_t i, size_t k
 	return 0;
 }
 
-static int worker_do(struct rworker *w, struct rjob *j)
+static int worker_run(void *ctx, void *job)
 {
+	struct rworker *w = ctx;
+	struct rjob *j = job;
 	size_t out_off = 0;
 	for (size_t i = 0; i < j->n;) {
 		const index_entry *a = &j->ent[i];
@@ -172,32 +151,6 @@ static int worker_do(struct rworker *w, struct rjob *j)
 	}
 	j->out_len = out_off;
 	return 0;
-}
-
-static void *rworker_main(void *arg)
-{
-	struct rworker *w = arg;
-	struct restore *rs = w->rs;
-	for (;;) {
-		pthread_mutex_lock(&rs->mu);
-		while (rs->q_len == 0 && !rs->shutdown && rs->err == 0)
-			pthread_cond_wait(&rs->cv_work, &rs->mu);
-		if (rs->err != 0 || (rs->q_len == 0 && rs->shutdown)) {
-			pthread_mutex_unlock(&rs->mu);
-			return NULL;
-		}
-		struct rjob *j = rs->queue[rs->q_head];
-		rs->q_head = (rs->q_head + 1) % rs->njobs;
-		rs->q_len--;
-		pthread_mutex_unlock(&rs->mu);
-		int rc = worker_do(w, j);
-		pthread_mutex_lock(&rs->mu);
-		if (rc < 0)
-			rs_fail_locked(rs, rc);
-		j->done = true;
-		pthread_cond_broadcast(&rs->cv_done);
-		pthread_mutex_unlock(&rs->mu);
-	}
 }
 
 /* A node path from a snapshot is joined to the target only when it cannot escape it. */
@@ -361,63 +314,42 @@ static void progress(struct restore *rs, bool final)
 /* Writes finished jobs in order; with wait, blocks for the next one. */
 static int rcollect(struct restore *rs, bool wait)
 {
-	for (;;) {
-		struct rjob *j = NULL;
-		pthread_mutex_lock(&rs->mu);
-		for (;;) {
-			if (rs->err != 0)
-				break;
-			for (size_t i = 0; i < rs->njobs; i++)
-				if (rs->jobs[i].seq == rs->collect_seq && rs->jobs[i].done)
-					j = &rs->jobs[i];
-			if (j != NULL || !wait || rs->collect_seq == rs->next_seq)
-				break;
-			pthread_cond_wait(&rs->cv_done, &rs->mu);
-		}
-		int err = rs->err;
-		pthread_mutex_unlock(&rs->mu);
-		if (err != 0)
-			return err_set(err, "%s", rs->errmsg);
-		if (j == NULL)
-			return 0;
+	void *done;
+	int rc;
+	while ((rc = workq_next(rs->q, wait, &done)) == 1) {
+		struct rjob *j = done;
 		if (j->first == 0)
 			TRY(node_open(rs, j->node));
 		TRY(node_write(rs, j));
 		if (j->last)
 			TRY(node_close(rs));
 		progress(rs, false);
-		pthread_mutex_lock(&rs->mu);
-		j->done = false;
-		j->seq = RJOB_FREE;
-		rs->collect_seq++;
-		pthread_mutex_unlock(&rs->mu);
+		j->in_use = false;
 		wait = false;
 	}
+	return rc;
+}
+
+/* Waits until every job submitted so far is written. */
+static int rcollect_all(struct restore *rs)
+{
+	while (workq_outstanding(rs->q) > 0)
+		TRY(rcollect(rs, true));
+	return 0;
 }
 
 static int rjob_get(struct restore *rs, struct rjob **out)
 {
 	for (;;) {
 		for (size_t i = 0; i < rs->njobs; i++)
-			if (rs->jobs[i].seq == RJOB_FREE) {
-				rs->jobs[i].seq = RJOB_HELD;
+			if (!rs->jobs[i].in_use) {
+				rs->jobs[i].in_use = true;
 				rs->jobs[i].n = 0;
 				*out = &rs->jobs[i];
 				return 0;
 			}
 		TRY(rcollect(rs, true));
 	}
-}
-
-static void rjob_submit(struct restore *rs, struct rjob *j)
-{
-	pthread_mutex_lock(&rs->mu);
-	j->seq = rs->next_seq++;
-	j->done = false;
-	rs->queue[(rs->q_head + rs->q_len) % rs->njobs] = j;
-	rs->q_len++;
-	pthread_cond_signal(&rs->cv_work);
-	pthread_mutex_unlock(&rs->mu);
 }
 
 /* Splits a node's chunk list into jobs. */
@@ -437,7 +369,7 @@ static int feed_node(struct restore *rs, uint32_t node)
 			if (e == NULL || e->pack == INDEX_PACK_PENDING) {
 				hex_encode(n->chunks[k], CRYPTO_ID_LEN, chex);
 				hex_encode(rs->s->id, CRYPTO_ID_LEN, shex);
-				j->seq = RJOB_FREE;
+				j->in_use = false;
 				return err_set(DRE_ECORRUPT,
 					       "snapshot %.8s: chunk %.16s of %s is not in the index (its index object "
 					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
@@ -458,7 +390,7 @@ static int feed_node(struct restore *rs, uint32_t node)
 			k++;
 		}
 		j->last = k == n->nchunks;
-		rjob_submit(rs, j);
+		TRY(workq_submit(rs->q, j));
 		TRY(rcollect(rs, false));
 	} while (k < n->nchunks);
 	return 0;
@@ -472,51 +404,46 @@ static int restore_setup(struct restore *rs)
 		rs->nworkers = 64;
 	rs->njobs = (size_t)rs->nworkers * 2 + 2;
 	rs->jobs = calloc(rs->njobs, sizeof *rs->jobs);
-	rs->queue = calloc(rs->njobs, sizeof *rs->queue);
 	rs->workers = calloc((size_t)rs->nworkers, sizeof *rs->workers);
 	rs->xxh = XXH3_createState();
-	if (rs->jobs == NULL || rs->queue == NULL || rs->workers == NULL || rs->xxh == NULL)
-		return err_set(DRE_ENOMEM, "cannot allocate the restore pipeline");
-	for (size_t i = 0; i < rs->njobs; i++) {
+	void **ctx = calloc((size_t)rs->nworkers, sizeof *ctx);
+	int rc = 0;
+	if (rs->jobs == NULL || rs->workers == NULL || rs->xxh == NULL || ctx == NULL)
+		rc = err_set(DRE_ENOMEM, "cannot allocate the restore pipeline");
+	for (size_t i = 0; rc == 0 && i < rs->njobs; i++) {
 		struct rjob *j = &rs->jobs[i];
-		j->seq = RJOB_FREE;
 		j->out_cap = RESTORE_SEGMENT + rs->r->params.cdc_max;
 		j->out = malloc(j->out_cap);
 		j->ent_cap = 256;
 		j->ent = malloc(j->ent_cap * sizeof *j->ent);
 		if (j->out == NULL || j->ent == NULL)
-			return err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
+			rc = err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
 	}
-	for (int i = 0; i < rs->nworkers; i++) {
+	for (int i = 0; rc == 0 && i < rs->nworkers; i++) {
 		struct rworker *w = &rs->workers[i];
 		w->rs = rs;
 		w->key_pack = INDEX_PACK_PENDING;
 		w->rbuf_cap = RESTORE_READ_MAX + ZSTD_compressBound(rs->r->params.cdc_max) + CRYPTO_TAG_LEN;
 		w->rbuf = malloc(w->rbuf_cap);
 		w->zd = ZSTD_createDCtx();
+		ctx[i] = w;
 		if (w->rbuf == NULL || w->zd == NULL)
-			return err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
-		TRY(crypto_ctx_new(&w->cc));
-		int rc = pthread_create(&w->thread, NULL, rworker_main, w);
-		if (rc != 0) {
-			errno = rc;
-			return err_sys("cannot start a worker thread");
-		}
-		w->started = true;
+			rc = err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
+		if (rc == 0)
+			rc = crypto_ctx_new(&w->cc);
 	}
-	return 0;
+	if (rc == 0)
+		rc = workq_start(&rs->q, rs->nworkers, ctx, worker_run, NULL, rs->njobs);
+	free(ctx);
+	return rc;
 }
 
-static void restore_teardown(struct restore *rs)
+/* Stops the workers (after a failure too) and frees everything; returns rc or the pool's first failure. */
+static int restore_teardown(struct restore *rs, int rc)
 {
-	pthread_mutex_lock(&rs->mu);
-	rs->shutdown = true;
-	pthread_cond_broadcast(&rs->cv_work);
-	pthread_mutex_unlock(&rs->mu);
+	rc = workq_close(&rs->q, rc);
 	for (int i = 0; rs->workers && i < rs->nworkers; i++) {
 		struct rworker *w = &rs->workers[i];
-		if (w->started)
-			pthread_join(w->thread, NULL);
 		free(w->rbuf);
 		ZSTD_freeDCtx(w->zd);
 		crypto_ctx_free(w->cc);
@@ -528,14 +455,11 @@ static void restore_teardown(struct restore *rs)
 		free(rs->jobs[i].ent);
 	}
 	free(rs->jobs);
-	free(rs->queue);
 	XXH3_freeState(rs->xxh);
 	index_free(rs->idx);
 	if (rs->out_fd >= 0 && rs->out_is_file)
 		close(rs->out_fd);
-	pthread_mutex_destroy(&rs->mu);
-	pthread_cond_destroy(&rs->cv_work);
-	pthread_cond_destroy(&rs->cv_done);
+	return rc;
 }
 
 /* Directories, symlinks and empty files need no chunk data: made by the main thread, in snapshot order. */
@@ -561,14 +485,7 @@ static int restore_plain_node(struct restore *rs, uint32_t node)
 		return 0;
 	}
 	/* a file or stream with no chunks: wait for earlier jobs so output stays in order */
-	while (true) {
-		pthread_mutex_lock(&rs->mu);
-		bool idle = rs->collect_seq == rs->next_seq;
-		pthread_mutex_unlock(&rs->mu);
-		if (idle)
-			break;
-		TRY(rcollect(rs, true));
-	}
+	TRY(rcollect_all(rs));
 	TRY(node_open(rs, node));
 	return node_close(rs);
 }
@@ -598,26 +515,20 @@ static int restore_dir_attrs(struct restore *rs)
 int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_result *res)
 {
 	struct restore rs;
-	restore_opts local = *o;
-	char stream_dir[4096];
 	memset(&rs, 0, sizeof rs);
 	rs.r = r;
 	rs.s = s;
-	rs.o = &local;
+	rs.o = o;
 	rs.out_fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &rs.t0);
 	rs.last_progress = rs.t0;
-	pthread_mutex_init(&rs.mu, NULL);
-	pthread_cond_init(&rs.cv_work, NULL);
-	pthread_cond_init(&rs.cv_done, NULL);
 
 	if (s->kind == SNAP_FILES && o->target == NULL)
 		return err_set(DRE_EINVAL, "snapshot %s holds files: give --target DIR", s->name);
 	if (o->target != NULL) {
-		snprintf(stream_dir, sizeof stream_dir, "%s", o->target);
-		int rc = mkdir_p(stream_dir, 0700);
-		if (rc < 0)
-			return rc;
+		char target[4096];
+		snprintf(target, sizeof target, "%s", o->target);
+		TRY(mkdir_p(target, 0700));
 	}
 	int rc = index_new(&rs.idx);
 	if (rc == 0)
@@ -631,28 +542,14 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 		else
 			rc = restore_plain_node(&rs, (uint32_t)i);
 	}
-	while (rc == 0) {
-		pthread_mutex_lock(&rs.mu);
-		bool idle = rs.collect_seq == rs.next_seq;
-		pthread_mutex_unlock(&rs.mu);
-		if (idle)
-			break;
-		rc = rcollect(&rs, true);
-	}
+	if (rc == 0)
+		rc = rcollect_all(&rs);
 	if (rc == 0 && o->target != NULL)
 		rc = restore_dir_attrs(&rs);
-	if (rc < 0) {
-		pthread_mutex_lock(&rs.mu);
-		rs_fail_locked(&rs, rc);
-		pthread_mutex_unlock(&rs.mu);
-	} else {
+	if (rc == 0)
 		progress(&rs, true);
-	}
 	res->bytes = rs.bytes;
 	res->files = rs.files;
 	res->seconds = elapsed(&rs.t0);
-	restore_teardown(&rs);
-	if (rc < 0)
-		return err_set(rs.err ? rs.err : rc, "%s", rs.errmsg);
-	return 0;
+	return restore_teardown(&rs, rc);
 }
