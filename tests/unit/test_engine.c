@@ -10,6 +10,7 @@
 #include "engine/index.h"
 #include "engine/pack.h"
 #include "engine/snapshot.h"
+#include "engine/workq.h"
 #include "store/err.h"
 #include "unit.h"
 
@@ -256,6 +257,49 @@ static void test_parse_time(void)
 	CHECK(engine_parse_time("2026-13-01", &ns) == DRE_EINVAL);
 }
 
+static int slow_square(void *ctx, void *job)
+{
+	int *v = job;
+	(void)ctx;
+	usleep((useconds_t)(((unsigned)*v * 7919u) % 5u) * 1000); /* finish out of order */
+	if (*v == -1)
+		return err_set(DRE_ECORRUPT, "job -1 fails");
+	*v = *v * *v;
+	return 0;
+}
+
+static void test_workq_order_and_failure(void)
+{
+	workq *q;
+	void *ctx[3] = {NULL, NULL, NULL};
+	int vals[64];
+	CHECK_RC(workq_start(&q, 3, ctx, slow_square, NULL, 8));
+	int next_in = 0, next_out = 0;
+	while (next_out < 64) {
+		while (next_in < 64 && workq_outstanding(q) < 8) {
+			vals[next_in] = next_in;
+			CHECK_RC(workq_submit(q, &vals[next_in++]));
+		}
+		void *job;
+		CHECK(workq_next(q, true, &job) == 1);
+		CHECK(job == &vals[next_out] && vals[next_out] == next_out * next_out);
+		next_out++;
+	}
+	CHECK_RC(workq_finish(q));
+
+	/* a failing job stops the pool and its message reaches the owner */
+	CHECK_RC(workq_start(&q, 2, ctx, slow_square, NULL, 4));
+	int bad = -1, good = 3;
+	CHECK_RC(workq_submit(q, &good));
+	CHECK_RC(workq_submit(q, &bad));
+	void *job;
+	int rc;
+	while ((rc = workq_next(q, true, &job)) == 1)
+		;
+	CHECK(rc == DRE_ECORRUPT && strstr(err_msg(), "job -1 fails") != NULL);
+	CHECK(workq_close(&q, 0) == DRE_ECORRUPT && q == NULL);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "%s/dre-unit-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -271,6 +315,7 @@ int main(void)
 	RUN(test_snapshot_codec);
 	RUN(test_index_table);
 	RUN(test_parse_time);
+	RUN(test_workq_order_and_failure);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
