@@ -171,29 +171,44 @@ static int target_path(const struct restore *rs, const char *rel, char *out, siz
 	return 0;
 }
 
-static int mkdir_p(char *path, mode_t mode)
+/*
+ * Creates path and its missing parents. Below the first `trusted` bytes (the target the user named, which may
+ * itself be a symlink) every existing component must be a real directory: a snapshot that restores a symlink
+ * and then a file "under" it must not write outside the target.
+ */
+static int mkdir_p(char *path, size_t trusted, mode_t mode)
 {
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
+	struct stat st;
+	size_t len = strlen(path);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
 			continue;
-		*p = '\0';
+		char saved = path[i];
+		path[i] = '\0';
 		int rc = mkdir(path, mode);
-		*p = '/';
-		if (rc < 0 && errno != EEXIST)
-			return err_sys("cannot create directory %.*s", (int)(p - path), path);
+		if (rc < 0 && errno == EEXIST && i > trusted && (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))) {
+			rc = err_set(DRE_ECORRUPT, "refusing to restore through %s: it is not a directory (a symlink?)",
+				     path);
+			path[i] = saved;
+			return rc;
+		}
+		if (rc < 0 && errno != EEXIST) {
+			rc = err_sys("cannot create directory %s", path);
+			path[i] = saved;
+			return rc;
+		}
+		path[i] = saved;
 	}
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return err_sys("cannot create directory %s", path);
 	return 0;
 }
 
-static int parent_dirs(char *path)
+static int parent_dirs(const struct restore *rs, char *path)
 {
 	char *slash = strrchr(path, '/');
 	if (slash == NULL || slash == path)
 		return 0;
 	*slash = '\0';
-	int rc = mkdir_p(path, 0700);
+	int rc = mkdir_p(path, strlen(rs->o->target), 0700);
 	*slash = '/';
 	return rc;
 }
@@ -211,7 +226,7 @@ static int node_open(struct restore *rs, uint32_t node)
 		return 0;
 	}
 	TRY(target_path(rs, n->path, path, sizeof path));
-	TRY(parent_dirs(path));
+	TRY(parent_dirs(rs, path));
 	unlink(path); /* replace, never write through, whatever is there */
 	rs->out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (rs->out_fd < 0)
@@ -469,11 +484,11 @@ static int restore_plain_node(struct restore *rs, uint32_t node)
 	char path[4096];
 	if (n->type == NODE_DIR) {
 		TRY(target_path(rs, n->path, path, sizeof path));
-		return mkdir_p(path, 0700);
+		return mkdir_p(path, strlen(rs->o->target), 0700);
 	}
 	if (n->type == NODE_SYMLINK) {
 		TRY(target_path(rs, n->path, path, sizeof path));
-		TRY(parent_dirs(path));
+		TRY(parent_dirs(rs, path));
 		unlink(path);
 		if (symlink(n->link ? n->link : "", path) < 0)
 			return err_sys("cannot create symlink %s", path);
@@ -528,7 +543,7 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 	if (o->target != NULL) {
 		char target[4096];
 		snprintf(target, sizeof target, "%s", o->target);
-		TRY(mkdir_p(target, 0700));
+		TRY(mkdir_p(target, strlen(target), 0700));
 	}
 	int rc = index_new(&rs.idx);
 	if (rc == 0)

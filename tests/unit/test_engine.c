@@ -2,6 +2,7 @@
  * tamper detection, snapshot encoding, the index table, time parsing. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/bytes.h"
@@ -257,6 +258,35 @@ static void test_parse_time(void)
 	CHECK(engine_parse_time("2026-13-01", &ns) == DRE_EINVAL);
 }
 
+/* A snapshot that restores a symlink and then a directory "under" it must not write outside the target. */
+static void test_restore_refuses_symlink_escape(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char outside[300], target[300], escaped[400];
+	snprintf(outside, sizeof outside, "%s/outside", tmpdir);
+	snprintf(target, sizeof target, "%s/target", tmpdir);
+	snprintf(escaped, sizeof escaped, "%s/b", outside);
+	CHECK(mkdir(outside, 0700) == 0);
+	snapshot s;
+	memset(&s, 0, sizeof s);
+	s.kind = SNAP_FILES;
+	s.name = "evil";
+	s.host = "h";
+	snap_node nodes[2] = {{.type = NODE_SYMLINK, .path = "a", .mode = 0777, .link = outside},
+			      {.type = NODE_DIR, .path = "a/b", .mode = 0755}};
+	s.nodes = nodes;
+	s.nnodes = 2;
+	restore_opts o = {.target = target, .out_fd = -1, .threads = 1};
+	restore_result res;
+	CHECK(engine_restore(r, &s, &o, &res) == DRE_ECORRUPT);
+	CHECK(strstr(err_msg(), "refusing to restore through") != NULL);
+	struct stat st;
+	CHECK(stat(escaped, &st) < 0);
+	engine_close(r);
+}
+
 static int slow_square(void *ctx, void *job)
 {
 	int *v = job;
@@ -316,6 +346,7 @@ int main(void)
 	RUN(test_index_table);
 	RUN(test_parse_time);
 	RUN(test_workq_order_and_failure);
+	RUN(test_restore_refuses_symlink_escape);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
