@@ -1,5 +1,6 @@
 /* Unit tests of engine/: crypto wrappers against published vectors, pack and envelope round trips and their
  * tamper detection, snapshot encoding, the index table, time parsing. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -287,6 +288,38 @@ static void test_restore_refuses_symlink_escape(void)
 	engine_close(r);
 }
 
+/* Restore checks each stream against its XXH3-128: a manifest that disagrees with the data is a loud error. */
+static void test_restore_detects_checksum_mismatch(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char path[300];
+	snprintf(path, sizeof path, "%s/input", tmpdir);
+	FILE *f = fopen(path, "w");
+	for (int i = 0; i < 200000; i++)
+		fprintf(f, "row %d\n", i);
+	fclose(f);
+	int fd = open(path, O_RDONLY);
+	push_opts po = {.name = "s", .threads = 2};
+	push_result pr;
+	CHECK_RC(engine_push_fd(r, &po, fd, &pr));
+	close(fd);
+	snapshot s;
+	CHECK_RC(snap_find(r, "s", -1, &s));
+	int null_fd = open("/dev/null", O_WRONLY);
+	restore_opts o = {.out_fd = null_fd, .threads = 2};
+	restore_result res;
+	CHECK_RC(engine_restore(r, &s, &o, &res));
+	CHECK(res.bytes == pr.size);
+	s.nodes[0].xxh128[5] ^= 1;
+	CHECK(engine_restore(r, &s, &o, &res) == DRE_ECORRUPT);
+	CHECK(strstr(err_msg(), "XXH3-128") != NULL);
+	close(null_fd);
+	snap_free(&s);
+	engine_close(r);
+}
+
 static int slow_square(void *ctx, void *job)
 {
 	int *v = job;
@@ -347,6 +380,7 @@ int main(void)
 	RUN(test_parse_time);
 	RUN(test_workq_order_and_failure);
 	RUN(test_restore_refuses_symlink_escape);
+	RUN(test_restore_detects_checksum_mismatch);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
