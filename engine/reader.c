@@ -67,6 +67,7 @@ static int fill_plain(int fd, bool regular, uint64_t *pos, uint8_t *buf, size_t 
 }
 
 /*
+ * Returns 1 (nothing read) when io_uring cannot serve the file, after switching the reader to pread.
  * Splits [0, cap) into pieces and keeps up to READER_DEPTH reads in flight. The data is usable up to the first
  * short piece: a short read of a regular file means the end of it (or a concurrent truncation, handled the same
  * way by the next call, which then reads 0).
@@ -120,6 +121,13 @@ static int fill_uring(reader *rd, int fd, uint64_t *pos, uint8_t *buf, size_t ca
 		io_uring_cq_advance(&rd->ring, seen);
 		completed += seen;
 	}
+	if (first_err == EINVAL || first_err == EOPNOTSUPP || first_err == ENOSYS) {
+		/* the ring exists but cannot read this file (an old kernel, an odd file system): use pread */
+		rd->uring = false;
+		*got = 0;
+		*eof = false;
+		return 1;
+	}
 	if (first_err != 0) {
 		errno = first_err;
 		return err_sys("cannot read %s", name);
@@ -147,7 +155,13 @@ int reader_fill(reader *rd, int fd, bool regular, uint64_t *pos, uint8_t *buf, s
 	*eof = false;
 	while (total < cap && !*eof) {
 		size_t n = 0;
-		TRY(fill_uring(rd, fd, pos, buf + total, cap - total, &n, eof, name));
+		int rc = fill_uring(rd, fd, pos, buf + total, cap - total, &n, eof, name);
+		TRY(rc);
+		if (rc == 1) { /* io_uring turned out unusable: the rest through pread */
+			TRY(fill_plain(fd, true, pos, buf + total, cap - total, &n, eof, name));
+			total += n;
+			break;
+		}
 		total += n;
 	}
 	*got = total;
