@@ -23,7 +23,7 @@ struct check {
 	const check_opts *o;
 	check_report *rep;
 	chunk_index *idx;
-	chunk_index *present; /* packs found in the store: entries keyed by pack ID, offset = size low bits */
+	chunk_index *present; /* packs found in the store, keyed by pack ID; entry.pack = their slot in present_size */
 	uint64_t *present_size;
 	size_t present_n, present_cap;
 };

@@ -7,7 +7,7 @@
 #include "store/err.h"
 
 struct chunk_index {
-	index_entry *slots; /* pack == 0 && all-zero ID never occurs in practice; `used` marks occupancy */
+	index_entry *slots; /* open addressing, linear probing; used[i] marks an occupied slot */
 	uint8_t *used;
 	size_t cap, count; /* cap is a power of two */
 	uint8_t (*packs)[CRYPTO_ID_LEN];
