@@ -81,7 +81,9 @@ static void progress_line(void *arg, uint64_t done, uint64_t stored, double seco
 	fprintf(stderr, "\r%s %s, %.1f MB/s", d, p->verb, mb_per_s(done, seconds));
 	if (p->show_stored) {
 		fmt_size(stored, s);
-		fprintf(stderr, ", %s stored", s);
+		/* what dedup and compression together kept out of the store so far */
+		double saved = done > 0 && stored < done ? 100.0 * (double)(done - stored) / (double)done : 0.0;
+		fprintf(stderr, ", %s stored, %.0f%% saved", s, saved);
 	}
 	fputs("\033[K", stderr); /* erase what a longer previous line left */
 	if (final)
