@@ -53,7 +53,7 @@ static int list_pack(void *arg, const char *key, uint64_t size)
 	const char *hex = strrchr(key, '/');
 	index_entry e;
 	memset(&e, 0, sizeof e);
-	if (hex == NULL || !hex_decode(hex + 1, e.id, CRYPTO_ID_LEN)) {
+	if (hex == NULL || !hex_decode(hex + 1, e.loc.id, CRYPTO_ID_LEN)) {
 		problem(c, "object %s in packs/ is not named like a pack", key);
 		return 0;
 	}
@@ -80,7 +80,7 @@ static int note_need(void *arg, const index_entry *e)
 {
 	struct pack_use *u = arg;
 	if (e->pack != INDEX_PACK_PENDING) {
-		uint64_t end = (uint64_t)e->offset + e->stored_len + CRYPTO_TAG_LEN;
+		uint64_t end = (uint64_t)e->loc.offset + e->loc.stored_len + CRYPTO_TAG_LEN;
 		if (end > u->need[e->pack])
 			u->need[e->pack] = end;
 	}

@@ -121,7 +121,7 @@ static size_t slot_of(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], b
 	size_t mask = idx->cap - 1;
 	size_t i = id_hash(id) & mask;
 	while (idx->used[i]) {
-		if (memcmp(idx->slots[i].id, id, CRYPTO_ID_LEN) == 0) {
+		if (memcmp(idx->slots[i].loc.id, id, CRYPTO_ID_LEN) == 0) {
 			*found = true;
 			return i;
 		}
@@ -144,7 +144,7 @@ static int index_grow(chunk_index *idx)
 	for (size_t j = 0; j < idx->cap; j++) {
 		if (!idx->used[j])
 			continue;
-		size_t i = id_hash(idx->slots[j].id) & (cap - 1);
+		size_t i = id_hash(idx->slots[j].loc.id) & (cap - 1);
 		while (used[i])
 			i = (i + 1) & (cap - 1);
 		slots[i] = idx->slots[j];
@@ -170,7 +170,7 @@ int index_insert(chunk_index *idx, const index_entry *e)
 	bool found;
 	if ((idx->count + 1) * 10 > idx->cap * 7)
 		TRY(index_grow(idx));
-	size_t i = slot_of(idx, e->id, &found);
+	size_t i = slot_of(idx, e->loc.id, &found);
 	if (found) {
 		/* a location found by loading beats a pending reservation */
 		if (idx->slots[i].pack == INDEX_PACK_PENDING && e->pack != INDEX_PACK_PENDING)
@@ -187,7 +187,7 @@ int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
 {
 	index_entry e;
 	memset(&e, 0, sizeof e);
-	memcpy(e.id, id, CRYPTO_ID_LEN);
+	memcpy(e.loc.id, id, CRYPTO_ID_LEN);
 	e.pack = INDEX_PACK_PENDING;
 	return index_insert(idx, &e);
 }
@@ -198,12 +198,8 @@ int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *pe)
 	size_t i = slot_of(idx, pe->id, &found);
 	if (!found)
 		return err_set(DRE_EINVAL, "internal: committing a chunk that was never reserved");
-	index_entry *e = &idx->slots[i];
-	e->pack = pack_no;
-	e->offset = pe->offset;
-	e->stored_len = pe->stored_len;
-	e->raw_len = pe->raw_len;
-	e->flags = pe->flags;
+	idx->slots[i].loc = *pe;
+	idx->slots[i].pack = pack_no;
 	return 0;
 }
 
@@ -219,13 +215,7 @@ int index_builder_add_pack(index_builder *b, const uint8_t pack_id[CRYPTO_ID_LEN
 {
 	buf_put(&b->data, pack_id, CRYPTO_ID_LEN);
 	buf_u32(&b->data, (uint32_t)n);
-	for (size_t i = 0; i < n; i++) {
-		buf_put(&b->data, e[i].id, CRYPTO_ID_LEN);
-		buf_u32(&b->data, e[i].offset);
-		buf_u32(&b->data, e[i].stored_len);
-		buf_u32(&b->data, e[i].raw_len);
-		buf_u8(&b->data, e[i].flags);
-	}
+	pack_entries_put(&b->data, e, n);
 	b->npacks++;
 	b->nentries += n;
 	return buf_check(&b->data, "the index being built");
@@ -273,13 +263,8 @@ int index_decode(chunk_index *idx, const char *key, const uint8_t *p, size_t len
 			break;
 		TRY(index_pack_intern(idx, pack_id, &pack_no));
 		for (uint32_t i = 0; i < n; i++) {
-			index_entry e;
-			memcpy(e.id, rd_take(&in, CRYPTO_ID_LEN), CRYPTO_ID_LEN);
-			e.pack = pack_no;
-			e.offset = rd_u32(&in);
-			e.stored_len = rd_u32(&in);
-			e.raw_len = rd_u32(&in);
-			e.flags = rd_u8(&in);
+			index_entry e = {.pack = pack_no};
+			pack_entry_get(&in, &e.loc);
 			TRY(index_insert(idx, &e));
 		}
 	}

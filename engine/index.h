@@ -23,10 +23,8 @@
 #define INDEX_PACK_PENDING UINT32_MAX /* entry reserved by a push whose pack is not written yet */
 
 typedef struct index_entry {
-	uint8_t id[CRYPTO_ID_LEN];
-	uint32_t pack; /* number in the pack table, or INDEX_PACK_PENDING */
-	uint32_t offset, stored_len, raw_len;
-	uint8_t flags;
+	pack_entry loc; /* chunk ID and where the blob lies in its pack */
+	uint32_t pack;  /* number in the pack table, or INDEX_PACK_PENDING */
 } index_entry;
 
 typedef struct chunk_index chunk_index;

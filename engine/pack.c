@@ -35,6 +35,28 @@ uint64_t pack_padme(uint64_t len)
 	return (len + mask) & ~mask;
 }
 
+void pack_entries_put(buf *b, const pack_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		buf_put(b, e[i].id, CRYPTO_ID_LEN);
+		buf_u32(b, e[i].offset);
+		buf_u32(b, e[i].stored_len);
+		buf_u32(b, e[i].raw_len);
+		buf_u8(b, e[i].flags);
+	}
+}
+
+void pack_entry_get(rd *in, pack_entry *e)
+{
+	const uint8_t *id = rd_take(in, CRYPTO_ID_LEN);
+	if (id != NULL)
+		memcpy(e->id, id, CRYPTO_ID_LEN);
+	e->offset = rd_u32(in);
+	e->stored_len = rd_u32(in);
+	e->raw_len = rd_u32(in);
+	e->flags = rd_u8(in);
+}
+
 int pack_writer_init(pack_writer *pw, const repo *r)
 {
 	memset(pw, 0, sizeof *pw);
@@ -128,14 +150,7 @@ int pack_writer_finish(pack_writer *pw, uint64_t *size)
 
 	h->len = 0;
 	buf_u32(h, (uint32_t)pw->n);
-	for (size_t i = 0; i < pw->n; i++) {
-		const pack_entry *e = &pw->entries[i];
-		buf_put(h, e->id, CRYPTO_ID_LEN);
-		buf_u32(h, e->offset);
-		buf_u32(h, e->stored_len);
-		buf_u32(h, e->raw_len);
-		buf_u8(h, e->flags);
-	}
+	pack_entries_put(h, pw->entries, pw->n);
 	uint64_t unpadded = pw->len + h->len + CRYPTO_TAG_LEN + PACK_TRAILER_LEN;
 	uint64_t pad = pack_padme(unpadded) - unpadded;
 	if (buf_reserve(h, pad)) {
@@ -225,12 +240,7 @@ int pack_read_header(const repo *r, crypto_ctx *cc, const char *key, const uint8
 		return err_set(DRE_ENOMEM, "cannot allocate %u pack entries", count);
 	}
 	for (uint32_t i = 0; i < count; i++) {
-		const uint8_t *id = rd_take(&in, CRYPTO_ID_LEN);
-		memcpy(es[i].id, id, CRYPTO_ID_LEN);
-		es[i].offset = rd_u32(&in);
-		es[i].stored_len = rd_u32(&in);
-		es[i].raw_len = rd_u32(&in);
-		es[i].flags = rd_u8(&in);
+		pack_entry_get(&in, &es[i]);
 		if ((uint64_t)es[i].offset + es[i].stored_len + CRYPTO_TAG_LEN > hoff || (es[i].flags & ~BLOB_ZSTD)) {
 			free(es);
 			free(h);

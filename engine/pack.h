@@ -74,6 +74,11 @@ int pack_writer_finish(pack_writer *pw, uint64_t *size);
 /* Starts a new pack (fresh random ID). */
 int pack_writer_reset(pack_writer *pw);
 
+/* The 45-byte location entry, the same in pack headers and index objects (format-spec.md §8, §9). A decode
+ * past the end latches in->failed, like every rd_ read. */
+void pack_entries_put(buf *b, const pack_entry *e, size_t n);
+void pack_entry_get(rd *in, pack_entry *e);
+
 /* Padmé: the padded length for an object of len bytes (format-spec.md §Padding). */
 uint64_t pack_padme(uint64_t len);
 

@@ -85,7 +85,7 @@ static int worker_read_run(struct rworker *w, struct rjob *j, size_t i, size_t k
 {
 	struct restore *rs = w->rs;
 	const index_entry *a = &j->ent[i], *z = &j->ent[k - 1];
-	uint64_t start = a->offset, end = (uint64_t)z->offset + z->stored_len + CRYPTO_TAG_LEN;
+	uint64_t start = a->loc.offset, end = (uint64_t)z->loc.offset + z->loc.stored_len + CRYPTO_TAG_LEN;
 	char key[80], hex[65];
 
 	repo_pack_key(index_pack_id(rs->idx, a->pack), key);
@@ -103,20 +103,15 @@ static int worker_read_run(struct rworker *w, struct rjob *j, size_t i, size_t k
 	}
 	for (size_t m = i; m < k; m++) {
 		const index_entry *e = &j->ent[m];
-		pack_entry pe;
-		memcpy(pe.id, e->id, CRYPTO_ID_LEN);
-		pe.offset = e->offset;
-		pe.stored_len = e->stored_len;
-		pe.raw_len = e->raw_len;
-		pe.flags = e->flags;
-		rc = pack_blob_open(w->cc, w->zd, w->subkey, &pe, w->rbuf + (e->offset - start), j->out + out_off);
+		uint8_t *blob = w->rbuf + (e->loc.offset - start);
+		rc = pack_blob_open(w->cc, w->zd, w->subkey, &e->loc, blob, j->out + out_off);
 		if (rc < 0) {
 			char chex[65];
 			pack_name(rs, a->pack, hex);
-			hex_encode(e->id, CRYPTO_ID_LEN, chex);
-			return err_ctx(DRE_ECORRUPT, "corrupt pack %s: chunk %.16s at offset %u", hex, chex, e->offset);
+			hex_encode(e->loc.id, CRYPTO_ID_LEN, chex);
+			return err_ctx(DRE_ECORRUPT, "corrupt pack %s: chunk %.16s at offset %u", hex, chex, e->loc.offset);
 		}
-		out_off += e->raw_len;
+		out_off += e->loc.raw_len;
 	}
 	return 0;
 }
@@ -129,20 +124,20 @@ static int worker_run(void *ctx, void *job)
 	for (size_t i = 0; i < j->n;) {
 		const index_entry *a = &j->ent[i];
 		/* the same chunk again (runs of zeros, repeated blocks): copy what was just decoded */
-		if (i > 0 && memcmp(a->id, j->ent[i - 1].id, CRYPTO_ID_LEN) == 0) {
-			memcpy(j->out + out_off, j->out + out_off - a->raw_len, a->raw_len);
-			out_off += a->raw_len;
+		if (i > 0 && memcmp(a->loc.id, j->ent[i - 1].loc.id, CRYPTO_ID_LEN) == 0) {
+			memcpy(j->out + out_off, j->out + out_off - a->loc.raw_len, a->loc.raw_len);
+			out_off += a->loc.raw_len;
 			i++;
 			continue;
 		}
 		size_t k = i + 1;
-		uint64_t run_end = (uint64_t)a->offset + a->stored_len + CRYPTO_TAG_LEN;
-		size_t run_raw = a->raw_len;
-		while (k < j->n && j->ent[k].pack == a->pack && j->ent[k].offset == run_end &&
-		       run_end + j->ent[k].stored_len + CRYPTO_TAG_LEN - a->offset <= w->rbuf_cap &&
-		       memcmp(j->ent[k].id, j->ent[k - 1].id, CRYPTO_ID_LEN) != 0) {
-			run_end += j->ent[k].stored_len + CRYPTO_TAG_LEN;
-			run_raw += j->ent[k].raw_len;
+		uint64_t run_end = (uint64_t)a->loc.offset + a->loc.stored_len + CRYPTO_TAG_LEN;
+		size_t run_raw = a->loc.raw_len;
+		while (k < j->n && j->ent[k].pack == a->pack && j->ent[k].loc.offset == run_end &&
+		       run_end + j->ent[k].loc.stored_len + CRYPTO_TAG_LEN - a->loc.offset <= w->rbuf_cap &&
+		       memcmp(j->ent[k].loc.id, j->ent[k - 1].loc.id, CRYPTO_ID_LEN) != 0) {
+			run_end += j->ent[k].loc.stored_len + CRYPTO_TAG_LEN;
+			run_raw += j->ent[k].loc.raw_len;
 			k++;
 		}
 		TRY(worker_read_run(w, j, i, k, out_off));
@@ -266,7 +261,7 @@ static int node_write(struct restore *rs, const struct rjob *j)
 		size_t off = 0;
 		for (size_t i = 0; i < j->n; i++) {
 			const uint8_t *p = j->out + off;
-			size_t len = j->ent[i].raw_len;
+			size_t len = j->ent[i].loc.raw_len;
 			if (all_zero(p, len)) {
 				/* leave a hole: sparse files come back sparse */
 				if (lseek(rs->out_fd, (off_t)len, SEEK_CUR) < 0)
@@ -390,7 +385,7 @@ static int feed_node(struct restore *rs, uint32_t node)
 					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
 					       shex, chex, n->path);
 			}
-			if (raw + e->raw_len > j->out_cap && j->n > 0)
+			if (raw + e->loc.raw_len > j->out_cap && j->n > 0)
 				break;
 			if (j->n == j->ent_cap) {
 				size_t cap = j->ent_cap * 2;
@@ -401,7 +396,7 @@ static int feed_node(struct restore *rs, uint32_t node)
 				j->ent_cap = cap;
 			}
 			j->ent[j->n++] = *e;
-			raw += e->raw_len;
+			raw += e->loc.raw_len;
 			k++;
 		}
 		j->last = k == n->nchunks;
