@@ -29,6 +29,7 @@
 
 #include "engine/engine.h"
 #include "engine/index.h"
+#include "engine/meter.h"
 #include "engine/pack.h"
 #include "engine/reader.h"
 #include "engine/workq.h"
@@ -77,15 +78,8 @@ struct push {
 	size_t *chunks_cap; /* per node */
 	XXH3_state_t *xxh;
 	uint64_t bytes_in;
-	struct timespec t0, last_progress;
+	meter clock;
 };
-
-static double elapsed(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static int64_t now_ns(void)
 {
@@ -214,17 +208,12 @@ static int job_add_cut(struct job *j, size_t off, size_t len, uint32_t node)
 
 static void progress(struct push *p, bool final)
 {
-	if (p->o->hooks.progress == NULL)
+	if (!meter_due(&p->clock, final))
 		return;
-	if (!final) {
-		if (elapsed(&p->last_progress) < 0.5)
-			return;
-		clock_gettime(CLOCK_MONOTONIC, &p->last_progress);
-	}
 	pthread_mutex_lock(&p->mu);
 	uint64_t stored = p->stored_new;
 	pthread_mutex_unlock(&p->mu);
-	p->o->hooks.progress(p->o->hooks.arg, p->bytes_in, stored, elapsed(&p->t0), final);
+	p->o->hooks.progress(p->o->hooks.arg, p->bytes_in, stored, meter_seconds(&p->clock), final);
 }
 
 /* The job being filled and how far it is chunked. */
@@ -282,8 +271,7 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	memset(p, 0, sizeof *p);
 	p->r = r;
 	p->o = o;
-	clock_gettime(CLOCK_MONOTONIC, &p->t0);
-	p->last_progress = p->t0;
+	meter_start(&p->clock, &o->hooks);
 	pthread_mutex_init(&p->mu, NULL);
 	TRY(engine_check_name(o->name));
 
@@ -301,10 +289,7 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	TRY(reader_new(&p->rd));
 	TRY(index_load(r, p->idx, o->hooks.warn, o->hooks.arg, NULL));
 
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	p->nworkers = o->threads > 0 ? o->threads : (ncpu > 0 ? (int)ncpu : 1);
-	if (p->nworkers > 64)
-		p->nworkers = 64;
+	p->nworkers = workq_workers(o->threads);
 	/* two buffers per worker keep every worker busy while the main thread fills the next one */
 	p->njobs = (size_t)p->nworkers * 2 + 2;
 	p->jobs = calloc(p->njobs, sizeof *p->jobs);
@@ -425,7 +410,7 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	res->files = 0;
 	for (size_t i = 0; i < s->nnodes; i++)
 		res->files += s->nodes[i].type == NODE_FILE || s->nodes[i].type == NODE_STREAM;
-	res->seconds = elapsed(&p->t0);
+	res->seconds = meter_seconds(&p->clock);
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #include "engine/engine.h"
 #include "engine/index.h"
+#include "engine/meter.h"
 #include "engine/pack.h"
 #include "engine/workq.h"
 
@@ -65,15 +66,8 @@ struct restore {
 	XXH3_state_t *xxh;
 	uint64_t bytes;
 	size_t files;
-	struct timespec t0, last_progress;
+	meter clock;
 };
-
-static double elapsed(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static void pack_name(const struct restore *rs, uint32_t pack_no, char hex[65])
 {
@@ -311,14 +305,8 @@ static int node_close(struct restore *rs)
 
 static void progress(struct restore *rs, bool final)
 {
-	if (rs->o->hooks.progress == NULL)
-		return;
-	if (!final) {
-		if (elapsed(&rs->last_progress) < 0.5)
-			return;
-		clock_gettime(CLOCK_MONOTONIC, &rs->last_progress);
-	}
-	rs->o->hooks.progress(rs->o->hooks.arg, rs->bytes, 0, elapsed(&rs->t0), final);
+	if (meter_due(&rs->clock, final))
+		rs->o->hooks.progress(rs->o->hooks.arg, rs->bytes, 0, meter_seconds(&rs->clock), final);
 }
 
 /* Writes finished jobs in order; with wait, blocks for the next one. */
@@ -408,10 +396,7 @@ static int feed_node(struct restore *rs, uint32_t node)
 
 static int restore_setup(struct restore *rs)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	rs->nworkers = rs->o->threads > 0 ? rs->o->threads : (ncpu > 0 ? (int)ncpu : 1);
-	if (rs->nworkers > 64)
-		rs->nworkers = 64;
+	rs->nworkers = workq_workers(rs->o->threads);
 	rs->njobs = (size_t)rs->nworkers * 2 + 2;
 	rs->jobs = calloc(rs->njobs, sizeof *rs->jobs);
 	rs->workers = calloc((size_t)rs->nworkers, sizeof *rs->workers);
@@ -530,8 +515,7 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 	rs.s = s;
 	rs.o = o;
 	rs.out_fd = -1;
-	clock_gettime(CLOCK_MONOTONIC, &rs.t0);
-	rs.last_progress = rs.t0;
+	meter_start(&rs.clock, &o->hooks);
 
 	if (s->kind == SNAP_FILES && o->target == NULL)
 		return err_set(DRE_EINVAL, "snapshot %s holds files: give --target DIR", s->name);
@@ -560,6 +544,6 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 		progress(&rs, true);
 	res->bytes = rs.bytes;
 	res->files = rs.files;
-	res->seconds = elapsed(&rs.t0);
+	res->seconds = meter_seconds(&rs.clock);
 	return restore_teardown(&rs, rc);
 }

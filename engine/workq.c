@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "store/err.h"
 
@@ -76,6 +77,13 @@ static void *worker_main(void *arg)
 			workq_fail(q, rc);
 	}
 	return NULL;
+}
+
+int workq_workers(int requested)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int n = requested > 0 ? requested : (ncpu > 0 ? (int)ncpu : 1);
+	return n < WORKQ_MAX_WORKERS ? n : WORKQ_MAX_WORKERS;
 }
 
 int workq_start(workq **out, int nworkers, void *const ctx[], workq_run_fn run, workq_exit_fn exit_fn,

@@ -21,6 +21,12 @@ typedef int (*workq_run_fn)(void *ctx, void *job);
 /* Runs once on each worker when the pool finishes without a failure (push flushes its last pack here). */
 typedef int (*workq_exit_fn)(void *ctx);
 
+#define WORKQ_MAX_WORKERS 64
+
+/* How many workers to start for a requested count: that count when > 0, else one per online CPU; at most
+ * WORKQ_MAX_WORKERS. */
+int workq_workers(int requested);
+
 /* Starts nworkers threads; ctx[i] belongs to worker i. exit_fn may be NULL. */
 int workq_start(workq **out, int nworkers, void *const ctx[], workq_run_fn run, workq_exit_fn exit_fn,
 		size_t depth);

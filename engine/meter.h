@@ -1,0 +1,25 @@
+/*
+ * meter.h — the clock of one push or restore: seconds since it started, and the pacing of progress reports
+ * (at most two a second, plus the final one) for the hook cli/ passed in. Shared by both pipelines.
+ */
+#ifndef DRE_METER_H
+#define DRE_METER_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "engine/engine.h"
+
+typedef struct meter {
+	const engine_hooks *hooks;
+	struct timespec t0, last;
+} meter;
+
+void meter_start(meter *m, const engine_hooks *hooks);
+double meter_seconds(const meter *m);
+
+/* True when a progress report is due now (there is a hook, and it is final or half a second has passed);
+ * the caller then gathers its figures and calls hooks->progress with meter_seconds(). */
+bool meter_due(meter *m, bool final);
+
+#endif
