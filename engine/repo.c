@@ -72,25 +72,35 @@ int repo_pack_subkey(const repo *r, const uint8_t pack_id[CRYPTO_ID_LEN], uint8_
 			   CRYPTO_KEY_LEN);
 }
 
-/* Working keys and the gear table, all from the master key (format-spec.md §Key derivation). */
-static int repo_derive(repo *r, const uint8_t master[CRYPTO_KEY_LEN])
+/* Every working secret is HKDF(master key, empty salt, info) (format-spec.md §3). */
+static int derive(const uint8_t master[CRYPTO_KEY_LEN], const char *info, uint8_t *out, size_t len)
 {
-	static const char info_enc[] = "dre v1 encryption";
-	static const char info_id[] = "dre v1 chunk id";
-	static const char info_gear[] = "dre v1 gear table";
+	return crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info, strlen(info), out, len);
+}
+
+/* The encryption key comes first and alone: config is encrypted with it, and config holds the chunk sizes
+ * that the rest needs. */
+static int derive_enc_key(repo *r, const uint8_t master[CRYPTO_KEY_LEN])
+{
+	return derive(master, "dre v1 encryption", r->enc_key, CRYPTO_KEY_LEN);
+}
+
+/* The chunk-ID key and the chunker with its gear table, once the parameters are known. */
+static int derive_chunking(repo *r, const uint8_t master[CRYPTO_KEY_LEN])
+{
 	uint8_t table[256 * 8];
 	uint64_t gear[256];
 
-	TRY(crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_enc, sizeof info_enc - 1, r->enc_key, CRYPTO_KEY_LEN));
-	TRY(crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_id, sizeof info_id - 1, r->id_key, CRYPTO_KEY_LEN));
-	TRY(crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_gear, sizeof info_gear - 1, table, sizeof table));
+	TRY(derive(master, "dre v1 chunk id", r->id_key, CRYPTO_KEY_LEN));
+	TRY(derive(master, "dre v1 gear table", table, sizeof table));
 	for (int i = 0; i < 256; i++)
 		gear[i] = get_le64(table + 8 * i);
 	crypto_wipe(table, sizeof table);
-	if (!cdc_init(&r->chunker, gear, r->params.cdc_min, r->params.cdc_avg, r->params.cdc_max))
+	bool ok = cdc_init(&r->chunker, gear, r->params.cdc_min, r->params.cdc_avg, r->params.cdc_max);
+	crypto_wipe(gear, sizeof gear);
+	if (!ok)
 		return err_set(DRE_ECORRUPT, "config: chunk sizes %u/%u/%u are not valid", r->params.cdc_min,
 			       r->params.cdc_avg, r->params.cdc_max);
-	crypto_wipe(gear, sizeof gear);
 	return 0;
 }
 
@@ -238,7 +248,9 @@ int repo_init(store *st, const char *pass, const repo_params *p, repo **out)
 		rc = crypto_random(r->repo_id, sizeof r->repo_id);
 	memcpy(r->master, master, sizeof master);
 	if (rc == 0)
-		rc = repo_derive(r, master);
+		rc = derive_enc_key(r, master);
+	if (rc == 0)
+		rc = derive_chunking(r, master);
 	if (rc == 0)
 		rc = key_write(r, master, pass, r->key_name);
 	if (rc == 0)
@@ -323,9 +335,7 @@ int repo_open(store *st, const char *pass, repo **out)
 		return err_set(DRE_EAUTH, "wrong password: none of the %zu key object(s) in %s opens with it%s%s",
 			       kl.n, st->url, corrupt ? "; also " : "", corrupt ? corrupt_msg : "");
 	}
-	/* config is encrypted with enc_key, which does not depend on config: derive it first */
-	static const char info_enc[] = "dre v1 encryption";
-	rc = crypto_hkdf(master, CRYPTO_KEY_LEN, NULL, 0, info_enc, sizeof info_enc - 1, r->enc_key, CRYPTO_KEY_LEN);
+	rc = derive_enc_key(r, master);
 	if (rc == 0)
 		rc = repo_get_object(r, 'C', "config", &cfg, &cfg_len);
 	if (rc == 0)
@@ -339,7 +349,7 @@ int repo_open(store *st, const char *pass, repo **out)
 		r->params.scrypt_p = d.scrypt_p;
 	}
 	if (rc == 0)
-		rc = repo_derive(r, master);
+		rc = derive_chunking(r, master);
 	memcpy(r->master, master, sizeof master);
 	crypto_wipe(master, sizeof master);
 	free(cfg);
@@ -364,9 +374,9 @@ void repo_close(repo *r)
 	free(r);
 }
 
-static int envelope_aad(char type, const uint8_t hdr[ENV_HDR_LEN], const char *key, uint8_t *aad, size_t *aad_len)
+/* The header already carries the type; with the object's own key appended the AAD binds both. */
+static int envelope_aad(const uint8_t hdr[ENV_HDR_LEN], const char *key, uint8_t *aad, size_t *aad_len)
 {
-	(void)type;
 	size_t klen = strlen(key);
 	if (klen > 200)
 		return err_set(DRE_EINVAL, "object key %s is too long", key);
@@ -399,7 +409,7 @@ int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, s
 	obj[4] = (uint8_t)type;
 	rc = crypto_random(obj + 8, 32);
 	if (rc == 0)
-		rc = envelope_aad(type, obj, key, aad, &aad_len);
+		rc = envelope_aad(obj, key, aad, &aad_len);
 	if (rc == 0)
 		rc = envelope_subkey(r, obj + 8, subkey);
 	if (rc == 0)
@@ -435,7 +445,7 @@ int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, 
 	if (p == NULL)
 		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", n, key);
 	memcpy(p, obj + ENV_HDR_LEN, n);
-	rc = envelope_aad(type, obj, key, aad, &aad_len);
+	rc = envelope_aad(obj, key, aad, &aad_len);
 	if (rc == 0)
 		rc = envelope_subkey(r, obj + 8, subkey);
 	if (rc == 0)

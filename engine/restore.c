@@ -271,6 +271,14 @@ static int node_write(struct restore *rs, const struct rjob *j)
 	return 0;
 }
 
+/* Access and modification time both set to the node's mtime (access times are not kept). */
+static void node_times(const snap_node *n, struct timespec ts[2])
+{
+	ts[0].tv_sec = n->mtime_ns / 1000000000;
+	ts[0].tv_nsec = n->mtime_ns % 1000000000;
+	ts[1] = ts[0];
+}
+
 static int node_close(struct restore *rs)
 {
 	const snap_node *n = &rs->s->nodes[rs->out_node];
@@ -284,8 +292,8 @@ static int node_close(struct restore *rs)
 			rc = err_sys("cannot set the owner of %s", n->path);
 		if (rc == 0 && fchmod(rs->out_fd, n->mode & 07777) < 0)
 			rc = err_sys("cannot set the mode of %s", n->path);
-		struct timespec ts[2] = {{n->mtime_ns / 1000000000, n->mtime_ns % 1000000000},
-					 {n->mtime_ns / 1000000000, n->mtime_ns % 1000000000}};
+		struct timespec ts[2];
+		node_times(n, ts);
 		if (rc == 0 && futimens(rs->out_fd, ts) < 0)
 			rc = err_sys("cannot set the times of %s", n->path);
 		if (close(rs->out_fd) < 0 && rc == 0)
@@ -474,8 +482,8 @@ static int restore_plain_node(struct restore *rs, uint32_t node)
 			return err_sys("cannot create symlink %s", path);
 		if (geteuid() == 0 && lchown(path, n->uid, n->gid) < 0)
 			return err_sys("cannot set the owner of %s", path);
-		struct timespec ts[2] = {{n->mtime_ns / 1000000000, n->mtime_ns % 1000000000},
-					 {n->mtime_ns / 1000000000, n->mtime_ns % 1000000000}};
+		struct timespec ts[2];
+		node_times(n, ts);
 		utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
 		return 0;
 	}
@@ -499,8 +507,8 @@ static int restore_dir_attrs(struct restore *rs)
 			return err_sys("cannot set the owner of %s", path);
 		if (chmod(path, n->mode & 07777) < 0)
 			return err_sys("cannot set the mode of %s", path);
-		struct timespec ts[2] = {{n->mtime_ns / 1000000000, n->mtime_ns % 1000000000},
-					 {n->mtime_ns / 1000000000, n->mtime_ns % 1000000000}};
+		struct timespec ts[2];
+		node_times(n, ts);
 		if (utimensat(AT_FDCWD, path, ts, 0) < 0)
 			return err_sys("cannot set the times of %s", path);
 	}
