@@ -195,14 +195,6 @@ static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCt
 	return 0;
 }
 
-static int count_index(void *arg, const char *key, uint64_t size)
-{
-	(void)key;
-	(void)size;
-	((struct check *)arg)->rep->index_objects++;
-	return 0;
-}
-
 static int count_unreferenced(struct check *c)
 {
 	/* packs in the store that no index lists: left by an interrupted push, harmless, removed by prune */
@@ -223,9 +215,7 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 	if (rc == 0)
 		rc = index_new(&c.present);
 	if (rc == 0)
-		rc = store_list(r->st, "index/", count_index, &c);
-	if (rc == 0)
-		rc = index_load(r, c.idx, index_warn, &c, NULL);
+		rc = index_load(r, c.idx, index_warn, &c, &rep->index_objects);
 	if (rc == 0)
 		rc = store_list(r->st, "packs/", list_pack, &c);
 	if (rc == 0)

@@ -251,7 +251,7 @@ void index_builder_free(index_builder *b)
 	buf_free(&b->data);
 }
 
-int index_decode(chunk_index *idx, const char *key, const uint8_t *p, size_t len)
+static int index_decode(chunk_index *idx, const char *key, const uint8_t *p, size_t len)
 {
 	rd in = rd_make(p, len);
 	uint32_t npacks = rd_u32(&in);
@@ -278,7 +278,7 @@ struct load_ctx {
 	chunk_index *idx;
 	index_warn_fn warn;
 	void *warn_arg;
-	size_t damaged;
+	size_t objects;
 };
 
 static int load_one(void *arg, const char *key, uint64_t size)
@@ -287,12 +287,12 @@ static int load_one(void *arg, const char *key, uint64_t size)
 	uint8_t *plain = NULL;
 	size_t len = 0;
 	(void)size;
+	lc->objects++;
 	int rc = repo_get_object(lc->r, 'I', key, &plain, &len);
 	if (rc == 0)
 		rc = index_decode(lc->idx, key, plain, len);
 	free(plain);
 	if (rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) {
-		lc->damaged++;
 		if (lc->warn)
 			lc->warn(lc->warn_arg, err_msg());
 		return 0;
@@ -300,11 +300,11 @@ static int load_one(void *arg, const char *key, uint64_t size)
 	return rc;
 }
 
-int index_load(repo *r, chunk_index *idx, index_warn_fn warn, void *warn_arg, size_t *damaged)
+int index_load(repo *r, chunk_index *idx, index_warn_fn warn, void *warn_arg, size_t *objects)
 {
 	struct load_ctx lc = {r, idx, warn, warn_arg, 0};
 	TRY_CTX(store_list(r->st, "index/", load_one, &lc), "loading the index");
-	if (damaged)
-		*damaged = lc.damaged;
+	if (objects)
+		*objects = lc.objects;
 	return 0;
 }

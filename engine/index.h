@@ -69,11 +69,8 @@ void index_builder_free(index_builder *b);
 
 typedef void (*index_warn_fn)(void *arg, const char *msg);
 
-/* Reads every index object in the store into idx; damaged ones are reported via warn and skipped
- * (*damaged counts them). */
-int index_load(repo *r, chunk_index *idx, index_warn_fn warn, void *warn_arg, size_t *damaged);
-
-/* Decodes one index object's plaintext into idx (used by index_load and check). */
-int index_decode(chunk_index *idx, const char *key, const uint8_t *p, size_t len);
+/* Reads every index object in the store into idx; damaged ones are reported via warn and skipped.
+ * *objects (when not NULL) counts the index objects found, damaged ones included. */
+int index_load(repo *r, chunk_index *idx, index_warn_fn warn, void *warn_arg, size_t *objects);
 
 #endif
