@@ -80,6 +80,21 @@ void buf_free(buf *b)
 	b->len = b->cap = 0;
 }
 
+bool array_room(void *items_ptr, size_t *cap, size_t n, size_t size, size_t first)
+{
+	void *items;
+	if (n < *cap)
+		return true;
+	size_t grown = *cap ? *cap * 2 : first;
+	memcpy(&items, items_ptr, sizeof items); /* items_ptr may point to any object pointer type */
+	items = realloc(items, grown * size);
+	if (items == NULL)
+		return false;
+	memcpy(items_ptr, &items, sizeof items);
+	*cap = grown;
+	return true;
+}
+
 const uint8_t *rd_take(rd *r, size_t n)
 {
 	if (r->failed || r->len - r->off < n) {

@@ -56,6 +56,13 @@ void buf_str16(buf *b, const char *s); /* u16 length + bytes; caller keeps strin
 int buf_check(const buf *b, const char *what);
 void buf_free(buf *b);
 
+/*
+ * Makes room for element n of a doubling array: items_ptr is the address of the array pointer (any element
+ * type), *cap its capacity in elements of size bytes; the first allocation holds `first`. False when memory
+ * runs out (the array is then unchanged).
+ */
+bool array_room(void *items_ptr, size_t *cap, size_t n, size_t size, size_t first);
+
 /* A bounds-checked reader: every get fails (latches `failed`) past the end instead of reading out of bounds,
  * so decoders of untrusted bytes check once (rd_check) and name the object there. */
 typedef struct rd {

@@ -57,14 +57,8 @@ static int list_pack(void *arg, const char *key, uint64_t size)
 		problem(c, "object %s in packs/ is not named like a pack", key);
 		return 0;
 	}
-	if (c->present_n == c->present_cap) {
-		size_t cap = c->present_cap ? c->present_cap * 2 : 256;
-		uint64_t *p = realloc(c->present_size, cap * sizeof *p);
-		if (p == NULL)
-			return err_set(DRE_ENOMEM, "cannot list packs");
-		c->present_size = p;
-		c->present_cap = cap;
-	}
+	if (!array_room(&c->present_size, &c->present_cap, c->present_n, sizeof *c->present_size, 256))
+		return err_set(DRE_ENOMEM, "cannot list packs");
 	e.pack = (uint32_t)c->present_n; /* position in present_size */
 	c->present_size[c->present_n++] = size;
 	TRY(index_insert(c->present, &e));

@@ -100,14 +100,8 @@ int index_pack_intern(chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN], ui
 	}
 	if (idx->npacks >= INDEX_PACK_PENDING - 1)
 		return err_set(DRE_EINVAL, "too many packs in one repository index");
-	if (idx->npacks == idx->packs_cap) {
-		size_t cap = idx->packs_cap ? idx->packs_cap * 2 : 64;
-		void *p = realloc(idx->packs, cap * CRYPTO_ID_LEN);
-		if (p == NULL)
-			return err_set(DRE_ENOMEM, "cannot grow the pack table");
-		idx->packs = p;
-		idx->packs_cap = cap;
-	}
+	if (!array_room(&idx->packs, &idx->packs_cap, idx->npacks, CRYPTO_ID_LEN, 64))
+		return err_set(DRE_ENOMEM, "cannot grow the pack table");
 	memcpy(idx->packs[idx->npacks], pack_id, CRYPTO_ID_LEN);
 	*pack_no = (uint32_t)idx->npacks++;
 	if (idx->npacks * 2 > idx->pack_slots_cap)

@@ -111,14 +111,8 @@ int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint
 
 	if (len > pw->r->params.cdc_max || ZSTD_compressBound(len) > room)
 		return err_set(DRE_EINVAL, "chunk of %zu bytes does not fit the pack buffer", len);
-	if (pw->n == pw->entries_cap) {
-		size_t cap = pw->entries_cap ? pw->entries_cap * 2 : 1024;
-		pack_entry *p = realloc(pw->entries, cap * sizeof *p);
-		if (p == NULL)
-			return err_set(DRE_ENOMEM, "cannot grow the pack entry list");
-		pw->entries = p;
-		pw->entries_cap = cap;
-	}
+	if (!array_room(&pw->entries, &pw->entries_cap, pw->n, sizeof *pw->entries, 1024))
+		return err_set(DRE_ENOMEM, "cannot grow the pack entry list");
 	size_t stored = ZSTD_compress2(pw->zc, dst, room, data, len);
 	if (ZSTD_isError(stored) || stored >= len) {
 		/* incompressible: keep it as it is, flagged, so restore does not run zstd on it */

@@ -142,14 +142,8 @@ static int worker_run(void *ctx, void *job)
 static int node_add_chunk(struct push *p, uint32_t node, const uint8_t id[CRYPTO_ID_LEN])
 {
 	snap_node *n = &p->snap.nodes[node];
-	if (n->nchunks == p->chunks_cap[node]) {
-		size_t cap = p->chunks_cap[node] ? p->chunks_cap[node] * 2 : 16;
-		void *q = realloc(n->chunks, cap * CRYPTO_ID_LEN);
-		if (q == NULL)
-			return err_set(DRE_ENOMEM, "cannot grow the chunk list of %s", n->path);
-		n->chunks = q;
-		p->chunks_cap[node] = cap;
-	}
+	if (!array_room(&n->chunks, &p->chunks_cap[node], n->nchunks, CRYPTO_ID_LEN, 16))
+		return err_set(DRE_ENOMEM, "cannot grow the chunk list of %s", n->path);
 	memcpy(n->chunks[n->nchunks++], id, CRYPTO_ID_LEN);
 	return 0;
 }
@@ -540,16 +534,7 @@ static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const c
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 32;
-			char **q = realloc(names, cap * sizeof *names);
-			if (q == NULL) {
-				rc = err_set(DRE_ENOMEM, "cannot list directory %s", fs_path);
-				break;
-			}
-			names = q;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL) {
+		if (!array_room(&names, &cap, n, sizeof *names, 32) || (names[n] = strdup(de->d_name)) == NULL) {
 			rc = err_set(DRE_ENOMEM, "cannot list directory %s", fs_path);
 			break;
 		}

@@ -278,14 +278,8 @@ static int key_list_add(void *arg, const char *key, uint64_t size)
 	struct key_list *kl = arg;
 	if (strlen(key) >= 80)
 		return 0;
-	if (kl->n == kl->cap) {
-		size_t cap = kl->cap ? kl->cap * 2 : 8;
-		void *p = realloc(kl->names, cap * sizeof *kl->names);
-		if (p == NULL)
-			return err_set(DRE_ENOMEM, "cannot list keys");
-		kl->names = p;
-		kl->cap = cap;
-	}
+	if (!array_room(&kl->names, &kl->cap, kl->n, sizeof *kl->names, 8))
+		return err_set(DRE_ENOMEM, "cannot list keys");
 	snprintf(kl->names[kl->n++], 80, "%s", key);
 	return 0;
 }

@@ -383,14 +383,8 @@ static int feed_node(struct restore *rs, uint32_t node)
 			}
 			if (raw + e->loc.raw_len > j->out_cap && j->n > 0)
 				break;
-			if (j->n == j->ent_cap) {
-				size_t cap = j->ent_cap * 2;
-				index_entry *q = realloc(j->ent, cap * sizeof *q);
-				if (q == NULL)
-					return err_set(DRE_ENOMEM, "cannot grow a restore job");
-				j->ent = q;
-				j->ent_cap = cap;
-			}
+			if (!array_room(&j->ent, &j->ent_cap, j->n, sizeof *j->ent, 256))
+				return err_set(DRE_ENOMEM, "cannot grow a restore job");
 			j->ent[j->n++] = *e;
 			raw += e->loc.raw_len;
 			k++;

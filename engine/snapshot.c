@@ -225,15 +225,9 @@ static int list_one(void *arg, const char *key, uint64_t size)
 		return 0;
 	}
 	TRY(rc);
-	if (lc->l->n == lc->cap) {
-		size_t cap = lc->cap ? lc->cap * 2 : 16;
-		snapshot *p = realloc(lc->l->items, cap * sizeof *p);
-		if (p == NULL) {
-			snap_free(&s);
-			return err_set(DRE_ENOMEM, "cannot list snapshots");
-		}
-		lc->l->items = p;
-		lc->cap = cap;
+	if (!array_room(&lc->l->items, &lc->cap, lc->l->n, sizeof *lc->l->items, 16)) {
+		snap_free(&s);
+		return err_set(DRE_ENOMEM, "cannot list snapshots");
 	}
 	lc->l->items[lc->l->n++] = s;
 	return 0;
