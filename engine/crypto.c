@@ -80,16 +80,22 @@ int crypto_hmac(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const void *ms
 	return 0;
 }
 
+/* Runs one of OpenSSL's KDFs by name with its parameters (what, for messages: "HKDF-SHA-256", "scrypt"). */
+static int kdf_derive(const char *alg, const char *what, const OSSL_PARAM *params, uint8_t *out, size_t outlen)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, alg, NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	int rc = 0;
+	if (kctx == NULL || EVP_KDF_derive(kctx, out, outlen, params) != 1)
+		rc = ossl_fail(what);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return rc;
+}
+
 int crypto_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len, const void *info,
 		size_t info_len, uint8_t *out, size_t outlen)
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	int rc = 0;
-	if (kctx == NULL) {
-		rc = ossl_fail("HKDF set-up");
-		goto out;
-	}
 	/* an empty salt is left out: RFC 5869 then uses HashLen zero bytes, and OpenSSL rejects a NULL one */
 	OSSL_PARAM params[5], *q = params;
 	*q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
@@ -98,12 +104,7 @@ int crypto_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t 
 		*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
 	*q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len);
 	*q = OSSL_PARAM_construct_end();
-	if (EVP_KDF_derive(kctx, out, outlen, params) != 1)
-		rc = ossl_fail("HKDF-SHA-256");
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	return rc;
+	return kdf_derive("HKDF", "HKDF-SHA-256", params, out, outlen);
 }
 
 int crypto_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, unsigned log2n,
@@ -111,13 +112,6 @@ int crypto_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t
 {
 	if (log2n < 10 || log2n > 24 || r < 1 || r > 32 || p < 1 || p > 16)
 		return err_set(DRE_ECORRUPT, "scrypt parameters out of range (log2 N %u, r %u, p %u)", log2n, r, p);
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
-	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	int rc = 0;
-	if (kctx == NULL) {
-		rc = ossl_fail("scrypt set-up");
-		goto out;
-	}
 	uint64_t n = 1ull << log2n;
 	uint32_t rr = r, pp = p;
 	uint64_t maxmem = 128ull * r * n * p + (64ull << 20);
@@ -130,12 +124,7 @@ int crypto_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t
 		OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
 		OSSL_PARAM_construct_end(),
 	};
-	if (EVP_KDF_derive(kctx, out, outlen, params) != 1)
-		rc = ossl_fail("scrypt");
-out:
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
-	return rc;
+	return kdf_derive("SCRYPT", "scrypt", params, out, outlen);
 }
 
 int crypto_seal(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const uint8_t nonce[CRYPTO_NONCE_LEN],
