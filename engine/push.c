@@ -288,11 +288,8 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	p->njobs = (size_t)p->nworkers * 2 + 2;
 	p->jobs = calloc(p->njobs, sizeof *p->jobs);
 	p->workers = calloc((size_t)p->nworkers, sizeof *p->workers);
-	void **ctx = calloc((size_t)p->nworkers, sizeof *ctx);
-	if (p->jobs == NULL || p->workers == NULL || ctx == NULL) {
-		free(ctx);
+	if (p->jobs == NULL || p->workers == NULL)
 		return err_set(DRE_ENOMEM, "cannot allocate the pipeline");
-	}
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < p->njobs; i++) {
 		struct job *j = &p->jobs[i];
@@ -307,14 +304,13 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	for (int i = 0; rc == 0 && i < p->nworkers; i++) {
 		struct worker *w = &p->workers[i];
 		w->p = p;
-		ctx[i] = w;
 		rc = pack_writer_init(&w->pw, r);
 		if (rc == 0)
 			rc = crypto_ctx_new(&w->cc);
 	}
 	if (rc == 0)
-		rc = workq_start(&p->q, p->nworkers, ctx, worker_run, worker_flush_pack, p->njobs);
-	free(ctx);
+		rc = workq_start(&p->q, p->nworkers, p->workers, sizeof *p->workers, worker_run, worker_flush_pack,
+				 p->njobs);
 	return rc;
 }
 

@@ -403,9 +403,8 @@ static int restore_setup(struct restore *rs)
 	rs->jobs = calloc(rs->njobs, sizeof *rs->jobs);
 	rs->workers = calloc((size_t)rs->nworkers, sizeof *rs->workers);
 	rs->xxh = XXH3_createState();
-	void **ctx = calloc((size_t)rs->nworkers, sizeof *ctx);
 	int rc = 0;
-	if (rs->jobs == NULL || rs->workers == NULL || rs->xxh == NULL || ctx == NULL)
+	if (rs->jobs == NULL || rs->workers == NULL || rs->xxh == NULL)
 		rc = err_set(DRE_ENOMEM, "cannot allocate the restore pipeline");
 	for (size_t i = 0; rc == 0 && i < rs->njobs; i++) {
 		struct rjob *j = &rs->jobs[i];
@@ -423,15 +422,13 @@ static int restore_setup(struct restore *rs)
 		w->rbuf_cap = RESTORE_READ_MAX + ZSTD_compressBound(rs->r->params.cdc_max) + CRYPTO_TAG_LEN;
 		w->rbuf = malloc(w->rbuf_cap);
 		w->zd = ZSTD_createDCtx();
-		ctx[i] = w;
 		if (w->rbuf == NULL || w->zd == NULL)
 			rc = err_set(DRE_ENOMEM, "cannot allocate the restore buffers");
 		if (rc == 0)
 			rc = crypto_ctx_new(&w->cc);
 	}
 	if (rc == 0)
-		rc = workq_start(&rs->q, rs->nworkers, ctx, worker_run, NULL, rs->njobs);
-	free(ctx);
+		rc = workq_start(&rs->q, rs->nworkers, rs->workers, sizeof *rs->workers, worker_run, NULL, rs->njobs);
 	return rc;
 }
 

@@ -86,7 +86,7 @@ int workq_workers(int requested)
 	return n < WORKQ_MAX_WORKERS ? n : WORKQ_MAX_WORKERS;
 }
 
-int workq_start(workq **out, int nworkers, void *const ctx[], workq_run_fn run, workq_exit_fn exit_fn,
+int workq_start(workq **out, int nworkers, void *ctxs, size_t ctx_size, workq_run_fn run, workq_exit_fn exit_fn,
 		size_t depth)
 {
 	workq *q = calloc(1, sizeof *q);
@@ -108,7 +108,7 @@ int workq_start(workq **out, int nworkers, void *const ctx[], workq_run_fn run, 
 	q->exit_fn = exit_fn;
 	for (int i = 0; i < nworkers; i++) {
 		q->workers[i].q = q;
-		q->workers[i].ctx = ctx[i];
+		q->workers[i].ctx = ctxs ? (char *)ctxs + (size_t)i * ctx_size : NULL;
 		int rc = pthread_create(&q->workers[i].thread, NULL, worker_main, &q->workers[i]);
 		if (rc != 0) {
 			errno = rc;

@@ -27,8 +27,9 @@ typedef int (*workq_exit_fn)(void *ctx);
  * WORKQ_MAX_WORKERS. */
 int workq_workers(int requested);
 
-/* Starts nworkers threads; ctx[i] belongs to worker i. exit_fn may be NULL. */
-int workq_start(workq **out, int nworkers, void *const ctx[], workq_run_fn run, workq_exit_fn exit_fn,
+/* Starts nworkers threads. Worker i's context is the i-th element of the array ctxs of ctx_size-byte
+ * elements (ctxs may be NULL when the jobs need none). exit_fn may be NULL. */
+int workq_start(workq **out, int nworkers, void *ctxs, size_t ctx_size, workq_run_fn run, workq_exit_fn exit_fn,
 		size_t depth);
 
 /* Queues a job; the owner must not have more than depth jobs outstanding. */

@@ -334,9 +334,8 @@ static int slow_square(void *ctx, void *job)
 static void test_workq_order_and_failure(void)
 {
 	workq *q;
-	void *ctx[3] = {NULL, NULL, NULL};
 	int vals[64];
-	CHECK_RC(workq_start(&q, 3, ctx, slow_square, NULL, 8));
+	CHECK_RC(workq_start(&q, 3, NULL, 0, slow_square, NULL, 8));
 	int next_in = 0, next_out = 0;
 	while (next_out < 64) {
 		while (next_in < 64 && workq_outstanding(q) < 8) {
@@ -351,7 +350,7 @@ static void test_workq_order_and_failure(void)
 	CHECK_RC(workq_finish(q));
 
 	/* a failing job stops the pool and its message reaches the owner */
-	CHECK_RC(workq_start(&q, 2, ctx, slow_square, NULL, 4));
+	CHECK_RC(workq_start(&q, 2, NULL, 0, slow_square, NULL, 4));
 	int bad = -1, good = 3;
 	CHECK_RC(workq_submit(q, &good));
 	CHECK_RC(workq_submit(q, &bad));
