@@ -15,7 +15,7 @@ CFLAGS  ?= -O2 -g
 # override: `make asan` passes CFLAGS on the command line, which must add to these, not replace them
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -pthread -I.
-override LDLIBS += -lzstd -lcrypto -lxxhash -luring -ljansson -pthread
+override LDLIBS += -lzstd -lcrypto -lxxhash -luring -ljansson -lcurl -lexpat -linih -pthread
 
 CHUNKER_SRC := $(wildcard chunker/*.c)
 STORE_SRC   := $(wildcard store/*.c)

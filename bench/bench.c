@@ -139,7 +139,7 @@ static void bench_end_to_end(const char *input, size_t len, int threads)
 		return;
 	snprintf(path, sizeof path, "%s/repo", dir);
 	repo_params_default(&p);
-	if (engine_init(path, "bench", &p, &r) < 0) {
+	if (engine_init(path, NULL, "bench", &p, &r) < 0) {
 		fprintf(stderr, "dre-bench: %s\n", err_msg());
 		return;
 	}

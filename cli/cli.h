@@ -39,6 +39,7 @@ typedef struct cli_ctx {
 	const char *repo_url; /* -r/--repo; NULL until cli_repo_url() fills in the default */
 	bool json, quiet, help, version;
 	int threads; /* 0 = the engine's default */
+	store_opts store; /* --s3-* options; what they leave unset the S3 driver takes from the environment */
 	const char *command; /* the command being run, for "Try 'dre help COMMAND'" */
 } cli_ctx;
 

@@ -48,7 +48,7 @@ static int init_run(cli_ctx *ctx, const cli_args *a)
 	TRY(init_params(a, &p));
 	TRY(cli_repo_url(ctx, &url));
 	TRY(cli_password_new(url, NULL, &pass));
-	int rc = engine_init(url, pass, &p, &r);
+	int rc = engine_init(url, &ctx->store, pass, &p, &r);
 	cli_password_free(pass);
 	TRY(rc);
 	hex_encode(r->repo_id, REPO_ID_LEN, id);

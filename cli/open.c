@@ -33,7 +33,7 @@ int cli_open_repo(cli_ctx *ctx, repo **out)
 	char *pass;
 	TRY(cli_repo_url(ctx, &url));
 	TRY(cli_password_open(url, &pass));
-	int rc = engine_open(url, pass, out);
+	int rc = engine_open(url, &ctx->store, pass, out);
 	cli_password_free(pass);
 	return rc;
 }

@@ -5,21 +5,23 @@
 #include <string.h>
 #include <time.h>
 
-int engine_open(const char *url, const char *pass, repo **out)
+int engine_open(const char *url, const store_opts *so, const char *pass, repo **out)
 {
 	store *st;
-	TRY(store_open(url, &st));
+	TRY(store_open(url, so, &st));
 	int rc = repo_open(st, pass, out);
 	if (rc < 0)
 		store_close(st);
 	return rc;
 }
 
-int engine_init(const char *url, const char *pass, const repo_params *p, repo **out)
+int engine_init(const char *url, const store_opts *so, const char *pass, const repo_params *p, repo **out)
 {
 	store *st;
-	TRY(store_open(url, &st));
-	int rc = repo_init(st, pass, p, out);
+	TRY(store_open(url, so, &st));
+	int rc = store_prepare(st);
+	if (rc == 0)
+		rc = repo_init(st, pass, p, out);
 	if (rc < 0)
 		store_close(st);
 	return rc;

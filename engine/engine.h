@@ -3,7 +3,7 @@
  * err.h codes and messages, plus optional callbacks for progress and warnings that cli/ turns into output.
  *
  * Typical use:
- *   store_open(url, &st); repo_open(st, pass, &r);
+ *   engine_open(url, &store_opts, pass, &r);
  *   engine_push_fd(r, &opts, 0, &res);  or engine_push_command / engine_push_paths
  *   snap_find(r, "mydb", -1, &snap); engine_restore(r, &snap, &ropts);
  *   engine_check(r, &copts, &report);
@@ -20,10 +20,11 @@
 #include "store/err.h"
 #include "store/store.h"
 
-/* Opens the store at url and the repository in it with pass. engine_close() closes both. */
-int engine_open(const char *url, const char *pass, repo **out);
-/* Creates a repository at url (the directory is created when missing). */
-int engine_init(const char *url, const char *pass, const repo_params *p, repo **out);
+/* Opens the store at url (so: how to reach it, may be NULL) and the repository in it with pass. engine_close()
+ * closes both. */
+int engine_open(const char *url, const store_opts *so, const char *pass, repo **out);
+/* Creates a repository at url: the directory, or the S3 bucket, is created when missing. */
+int engine_init(const char *url, const store_opts *so, const char *pass, const repo_params *p, repo **out);
 void engine_close(repo *r);
 
 /* Adds a key object for another password; lists key object names. */

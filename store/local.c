@@ -45,43 +45,6 @@ static struct local *local_of(store *st)
 
 /* ---- keys and paths ---- */
 
-static bool key_char_ok(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '/' || c == '.' || c == '_' || c == '-';
-}
-
-/*
- * A key is non-empty, uses only [0-9a-z/._-], and each "/"-separated part is non-empty and does not start
- * with "." (which excludes "..", leading "/", "//", a trailing "/" and names that list would take for
- * temporaries). With allow_prefix, the string may be empty or end with "/" (a list prefix).
- */
-static int key_check(const char *key, bool allow_prefix)
-{
-	const char *what = allow_prefix ? "prefix" : "key";
-	if (key == NULL)
-		return err_set(DRE_EINVAL, "invalid object %s: none given", what);
-	if (*key == '\0') {
-		if (allow_prefix)
-			return 0;
-		return err_set(DRE_EINVAL, "invalid object key \"\": empty");
-	}
-	bool part_start = true;
-	for (const char *p = key; *p; p++) {
-		if (!key_char_ok(*p))
-			return err_set(DRE_EINVAL, "invalid object %s \"%s\": only 0-9 a-z / . _ - are allowed", what,
-				       key);
-		if (part_start && *p == '/')
-			return err_set(DRE_EINVAL, "invalid object %s \"%s\": empty path component", what, key);
-		if (part_start && *p == '.')
-			return err_set(DRE_EINVAL, "invalid object %s \"%s\": a path component starts with \".\"",
-				       what, key);
-		part_start = *p == '/';
-	}
-	if (part_start && !allow_prefix)
-		return err_set(DRE_EINVAL, "invalid object key \"%s\": ends with \"/\"", key);
-	return 0;
-}
-
 /* root + "/" + rel (the first len bytes of rel); malloc'd. */
 static char *path_join(const struct local *l, const char *rel, size_t len)
 {
@@ -98,7 +61,7 @@ static char *path_join(const struct local *l, const char *rel, size_t len)
 
 static int path_for(const struct local *l, const char *key, char **out)
 {
-	TRY(key_check(key, false));
+	TRY(store_key_check(key, false));
 	*out = path_join(l, key, strlen(key));
 	if (*out == NULL)
 		return err_set(DRE_ENOMEM, "object %s: out of memory", key);
@@ -567,7 +530,7 @@ static int walk_dir(struct walk *w, int fd, size_t klen, int depth)
 static int local_list(store *st, const char *prefix, store_list_fn fn, void *arg)
 {
 	struct local *l = local_of(st);
-	TRY(key_check(prefix, true));
+	TRY(store_key_check(prefix, true));
 
 	struct walk w = {.l = l, .prefix = prefix, .plen = strlen(prefix), .fn = fn, .arg = arg};
 	size_t start = dir_len(prefix); /* the directory named by the prefix up to its last "/" */

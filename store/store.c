@@ -1,20 +1,66 @@
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/err.h"
 
-int store_open(const char *url, store **out)
+static bool key_char_ok(char c)
 {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '/' || c == '.' || c == '_' || c == '-';
+}
+
+/*
+ * A key is non-empty, uses only [0-9a-z/._-], and each "/"-separated part is non-empty and does not start
+ * with "." (which excludes "..", leading "/", "//", a trailing "/" and names that list would take for
+ * temporaries). With allow_prefix, the string may be empty or end with "/" (a list prefix).
+ */
+int store_key_check(const char *key, bool allow_prefix)
+{
+	const char *what = allow_prefix ? "prefix" : "key";
+	if (key == NULL)
+		return err_set(DRE_EINVAL, "invalid object %s: none given", what);
+	if (*key == '\0') {
+		if (allow_prefix)
+			return 0;
+		return err_set(DRE_EINVAL, "invalid object key \"\": empty");
+	}
+	bool part_start = true;
+	for (const char *p = key; *p; p++) {
+		if (!key_char_ok(*p))
+			return err_set(DRE_EINVAL, "invalid object %s \"%s\": only 0-9 a-z / . _ - are allowed", what,
+				       key);
+		if (part_start && *p == '/')
+			return err_set(DRE_EINVAL, "invalid object %s \"%s\": empty path component", what, key);
+		if (part_start && *p == '.')
+			return err_set(DRE_EINVAL, "invalid object %s \"%s\": a path component starts with \".\"",
+				       what, key);
+		part_start = *p == '/';
+	}
+	if (part_start && !allow_prefix)
+		return err_set(DRE_EINVAL, "invalid object key \"%s\": ends with \"/\"", key);
+	return 0;
+}
+
+int store_open(const char *url, const store_opts *opts, store **out)
+{
+	static const store_opts none;
 	if (url == NULL || *url == '\0')
 		return err_set(DRE_EINVAL, "empty repository location");
 	if (strncmp(url, "file://", 7) == 0)
 		return store_local_open(url + 7, out);
+	if (strncmp(url, "s3://", 5) == 0)
+		return store_s3_open(url, opts ? opts : &none, out);
 	if (strstr(url, "://") != NULL)
-		return err_set(DRE_EUNSUPP, "repository %s: unsupported URL scheme (this build knows local paths and file://)",
-			       url);
+		return err_set(DRE_EUNSUPP,
+			       "repository %s: unsupported URL scheme (this build knows local paths, file:// and s3://)", url);
 	return store_local_open(url, out);
+}
+
+int store_prepare(store *st)
+{
+	return st->drv->prepare ? st->drv->prepare(st) : 0;
 }
 
 void store_close(store *st)

@@ -11,12 +11,16 @@
  *   list    every key under a prefix, with sizes, in no particular order.
  *   del     remove an object (missing is not an error).
  *
+ *   prepare (optional) makes the location ready for a new repository: the S3 driver creates the bucket.
+ *
  * The driver table is pgBackRest's StorageInterface shape: store_open() picks a driver from the URL and the
  * commands never know which one they talk to. A driver sets err.h messages that name the key and the cause.
+ * Every operation may be called from several threads at once.
  */
 #ifndef DRE_STORE_H
 #define DRE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +39,7 @@ struct store_driver {
 	int (*stat)(store *st, const char *key, uint64_t *size);
 	int (*list)(store *st, const char *prefix, store_list_fn fn, void *arg);
 	int (*del)(store *st, const char *key);
+	int (*prepare)(store *st); /* NULL when there is nothing to prepare */
 	void (*close)(store *st);
 };
 
@@ -44,11 +49,33 @@ struct store {
 };
 
 /*
- * Opens a store from a URL: a plain path or file://PATH is a local directory. The directory need not exist
- * yet (init creates it); other commands find "config" missing and say the repository is not initialized.
+ * How to reach an S3-compatible store. Every field may be left 0/NULL: the S3 driver then takes it from the
+ * environment as AWS's own tools do (store/s3.c lists the variables), else a default. Local stores ignore it.
  */
-int store_open(const char *url, store **out);
+typedef struct store_opts {
+	const char *s3_endpoint;       /* "https://host[:port]"; default AWS's endpoint for the region */
+	const char *s3_region;         /* default us-east-1 */
+	const char *s3_ca_file;        /* PEM bundle to verify the server with; default the system's */
+	const char *s3_storage_class;  /* x-amz-storage-class of new objects (STANDARD_IA, ...) */
+	const char *s3_sse;            /* server-side encryption: "AES256" (SSE-S3) or "aws:kms" (SSE-KMS) */
+	const char *s3_sse_kms_key_id; /* with aws:kms: the key ID; default the bucket's */
+	enum { STORE_S3_AUTO = 0, STORE_S3_PATH_STYLE, STORE_S3_VIRTUAL_HOSTED } s3_addressing;
+	/* AUTO: virtual-hosted on AWS's endpoint, path-style on any other (Ceph, MinIO) */
+} store_opts;
+
+/*
+ * Opens a store from a URL: a plain path or file://PATH is a local directory, s3://BUCKET[/PREFIX] an
+ * S3-compatible bucket. opts may be NULL. The location need not exist yet (init prepares it); other commands
+ * find "config" missing and say the repository is not initialized.
+ */
+int store_open(const char *url, const store_opts *opts, store **out);
 void store_close(store *st);
+
+/* Makes the location ready for a new repository (a no-op for drivers without prepare). */
+int store_prepare(store *st);
+
+/* Checks a key (or with allow_prefix, a list prefix) against the rules above; DRE_EINVAL names the problem. */
+int store_key_check(const char *key, bool allow_prefix);
 
 int store_put(store *st, const char *key, const void *buf, size_t len, unsigned flags);
 int store_get(store *st, const char *key, uint64_t off, size_t len, void *buf);
@@ -62,5 +89,8 @@ int store_load(store *st, const char *key, size_t max, uint8_t **buf, size_t *le
 
 /* Local directory driver (store/local.c). */
 int store_local_open(const char *path, store **out);
+
+/* S3 driver (store/s3.c): url is "s3://BUCKET[/PREFIX]". */
+int store_s3_open(const char *url, const store_opts *opts, store **out);
 
 #endif

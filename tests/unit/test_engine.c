@@ -27,7 +27,7 @@ static repo *make_repo(void)
 	repo_params_default(&p);
 	p.scrypt_log2n = 10; /* fast for tests */
 	snprintf(path, sizeof path, "%s/repo%d", tmpdir, n++);
-	CHECK_RC(engine_init(path, "pw", &p, &r));
+	CHECK_RC(engine_init(path, NULL, "pw", &p, &r));
 	return r;
 }
 

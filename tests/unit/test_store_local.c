@@ -224,7 +224,7 @@ static void test_round_trip(void)
 	store *st2 = NULL;
 	char url[4400];
 	snprintf(url, sizeof url, "file://%s", root);
-	CHECK_RC(store_open(url, &st2));
+	CHECK_RC(store_open(url, NULL, &st2));
 	if (st2) {
 		CHECK_RC(store_get(st2, "config", 0, 5, small));
 		CHECK(memcmp(small, "hello", 5) == 0);
