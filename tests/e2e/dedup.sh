@@ -1,6 +1,7 @@
 #!/bin/bash
 # Deduplication: an edited copy (bytes inserted mid-file) stores only the chunks around the edit; a next-day
 # dump stores a small fraction; pushing the same data again stores nothing new.
+# stores: local s3
 . "$(dirname "$0")/lib.bash"
 
 "$DRE" init >/dev/null

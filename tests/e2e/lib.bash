@@ -5,7 +5,15 @@ set -u
 T=${TMPDIR:?}
 GENDUMP=$(dirname "$DRE")/dre-gendump
 PY=/usr/bin/python3
-export DRE_REPOSITORY=$T/repo
+# DRE_TEST_STORE=s3 (set by tests/run, which started a gateway and exported its endpoint and credentials):
+# the repository is a fresh bucket of its own, which `dre init` creates.
+if [ "${DRE_TEST_STORE:-local}" = s3 ]; then
+	: "${DRE_S3_ENDPOINT:?DRE_TEST_STORE=s3 needs the gateway that tests/run starts}"
+	export DRE_REPOSITORY="s3://dre-e2e-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')/$(basename "$0" .sh)"
+else
+	export DRE_REPOSITORY=$T/repo
+fi
+on_s3() { [ "${DRE_TEST_STORE:-local}" = s3 ]; }
 export DRE_PASSWORD_FILE=$T/password
 unset DRE_PASSWORD DRE_PASSWORD_COMMAND
 printf 'correct horse battery staple\n' >"$DRE_PASSWORD_FILE"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Push and restore round trips: streams (random, dump-like, empty, all-zero), a producer command, a directory
 # tree with modes, times and symlinks; snapshot selection by name, ID and time; JSON output; password sources.
+# stores: local s3
 . "$(dirname "$0")/lib.bash"
 
 expect_rc 0 "init creates a repository" "$DRE" init

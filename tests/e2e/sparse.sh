@@ -1,5 +1,6 @@
 #!/bin/bash
 # A 5 GB sparse file: pushed (holes read as zeros, deduplicated to almost nothing) and restored sparse.
+# stores: local s3
 . "$(dirname "$0")/lib.bash"
 
 "$DRE" init >/dev/null

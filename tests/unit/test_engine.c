@@ -188,15 +188,15 @@ static void test_wrong_password_and_second_key(void)
 	repo_params_default(&p);
 	p.scrypt_log2n = 10;
 	snprintf(path, sizeof path, "%s/keys", tmpdir);
-	CHECK_RC(engine_init(path, "first", &p, &r));
+	CHECK_RC(engine_init(path, NULL, "first", &p, &r));
 	char name[80];
 	CHECK_RC(engine_key_add(r, "second", name));
 	engine_close(r);
-	CHECK(engine_open(path, "nope", &r) == DRE_EAUTH);
+	CHECK(engine_open(path, NULL, "nope", &r) == DRE_EAUTH);
 	CHECK(strstr(err_msg(), "wrong password") != NULL);
-	CHECK_RC(engine_open(path, "second", &r));
+	CHECK_RC(engine_open(path, NULL, "second", &r));
 	engine_close(r);
-	CHECK(engine_init(path, "x", &p, &r) == DRE_EEXIST);
+	CHECK(engine_init(path, NULL, "x", &p, &r) == DRE_EEXIST);
 }
 
 static void test_snapshot_codec(void)
