@@ -22,11 +22,12 @@ static const char *plural(size_t n)
 static int check_print(const cli_ctx *ctx, const check_opts *o, const check_report *rep)
 {
 	if (ctx->json)
-		return cli_print_json(stdout, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "snapshots",
+		return cli_print_json(stdout, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "snapshots",
 							(json_int_t)rep->snapshots, "packs", (json_int_t)rep->packs,
 							"index_objects", (json_int_t)rep->index_objects, "chunks",
 							(json_int_t)rep->chunks, "errors", (json_int_t)rep->errors,
 							"unreferenced_packs", (json_int_t)rep->unreferenced_packs,
+							"incomplete_uploads", (json_int_t)rep->incomplete_uploads,
 							"read_data", o->read_data, "bytes_read",
 							(json_int_t)rep->bytes_read));
 	if (ctx->quiet)
@@ -34,6 +35,12 @@ static int check_print(const cli_ctx *ctx, const check_opts *o, const check_repo
 	if (rep->unreferenced_packs > 0)
 		fprintf(stderr, "dre: note: %zu pack%s not listed in any index (left by an interrupted push); not an error\n",
 			rep->unreferenced_packs, rep->unreferenced_packs == 1 ? " is" : "s are");
+	if (rep->incomplete_uploads > 0)
+		fprintf(stderr,
+			"dre: note: %zu multipart upload%s never completed (left by an interrupted push); not an error, "
+			"but the parts take space until they are aborted HINT: a bucket lifecycle rule "
+			"AbortIncompleteMultipartUpload removes them\n",
+			rep->incomplete_uploads, rep->incomplete_uploads == 1 ? " was" : "s were");
 	printf("checked %zu snapshot%s, %zu pack%s, %zu index object%s, %zu chunk%s", rep->snapshots,
 	       plural(rep->snapshots), rep->packs, plural(rep->packs), rep->index_objects, plural(rep->index_objects),
 	       rep->chunks, plural(rep->chunks));

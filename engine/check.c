@@ -200,6 +200,13 @@ static int count_unreferenced(struct check *c)
 	return 0;
 }
 
+static int count_upload(void *arg, const char *key, const char *initiated)
+{
+	(void)key, (void)initiated;
+	((check_report *)arg)->incomplete_uploads++;
+	return 0;
+}
+
 int engine_check(repo *r, const check_opts *o, check_report *rep)
 {
 	struct check c = {r, o, rep, NULL, NULL, NULL, 0, 0};
@@ -217,6 +224,7 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 	if (rc == 0) {
 		check_snapshots(&c);
 		count_unreferenced(&c);
+		rc = err_ctx(store_uploads(r->st, count_upload, rep), "listing unfinished multipart uploads");
 	}
 	if (rc == 0 && !o->read_data)
 		rep->chunks = index_count(c.idx);

@@ -98,6 +98,7 @@ typedef struct check_report {
 	size_t snapshots, packs, index_objects, chunks;
 	size_t errors;      /* problems that make some snapshot unrestorable or the repository inconsistent */
 	size_t unreferenced_packs; /* packs no index lists (an interrupted push); not an error */
+	size_t incomplete_uploads; /* multipart uploads never completed (a push killed mid-put); not an error */
 	uint64_t bytes_read;
 } check_report;
 

@@ -295,10 +295,11 @@ int repo_open(store *st, const char *pass, repo **out)
 	char corrupt_msg[512] = "";
 
 	rc = store_stat(st, "config", &size);
-	if (rc == DRE_ENOTFOUND)
-		return err_set(DRE_ENOTFOUND, "no repository at %s (object config not found). HINT: create one with "
-					      "'dre init'",
-			       st->url);
+	if (rc == DRE_ENOTFOUND) {
+		char why[1024];
+		snprintf(why, sizeof why, "%s", err_msg()); /* the store's reason: no config object, or no bucket */
+		return err_set(DRE_ENOTFOUND, "no repository at %s (%s). HINT: create one with 'dre init'", st->url, why);
+	}
 	TRY(rc);
 	TRY(store_list(st, "keys/", key_list_add, &kl));
 

@@ -549,10 +549,8 @@ static int not_found(struct s3 *s, const char *key)
 		int rc = call(s, &b);
 		call_free(&b);
 		if (rc == 0 && b.status == 404)
-			return err_set(DRE_ENOTFOUND,
-				       "s3 bucket %s does not exist at %s (NoSuchBucket) HINT: create it, or let 'dre init' "
-				       "create it",
-				       s->bucket, s->endpoint);
+			return err_set(DRE_ENOTFOUND, "s3 bucket %s does not exist at %s (NoSuchBucket)", s->bucket,
+				       s->endpoint);
 		if (rc == 0 && ok2xx(&b))
 			atomic_store(&s->bucket_known, true);
 	}
@@ -791,8 +789,19 @@ static int s3_stat(store *st, const char *key, uint64_t *size)
 	TRY(rc);
 	if (c.status == 404)
 		return not_found(s, key);
-	if (!ok2xx(&c))
+	if (!ok2xx(&c)) {
+		/* a HEAD's answer has no body to say why: a one-byte GET of the same object gets the error document */
+		uint8_t one;
+		s3_call g = {.method = "GET", .object = name, .what = key, .dst = &one, .dst_len = 1};
+		g.hdr[g.nhdr++] = (sigv4_kv){"range", "bytes=0-0"};
+		if (call(s, &g) == 0 && g.status == c.status && g.code[0]) {
+			int err = call_error(s, &g);
+			call_free(&g);
+			return err;
+		}
+		call_free(&g);
 		return call_error(s, &c);
+	}
 	if (!c.have_length)
 		return err_set(DRE_EIO, "s3 HEAD s3://%s/%s: no Content-Length in the answer", s->bucket, name);
 	atomic_store(&s->bucket_known, true);
@@ -896,6 +905,82 @@ static int s3_list(store *st, const char *prefix, store_list_fn fn, void *arg)
 	}
 }
 
+/* ---- unfinished multipart uploads ---- */
+
+typedef struct upload_page {
+	size_t strip;
+	store_upload_fn fn;
+	void *arg;
+	char key[1100], initiated[64];
+	bool have_key, truncated;
+	char next_key[1100], next_id[512];
+} upload_page;
+
+static int upload_elem(void *arg, const char *const *path, int depth, const char *text, size_t len)
+{
+	upload_page *up = arg;
+	if (depth < 2 || strcmp(path[0], "ListMultipartUploadsResult") != 0)
+		return 0;
+	if (depth == 2) {
+		if (strcmp(path[1], "IsTruncated") == 0)
+			up->truncated = len == 4 && memcmp(text, "true", 4) == 0;
+		else if (strcmp(path[1], "NextKeyMarker") == 0)
+			snprintf(up->next_key, sizeof up->next_key, "%.*s", (int)len, text);
+		else if (strcmp(path[1], "NextUploadIdMarker") == 0)
+			snprintf(up->next_id, sizeof up->next_id, "%.*s", (int)len, text);
+		else if (strcmp(path[1], "Upload") == 0 && up->have_key) {
+			up->have_key = false;
+			if (store_key_check(up->key, false) == 0)
+				return up->fn(up->arg, up->key, up->initiated);
+		}
+		return 0;
+	}
+	if (depth == 3 && strcmp(path[1], "Upload") == 0) {
+		if (strcmp(path[2], "Key") == 0) {
+			up->have_key = len > up->strip && len - up->strip < sizeof up->key;
+			if (up->have_key)
+				snprintf(up->key, sizeof up->key, "%.*s", (int)(len - up->strip), text + up->strip);
+		} else if (strcmp(path[2], "Initiated") == 0) {
+			snprintf(up->initiated, sizeof up->initiated, "%.*s", (int)len, text);
+		}
+	}
+	return 0;
+}
+
+static int s3_uploads(store *st, store_upload_fn fn, void *arg)
+{
+	struct s3 *s = s3_of(st);
+	char prefix[1100];
+	snprintf(prefix, sizeof prefix, "%s%s", s->prefix, *s->prefix ? "/" : "");
+	upload_page up = {.strip = strlen(prefix), .fn = fn, .arg = arg};
+	char key_marker[1100] = "", id_marker[512] = "";
+	for (;;) {
+		s3_call c = {.method = "GET"};
+		c.query[c.nquery++] = (sigv4_kv){"uploads", ""};
+		c.query[c.nquery++] = (sigv4_kv){"prefix", prefix};
+		if (key_marker[0]) {
+			c.query[c.nquery++] = (sigv4_kv){"key-marker", key_marker};
+			c.query[c.nquery++] = (sigv4_kv){"upload-id-marker", id_marker};
+		}
+		int rc = call(s, &c);
+		if (rc == 0 && !ok2xx(&c))
+			rc = call_error(s, &c);
+		if (rc == 0) {
+			up.truncated = false;
+			up.next_key[0] = up.next_id[0] = '\0';
+			rc = xml_parse(c.resp ? c.resp : "", c.resp_len, "multipart upload listing", upload_elem, &up);
+		}
+		call_free(&c);
+		if (rc < 0 || !up.truncated)
+			return rc;
+		if (!up.next_key[0] || (strcmp(up.next_key, key_marker) == 0 && strcmp(up.next_id, id_marker) == 0))
+			return err_set(DRE_EIO, "s3 listing of multipart uploads in s3://%s: truncated without a new marker",
+				       s->bucket);
+		snprintf(key_marker, sizeof key_marker, "%s", up.next_key);
+		snprintf(id_marker, sizeof id_marker, "%s", up.next_id);
+	}
+}
+
 /* ---- prepare: create the bucket for init ---- */
 
 static int s3_prepare(store *st)
@@ -958,12 +1043,14 @@ static void s3_close(store *st)
 
 static const struct store_driver s3_driver = {
 	.name = "s3",
+	.reads_in_flight = 4, /* measured: restore of 1 GiB from the gateway, 2 cores: 403 MB/s with 2, 758 with 4, 812 with 6 */
 	.put = s3_put,
 	.get = s3_get,
 	.stat = s3_stat,
 	.list = s3_list,
 	.del = s3_del,
 	.prepare = s3_prepare,
+	.uploads = s3_uploads,
 	.close = s3_close,
 };
 

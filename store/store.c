@@ -58,9 +58,19 @@ int store_open(const char *url, const store_opts *opts, store **out)
 	return store_local_open(url, out);
 }
 
+int store_reads_in_flight(const store *st)
+{
+	return st->drv->reads_in_flight;
+}
+
 int store_prepare(store *st)
 {
 	return st->drv->prepare ? st->drv->prepare(st) : 0;
+}
+
+int store_uploads(store *st, store_upload_fn fn, void *arg)
+{
+	return st->drv->uploads ? st->drv->uploads(st, fn, arg) : 0;
 }
 
 void store_close(store *st)

@@ -32,14 +32,22 @@ typedef struct store store;
 /* Called once per key by list; a negative return stops the listing and is returned by store_list. */
 typedef int (*store_list_fn)(void *arg, const char *key, uint64_t size);
 
+/* Called once per multipart upload that was begun and never completed or aborted (a process killed in the
+ * middle of a large put): the key it was for and when it began, as the server says ("2026-12-02T03:15:00Z"). */
+typedef int (*store_upload_fn)(void *arg, const char *key, const char *initiated);
+
 struct store_driver {
 	const char *name;
+	/* Reads worth having in flight at once: 0 when the CPUs are the limit (local disks), more when each
+	 * request waits on the network (S3), so that a restore keeps that many going even on a small machine. */
+	int reads_in_flight;
 	int (*put)(store *st, const char *key, const void *buf, size_t len, unsigned flags);
 	int (*get)(store *st, const char *key, uint64_t off, size_t len, void *buf);
 	int (*stat)(store *st, const char *key, uint64_t *size);
 	int (*list)(store *st, const char *prefix, store_list_fn fn, void *arg);
 	int (*del)(store *st, const char *key);
 	int (*prepare)(store *st); /* NULL when there is nothing to prepare */
+	int (*uploads)(store *st, store_upload_fn fn, void *arg); /* NULL when puts are never in parts */
 	void (*close)(store *st);
 };
 
@@ -71,8 +79,14 @@ typedef struct store_opts {
 int store_open(const char *url, const store_opts *opts, store **out);
 void store_close(store *st);
 
+/* The driver's reads_in_flight. */
+int store_reads_in_flight(const store *st);
+
 /* Makes the location ready for a new repository (a no-op for drivers without prepare). */
 int store_prepare(store *st);
+
+/* Lists unfinished multipart uploads (none for drivers whose puts are never in parts). */
+int store_uploads(store *st, store_upload_fn fn, void *arg);
 
 /* Checks a key (or with allow_prefix, a list prefix) against the rules above; DRE_EINVAL names the problem. */
 int store_key_check(const char *key, bool allow_prefix);

@@ -1,0 +1,154 @@
+#!/bin/bash
+# S3 only, against the Ceph RADOS Gateway that tests/run started: credentials and buckets that are wrong, the
+# gateway stopped in the middle of a push and started again, a push that cannot finish, multipart uploads,
+# and injected faults (503, 500, connection resets, truncated bodies) through tests/s3/faultproxy.py.
+# needs: s3
+. "$(dirname "$0")/lib.bash"
+RGW=$DRE_SRC/tests/s3/rgw
+: "${DRE_TEST_RGW_DIR:?tests/run exports the directory of the gateway}"
+
+# the multipart uploads the gateway still holds open in a bucket (radosgw-admin counts their meta objects)
+open_uploads() {
+	radosgw-admin -c "$DRE_TEST_RGW_DIR/ceph.conf" bucket stats --bucket="$1" 2>/dev/null |
+		"$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("usage",{}).get("rgw.multimeta",{}).get("num_objects",0))'
+}
+bucket_of() { echo "$1" | sed -E 's|^s3://([^/]+).*|\1|'; }
+# start_proxy ARGS...: tests/s3/faultproxy.py in front of the gateway; PROXY is its endpoint
+start_proxy() {
+	rm -f "$T/proxy.port"
+	"$PY" "$DRE_SRC/tests/s3/faultproxy.py" --upstream "127.0.0.1:$RGW_PORT" --port-file "$T/proxy.port" \
+		--stats "$T/proxy.stats" --log "$T/proxy.log" --timeout 60 "$@" &
+	proxy_pid=$!
+	for _ in $(seq 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
+	PROXY=http://127.0.0.1:$(cat "$T/proxy.port")
+}
+stop_proxy() {
+	kill "$proxy_pid" 2>/dev/null
+	wait "$proxy_pid" 2>/dev/null
+}
+faults() { json "d['faults']" <"$T/proxy.stats"; }
+# slow_stream SECONDS_APART N: N pieces of 4 MiB of random data, a pause between them
+slow_stream() {
+	for _ in $(seq "$2"); do
+		head -c 4M /dev/urandom
+		sleep "$1"
+	done
+}
+
+expect_rc 0 "init on s3 creates the bucket" "$DRE" init
+check "init names the s3 repository" grep -q "s3://" "$T/cmd.out"
+"$GENDUMP" 20 >"$T/base.sql"
+expect_rc 0 "push a base snapshot" "$DRE" push base <"$T/base.sql"
+
+# wrong credentials and buckets: clear errors, right exit statuses
+expect_rc 1 "a wrong secret fails" env AWS_SECRET_ACCESS_KEY=wrong-wrong-wrong-wrong-wrong-wrong-wrong0 "$DRE" snapshots
+check "wrong secret: the error says 403 SignatureDoesNotMatch" err_has "HTTP 403 SignatureDoesNotMatch"
+check "wrong secret: the error names the bucket" err_has "$(bucket_of "$DRE_REPOSITORY")"
+check "wrong secret: the secret is not printed" sh -c "! grep -q wrong-wrong '$T/cmd.err'"
+expect_rc 1 "an unknown access key fails" env AWS_ACCESS_KEY_ID=NOSUCHKEY "$DRE" snapshots
+check "unknown access key: InvalidAccessKeyId" err_has "InvalidAccessKeyId"
+expect_rc 3 "a missing bucket is not found" "$DRE" -r s3://dre-no-such-bucket-e2e/repo snapshots
+check "missing bucket: the error says the bucket does not exist" err_has "bucket dre-no-such-bucket-e2e does not exist"
+expect_rc 3 "an empty prefix in an existing bucket is not initialized" "$DRE" -r "$DRE_REPOSITORY-other" snapshots
+expect_rc 1 "no credentials is a clear error" env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T" "$DRE" snapshots
+check "no credentials: the error says where they come from" err_has "AWS_ACCESS_KEY_ID"
+expect_rc 1 "a plain-http endpoint that refuses connections fails after retries" \
+	env DRE_S3_RETRIES=1 "$DRE" --s3-endpoint http://127.0.0.1:1 snapshots
+check "refused connection: the error says it gave up" err_has "gave up after 2 attempts"
+
+# credentials from ~/.aws/credentials and a profile
+mkdir -p "$T/home/.aws"
+printf '[dre]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" \
+	>"$T/home/.aws/credentials"
+expect_rc 0 "credentials from a profile in ~/.aws/credentials" \
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T/home" AWS_PROFILE=dre "$DRE" snapshots
+
+# the gateway stopped in the middle of a push and started again: the push rides it out on retries
+slow_stream 0.1 40 | tee "$T/live" | "$DRE" push live >"$T/live.out" 2>"$T/live.err" &
+pid=$!
+sleep 1.5
+"$RGW" stop-gateway "$DRE_TEST_RGW_DIR" >/dev/null 2>&1
+sleep 3
+"$RGW" start-gateway "$DRE_TEST_RGW_DIR" >/dev/null 2>&1
+wait $pid
+rc=$?
+check "a push survives the gateway's restart" test $rc -eq 0
+[ $rc -eq 0 ] || sed 's/^/    push: /' "$T/live.err" | tail -5
+"$DRE" restore live >"$T/live.back" 2>/dev/null
+check "the push across the restart restores byte for byte" cmp -s "$T/live" "$T/live.back"
+"$DRE" restore base >"$T/base.back"
+check "the earlier snapshot still restores" cmp -s "$T/base.sql" "$T/base.back"
+
+# a push that cannot finish (the gateway stays down): a clear error, no snapshot, nothing earlier lost
+n_before=$("$DRE" snapshots --json | json "len(d)")
+slow_stream 0.1 30 | env DRE_S3_RETRIES=2 "$DRE" push doomed >"$T/doomed.out" 2>"$T/doomed.err" &
+pid=$!
+sleep 1
+"$RGW" stop-gateway "$DRE_TEST_RGW_DIR" >/dev/null 2>&1
+wait $pid
+rc=$?
+"$RGW" start-gateway "$DRE_TEST_RGW_DIR" >/dev/null 2>&1
+check "a push with the gateway gone fails" test $rc -eq 1
+check "the failed push says it gave up and why" grep -q "gave up after 3 attempts" "$T/doomed.err"
+check "the failed push records no snapshot" test "$("$DRE" snapshots --json | json "len(d)")" = "$n_before"
+expect_rc 0 "check passes after the failed push" "$DRE" check --read-data
+"$DRE" restore live >"$T/live.back2"
+check "earlier snapshots restore after the failed push" cmp -s "$T/live" "$T/live.back2"
+
+# multipart: with a 5 MiB threshold every 32 MiB pack goes up in parts
+export DRE_S3_MULTIPART_THRESHOLD=5M DRE_S3_PART_SIZE=5M
+head -c 70M /dev/urandom >"$T/big"
+expect_rc 0 "push in multipart uploads" env DRE_S3_TRACE=1 "$DRE" push big "$T/big"
+check "the packs went up in parts" grep -q "partNumber" "$T/cmd.err"
+expect_rc 0 "restore what went up in parts" "$DRE" restore big --target "$T/bigout"
+check "multipart round trip" cmp -s "$T/big" "$T/bigout$T/big"
+
+
+# a multipart upload that fails half-way is aborted: no parts are left behind on the gateway (fresh data, so
+# that the push has packs to write)
+head -c 40M /dev/urandom >"$T/fresh1"
+head -c 40M /dev/urandom >"$T/fresh2"
+start_proxy --match 'PUT [^ ]*[?&]partNumber=2&' --every 1 --faults 500
+expect_rc 1 "a push whose second part always fails fails" env DRE_S3_RETRIES=1 "$DRE" --s3-endpoint "$PROXY" push mp-fail "$T/fresh1"
+check "the failed multipart push names the part's status" err_has "HTTP 500 InternalError"
+stop_proxy
+check "the failed multipart upload was aborted: none left open" test "$(open_uploads "$(bucket_of "$DRE_REPOSITORY")")" = 0
+expect_rc 0 "check finds no unfinished upload" "$DRE" check --json
+check "check --json counts 0 unfinished uploads" test "$(json "d['incomplete_uploads']" <"$T/cmd.out")" = 0
+# ... and when the abort cannot get through either, check reports what is left
+start_proxy --match '(PUT [^ ]*[?&]partNumber=2&|DELETE [^ ]*[?]uploadId=)' --every 1 --faults 500
+expect_rc 1 "a push whose part and abort both fail fails" env DRE_S3_RETRIES=0 "$DRE" --s3-endpoint "$PROXY" push mp-orphan "$T/fresh2"
+stop_proxy
+expect_rc 0 "check runs with an unfinished upload left" "$DRE" check
+check "check names the unfinished multipart upload" err_has "multipart upload.* never completed"
+unset DRE_S3_MULTIPART_THRESHOLD DRE_S3_PART_SIZE
+check "the failed pushes recorded no snapshot" sh -c "! '$DRE' snapshots | grep -q mp-"
+
+# faults on every 4th request, of every kind: a whole repository's life completes, and nothing is lost
+start_proxy --every 4 --faults 503,500,truncate,reset,truncate-rst,503
+export DRE_S3_ENDPOINT_DIRECT=$DRE_S3_ENDPOINT DRE_S3_ENDPOINT=$PROXY
+export DRE_REPOSITORY=$DRE_REPOSITORY-faults
+"$GENDUMP" 30 3 >"$T/f.sql"
+mkdir -p "$T/ftree/sub"
+head -c 5M /dev/urandom >"$T/ftree/sub/a.bin"
+echo small >"$T/ftree/b.txt"
+expect_rc 0 "init through faults" "$DRE" init
+expect_rc 0 "push stdin through faults" "$DRE" push fdump <"$T/f.sql"
+expect_rc 0 "push files through faults (multipart)" env DRE_S3_MULTIPART_THRESHOLD=5M DRE_S3_PART_SIZE=5M "$DRE" push ftree "$T/ftree" "$T/big"
+expect_rc 0 "push the same dump again through faults" "$DRE" push fdump <"$T/f.sql"
+expect_rc 0 "snapshots through faults" "$DRE" snapshots
+check "all three snapshots are listed" test "$(grep -c -E ' (fdump|ftree) ' "$T/cmd.out")" = 3
+expect_rc 0 "restore stdin through faults" sh -c "'$DRE' restore fdump >'$T/f.back'"
+check "restored dump is identical" cmp -s "$T/f.sql" "$T/f.back"
+expect_rc 0 "restore files through faults" "$DRE" restore ftree --target "$T/fout"
+check "restored tree is identical" diff -r "$T/ftree" "$T/fout$T/ftree"
+check "restored multipart file is identical" cmp -s "$T/big" "$T/fout$T/big"
+expect_rc 0 "check --read-data through faults" "$DRE" check --read-data
+check "check through faults found no errors" grep -q "no errors found" "$T/cmd.out"
+n_faults=$(faults)
+check "the proxy injected faults ($n_faults)" test "$n_faults" -ge 20
+stop_proxy
+export DRE_S3_ENDPOINT=$DRE_S3_ENDPOINT_DIRECT
+expect_rc 0 "the repository written through faults checks clean directly" "$DRE" check --read-data
+
+finish
