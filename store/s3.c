@@ -21,9 +21,11 @@
  *   DRE_S3_RETRIES              attempts per request after the first (default 10: about 30 s of backoff)
  *   DRE_S3_TRACE=1              one line per request on standard error (method, key, status, time, attempt)
  *
- * Retries: a failed connection, a timeout, a short body, and HTTP 408, 429, 500, 502, 503 and 504 are retried
- * with capped exponential backoff and full jitter; any other 4xx fails at once with the bucket, key, status and
- * the server's error code and message. A put is atomic on S3 (an object appears whole or not at all), so a
+ * Retries: a failed connection, a timeout, a short body, HTTP 408, 429, 500, 502, 503 and 504, and a 400 that
+ * says the body arrived damaged (XAmzContentSHA256Mismatch, BadDigest, IncompleteBody) or late (RequestTimeout)
+ * are retried with capped exponential backoff and jitter in [cap/2, cap]; any other 4xx fails at once with the
+ * bucket, key, status and the server's error code and message. A certificate that does not verify is not
+ * retried either. A put is atomic on S3 (an object appears whole or not at all), so a
  * retried or abandoned put never leaves half an object; a multipart upload that fails is aborted.
  *
  * Create-once puts send If-None-Match: *, so of two writers exactly one wins (412 → DRE_EEXIST). A server that
@@ -386,6 +388,9 @@ static bool status_retryable(const s3_call *c)
 	switch (c->status) {
 	case 408: case 429: case 500: case 502: case 503: case 504:
 		return true;
+	case 400: /* a body damaged or cut short on the way (the hash we sent no longer matches), or idle too long */
+		return strcmp(c->code, "XAmzContentSHA256Mismatch") == 0 || strcmp(c->code, "BadDigest") == 0 ||
+		       strcmp(c->code, "IncompleteBody") == 0 || strcmp(c->code, "RequestTimeout") == 0;
 	case 409: /* AWS: a concurrent conditional write or a racing multipart operation */
 		return strcmp(c->code, "ConditionalRequestConflict") == 0 || strcmp(c->code, "OperationAborted") == 0;
 	default:
@@ -406,6 +411,19 @@ static bool short_body(const s3_call *c)
 {
 	return c->dst != NULL && c->status >= 200 && c->status < 300 && !c->overflow && c->got != c->dst_len &&
 	       !object_too_short(c);
+}
+
+/* Transfer failures that another attempt cannot mend: the server's certificate, the URL, our own memory. */
+static bool transfer_permanent(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT: case CURLE_OUT_OF_MEMORY:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static long backoff_ms(int attempt)
@@ -458,6 +476,16 @@ static int call(struct s3 *s, s3_call *c)
 		double t0 = now_s();
 		int rc = call_once(s, c);
 		trace(s, c, attempt, t0, rc);
+		if (rc < 0 && transfer_permanent(c->cc)) {
+			bool tls = c->cc != CURLE_UNSUPPORTED_PROTOCOL && c->cc != CURLE_URL_MALFORMAT &&
+				   c->cc != CURLE_OUT_OF_MEMORY;
+			return err_set(c->cc == CURLE_OUT_OF_MEMORY ? DRE_ENOMEM : DRE_EIO, "s3 %s %s/%s%s%s: %s%s",
+				       c->method, s->endpoint, s->bucket, c->object ? "/" : "", c->object ? c->object : "",
+				       c->curl_err,
+				       tls ? " HINT: --s3-ca-file (or DRE_S3_CA_FILE) names the CA that signed the server's "
+					     "certificate"
+					   : "");
+		}
 		bool retry = rc < 0 || status_retryable(c) || short_body(c);
 		if (!retry)
 			return 0;
@@ -511,6 +539,9 @@ static int call_error(const struct s3 *s, const s3_call *c)
 		err = DRE_EPERM;
 		if (code && strcmp(code, "SignatureDoesNotMatch") == 0)
 			hint = " HINT: check AWS_SECRET_ACCESS_KEY (or the profile's aws_secret_access_key)";
+		else if (code && strcmp(code, "InvalidAccessKeyId") == 0 && s->sse_kms_key_id &&
+			 strstr(c->message, "kms") != NULL) /* Ceph's answer to an SSE-KMS key it cannot find */
+			hint = " HINT: check --s3-sse-kms-key-id (DRE_S3_SSE_KMS_KEY_ID)";
 		else if (code && strcmp(code, "InvalidAccessKeyId") == 0)
 			hint = " HINT: check AWS_ACCESS_KEY_ID (or the profile's aws_access_key_id)";
 		else if (code && strcmp(code, "RequestTimeTooSkewed") == 0)

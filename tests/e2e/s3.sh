@@ -56,6 +56,30 @@ expect_rc 1 "a plain-http endpoint that refuses connections fails after retries"
 	env DRE_S3_RETRIES=1 "$DRE" --s3-endpoint http://127.0.0.1:1 snapshots
 check "refused connection: the error says it gave up" err_has "gave up after 2 attempts"
 
+# https: the certificate is verified, and --s3-ca-file names a CA to trust
+: "${DRE_TEST_S3_HTTPS_ENDPOINT:?}" "${DRE_TEST_S3_CA_FILE:?}"
+expect_rc 1 "https to a server whose certificate nobody vouches for fails" \
+	"$DRE" --s3-endpoint "$DRE_TEST_S3_HTTPS_ENDPOINT" snapshots
+check "untrusted certificate: the error says so, with a hint" err_has "certificate.*HINT: --s3-ca-file"
+check "untrusted certificate: not retried" sh -c "! grep -q 'gave up after' '$T/cmd.err'"
+expect_rc 0 "https with --s3-ca-file" "$DRE" --s3-endpoint "$DRE_TEST_S3_HTTPS_ENDPOINT" --s3-ca-file "$DRE_TEST_S3_CA_FILE" snapshots
+check "https lists the same snapshots" grep -q " base " "$T/cmd.out"
+expect_rc 0 "https push with the CA from DRE_S3_CA_FILE" \
+	env DRE_S3_ENDPOINT="$DRE_TEST_S3_HTTPS_ENDPOINT" DRE_S3_CA_FILE="$DRE_TEST_S3_CA_FILE" "$DRE" push tls <"$T/base.sql"
+
+# server-side encryption (SSE-KMS with the gateway's test key store) and a storage class, on top of dre's own
+expect_rc 0 "push with SSE-KMS" "$DRE" --s3-sse aws:kms --s3-sse-kms-key-id drekey-1 --s3-storage-class STANDARD \
+	push sse <"$T/base.sql"
+sse_snap=$("$DRE" snapshots --json | json "[s['id'] for s in d if s['name']=='sse'][0]")
+check "the gateway stored the snapshot object with SSE-KMS under the key given" sh -c \
+	"radosgw-admin -c '$DRE_TEST_RGW_DIR/ceph.conf' object stat --bucket='$(bucket_of "$DRE_REPOSITORY")' \
+	 --object='$(basename "$DRE_REPOSITORY")/snapshots/$sse_snap' 2>/dev/null | grep -a -q '\"user.rgw.crypt.keyid\": \"drekey-1\"'"
+expect_rc 0 "restore what was stored with SSE-KMS" sh -c "'$DRE' restore sse | cmp -s - '$T/base.sql'"
+expect_rc 1 "an unknown SSE-KMS key fails" sh -c "echo x | '$DRE' --s3-sse aws:kms --s3-sse-kms-key-id nosuchkey push sse-bad"
+check "unknown SSE-KMS key: the error names the key and hints at the option" err_has "nosuchkey.*HINT: check --s3-sse-kms-key-id"
+expect_rc 1 "an SSE-KMS key without aws:kms is refused" "$DRE" --s3-sse-kms-key-id drekey-1 snapshots
+check "SSE-KMS key without aws:kms: the error says what is missing" err_has "needs server-side encryption aws:kms"
+
 # credentials from ~/.aws/credentials and a profile
 mkdir -p "$T/home/.aws"
 printf '[dre]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" \
@@ -123,6 +147,27 @@ expect_rc 0 "check runs with an unfinished upload left" "$DRE" check
 check "check names the unfinished multipart upload" err_has "multipart upload.* never completed"
 unset DRE_S3_MULTIPART_THRESHOLD DRE_S3_PART_SIZE
 check "the failed pushes recorded no snapshot" sh -c "! '$DRE' snapshots | grep -q mp-"
+
+# a body damaged on the way: the gateway refuses it (the signed SHA-256 no longer matches) and dre sends it again
+start_proxy --match '^PUT ' --every 2 --faults corrupt
+head -c 3M /dev/urandom >"$T/c.bin"
+expect_rc 0 "push through a proxy that damages every 2nd upload" env DRE_S3_TRACE=1 "$DRE" --s3-endpoint "$PROXY" push damaged "$T/c.bin"
+check "the gateway refused the damaged bodies (XAmzContentSHA256Mismatch) and they were sent again" \
+	grep -q "400 XAmzContentSHA256Mismatch" "$T/cmd.err"
+stop_proxy
+check "the proxy damaged uploads" test "$(faults)" -ge 1
+expect_rc 0 "what went up through damage restores" "$DRE" restore damaged --target "$T/cout"
+check "restored bytes are the ones pushed" cmp -s "$T/c.bin" "$T/cout$T/c.bin"
+
+# a server without If-None-Match (OpenStack Swift answers 501): create-once puts fall back to HEAD, then PUT
+start_proxy --match-header if-none-match --every 1 --faults 501
+expect_rc 0 "init where If-None-Match is not implemented" "$DRE" --s3-endpoint "$PROXY" -r "$DRE_REPOSITORY-nocond" init
+expect_rc 0 "push where If-None-Match is not implemented" sh -c "'$DRE' --s3-endpoint '$PROXY' -r '$DRE_REPOSITORY-nocond' push nc <'$T/base.sql'"
+expect_rc 1 "a second init is still refused without If-None-Match" "$DRE" --s3-endpoint "$PROXY" -r "$DRE_REPOSITORY-nocond" init
+check "second init without If-None-Match: already exists" err_has "already exists"
+stop_proxy
+check "the proxy answered 501 to the conditional puts" test "$(faults)" -ge 1
+expect_rc 0 "restore what was written without If-None-Match" sh -c "'$DRE' -r '$DRE_REPOSITORY-nocond' restore nc | cmp -s - '$T/base.sql'"
 
 # faults on every 4th request, of every kind: a whole repository's life completes, and nothing is lost
 start_proxy --every 4 --faults 503,500,truncate,reset,truncate-rst,503

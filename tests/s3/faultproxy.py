@@ -2,7 +2,7 @@
 """A fault-injecting HTTP/1.1 reverse proxy for loopback tests of dre's S3 client.
 
     faultproxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--port-file FILE] [--every N]
-                  [--faults KINDS] [--match REGEX] [--max-faults K] [--seed S] [--stall-seconds SEC] [--timeout SEC]
+                  [--faults KINDS] [--match REGEX] [--match-header NAME] [--max-faults K] [--seed S] [--stall-seconds SEC] [--timeout SEC]
                   [--log FILE] [--stats FILE]
 
 Listens on a loopback address only (127.x), writes the bound port to --port-file (atomically, once listening) and
@@ -16,12 +16,14 @@ connection is closed too). Host and every other header are left alone, so AWS Si
 Fault injection: requests are numbered 1, 2, ... across all connections; when --every N is given (N > 0), every N-th
 request gets a fault, up to --max-faults K in all (default: no limit). The kind comes from the comma list --faults
 (default 503), in rotation, or picked at random by a generator seeded with --seed S. With --match REGEX only
-requests whose "METHOD TARGET" (TARGET as in the request line, query included) matches are counted for faults:
-
+requests whose "METHOD TARGET" (TARGET as in the request line, query included) matches are counted for faults,
+and with --match-header NAME only requests that carry that header:
 
   503           the request is read (body too) but not forwarded; the answer is 503 Service Unavailable with the S3
                 error XML (Code SlowDown); the connection stays open.
   500           the same with 500 Internal Server Error and Code InternalError.
+  501           the same with 501 Not Implemented and Code NotImplemented (what OpenStack Swift answers to
+                If-None-Match: *).
   reset         the request is read but not forwarded; the client connection is closed with a TCP RST
                 (curl: error 56, "Recv failure: Connection reset by peer").
   truncate      the request is forwarded; the status line, the headers and about half of the body go back to the
@@ -32,6 +34,8 @@ requests whose "METHOD TARGET" (TARGET as in the request line, query included) m
                 whole (up to 256 MiB) to find its half; a close-delimited body cut short cannot be told from a
                 whole one.
   truncate-rst  as truncate, but the client connection is closed with a TCP RST (curl: error 56).
+  corrupt       the request is forwarded with the middle byte of its body inverted (a body damaged on the way;
+                a request without a Content-Length body goes through unharmed).
   stall         the request is read but not forwarded; the proxy waits --stall-seconds (default 30), then closes the
                 connection (a client without a timeout sees an empty reply, curl error 52).
 
@@ -70,12 +74,14 @@ FLUSH_AT = 64 << 10  # small writes are gathered up to this size
 MAX_LINE = 64 << 10
 MAX_HEAD = 256 << 10
 COLLECT_MAX = 256 << 20  # truncate: the most of a chunked or close-delimited body read to find its half
-KINDS = ("503", "500", "reset", "truncate", "truncate-rst", "stall")
+KINDS = ("503", "500", "501", "reset", "truncate", "truncate-rst", "stall", "corrupt")
 ERROR_BODY = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message>'
               '<RequestId>faultproxy</RequestId></Error>')
 ERRORS = {
     "503": ("503 Service Unavailable", "SlowDown", "Please reduce your request rate."),
     "500": ("500 Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
+    "501": ("501 Not Implemented", "NotImplemented",
+            "A header you provided implies functionality that is not implemented."),
 }
 
 
@@ -232,6 +238,24 @@ class NullSink:
         pass
 
 
+class FlipSink:
+    """Passes bytes on to dst with the one at position pos inverted (a body damaged on the way)."""
+
+    def __init__(self, dst, pos):
+        self.dst, self.pos, self.seen = dst, pos, 0
+
+    def write(self, data):
+        end = self.seen + len(data)
+        if self.seen <= self.pos < end:
+            data = bytearray(data)
+            data[self.pos - self.seen] ^= 0xFF
+        self.seen = end
+        self.dst.write(data)
+
+    def flush(self):
+        self.dst.flush()
+
+
 class Collector:
     def __init__(self, limit):
         self.data = bytearray()
@@ -304,15 +328,16 @@ class State:
         self.by_kind = {k: 0 for k in args.faults}
         self.rng = random.Random(args.seed) if args.seed is not None else None
 
-    def next_request(self, line=""):
+    def next_request(self, line="", headers=()):
         """(request number, fault kind or None) for the request whose "METHOD TARGET" is line."""
         a = self.args
         with self.lock:
             self.requests += 1
             n = self.requests
             kind = None
-            if a.match is not None:
-                if not a.match.search(line):
+            if a.match is not None or a.match_header is not None:
+                if (a.match is not None and not a.match.search(line)) or \
+                        (a.match_header is not None and a.match_header not in headers):
                     return n, None
                 self.matched += 1
                 counted = self.matched
@@ -433,7 +458,7 @@ class Connection:
             return False
         keep = persistent(version, h)
         expect = "100-continue" in tokens(h, "expect") and body != 0
-        n, kind = self.st.next_request("%s %s" % (method, target))
+        n, kind = self.st.next_request("%s %s" % (method, target), h)
         label = "%d %s %s" % (n, method, target)
         self.status = None
         try:
@@ -463,6 +488,8 @@ class Connection:
     def fault(self, kind, lines, method, body, expect, keep):
         if kind.startswith("truncate"):
             return self.forward(lines, method, body, expect, keep, truncate=kind)
+        if kind == "corrupt":
+            return self.forward(lines, method, body, expect, keep, corrupt=True)
         if expect:
             self.cw.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.cw.flush()
@@ -510,7 +537,7 @@ class Connection:
             raise BadMessage("bad status line %r" % rlines[0][:60])
         return int(parts[1])
 
-    def forward(self, lines, method, body, expect, keep, truncate=None):
+    def forward(self, lines, method, body, expect, keep, truncate=None, corrupt=False):
         try:
             self.connect_upstream()
         except OSError as e:
@@ -530,7 +557,8 @@ class Connection:
                 self.uw.flush()
                 early = self.wait_continue()
             if early is None:
-                self.read_body(body, self.uw)
+                flip = corrupt and isinstance(body, int) and body > 0
+                self.read_body(body, FlipSink(self.uw, body // 2) if flip else self.uw)
             else:
                 keep = False  # the client may or may not send the body now: end the connection after this answer
         self.uw.flush()
@@ -674,6 +702,8 @@ def main():
     p.add_argument("--faults", default="503", metavar="KINDS", help="comma list of: " + ", ".join(KINDS))
     p.add_argument("--match", type=re.compile, default=None, metavar="REGEX",
                    help='fault only requests whose "METHOD TARGET" matches')
+    p.add_argument("--match-header", type=str.lower, default=None, metavar="NAME",
+                   help="fault only requests that carry this header")
     p.add_argument("--max-faults", type=int, default=None, metavar="K", help="at most K faults in all")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="pick fault kinds at random, seeded")
     p.add_argument("--stall-seconds", type=float, default=30.0, metavar="SEC")
