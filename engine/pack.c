@@ -135,11 +135,10 @@ int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint
 	return 0;
 }
 
-int pack_writer_finish(pack_writer *pw, uint64_t *size)
+int pack_writer_seal(pack_writer *pw, size_t *total_out)
 {
 	uint8_t nonce[CRYPTO_NONCE_LEN];
 	uint8_t trailer[PACK_TRAILER_LEN];
-	char key[80];
 	buf *h = &pw->header;
 
 	h->len = 0;
@@ -168,9 +167,22 @@ int pack_writer_finish(pack_writer *pw, uint64_t *size)
 	pack_header_nonce(nonce);
 	TRY(crypto_seal(pw->cc, pw->subkey, nonce, trailer, sizeof trailer, hdr, h->len, hdr + h->len));
 	memcpy(hdr + h->len + CRYPTO_TAG_LEN, trailer, sizeof trailer);
+	*total_out = total;
+	return 0;
+}
 
+int pack_writer_put(pack_writer *pw, size_t total)
+{
+	char key[80];
 	repo_pack_key(pw->id, key);
-	TRY(store_put(pw->r->st, key, pw->data, total, 0));
+	return store_put(pw->r->st, key, pw->data, total, 0);
+}
+
+int pack_writer_finish(pack_writer *pw, uint64_t *size)
+{
+	size_t total;
+	TRY(pack_writer_seal(pw, &total));
+	TRY(pack_writer_put(pw, total));
 	*size = total;
 	return 0;
 }

@@ -71,6 +71,11 @@ static inline bool pack_writer_empty(const pack_writer *pw)
  * what was written (for the index) until pack_writer_reset(). Returns the object size in *size. */
 int pack_writer_finish(pack_writer *pw, uint64_t *size);
 
+/* pack_writer_finish in two steps, for a caller that hands the put to another thread (upload.h): seal writes
+ * the header, padding and trailer after the blobs (the object is pw->data[0, *total)); put stores it. */
+int pack_writer_seal(pack_writer *pw, size_t *total);
+int pack_writer_put(pack_writer *pw, size_t total);
+
 /* Starts a new pack (fresh random ID). */
 int pack_writer_reset(pack_writer *pw);
 

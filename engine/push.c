@@ -3,12 +3,14 @@
  *
  *   main thread:  reader → chunker → job (a buffer of input and its cut list) ──► job queue
  *   workers (N):  keyed hash → dedup (index reservation) → zstd → AES-GCM → own pack_writer → store
+ *                 (on a store whose puts wait on the network, a full pack goes to an upload thread, upload.h,
+ *                 and the worker compresses on into a spare buffer)
  *   main thread:  collects finished jobs in order → chunk lists of the snapshot's nodes
  *   at the end:   flush packs → index object → snapshot (packs → index → snapshot: a snapshot never names
  *                 a chunk whose pack and index entry are not durable)
  *
- * Memory is bounded by configuration: a fixed ring of job buffers (PUSH_SEGMENT each) and one pack buffer per
- * worker, whatever the input size. The chunk list of the snapshot itself (32 bytes per chunk, 0.025 % of the
+ * Memory is bounded by configuration: a fixed ring of job buffers (PUSH_SEGMENT each), one pack buffer per
+ * worker and one per upload spare, whatever the input size. The chunk list of the snapshot itself (32 bytes per chunk, 0.025 % of the
  * input at the default 128 KiB chunks) is the one thing that grows with the input.
  *
  * Jobs may hold chunks of several files: small files share a buffer instead of costing one job each.
@@ -32,6 +34,7 @@
 #include "engine/meter.h"
 #include "engine/pack.h"
 #include "engine/reader.h"
+#include "engine/upload.h"
 #include "engine/workq.h"
 
 #define PUSH_SEGMENT (8u << 20) /* input bytes per job */
@@ -67,6 +70,7 @@ struct push {
 	size_t njobs;
 	struct worker *workers;
 	int nworkers;
+	uploader *up; /* NULL when the workers put their packs themselves */
 
 	pthread_mutex_t mu; /* guards idx, ib and the counters below: shared by the workers */
 	chunk_index *idx;
@@ -88,30 +92,43 @@ static int64_t now_ns(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Writes the worker's pack and records its entries; the index object follows later, after the pack is durable. */
-static int worker_flush_pack(void *ctx)
+/* Records the entries of a pack that is durable in the store; the index object that lists them follows later.
+ * Runs on a worker, or on an upload thread (uploader_done_fn). */
+static int pack_stored(void *arg, const uint8_t id[CRYPTO_ID_LEN], const pack_entry *entries, size_t n,
+		       uint64_t size)
 {
-	struct worker *w = ctx;
-	struct push *p = w->p;
-	uint64_t size;
+	struct push *p = arg;
 	uint32_t pack_no;
-
-	if (pack_writer_empty(&w->pw))
-		return 0;
-	TRY(pack_writer_finish(&w->pw, &size));
 	pthread_mutex_lock(&p->mu);
-	int rc = index_pack_intern(p->idx, w->pw.id, &pack_no);
-	for (size_t i = 0; rc == 0 && i < w->pw.n; i++)
-		rc = index_commit(p->idx, pack_no, &w->pw.entries[i]);
+	int rc = index_pack_intern(p->idx, id, &pack_no);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = index_commit(p->idx, pack_no, &entries[i]);
 	if (rc == 0)
-		rc = index_builder_add_pack(&p->ib, w->pw.id, w->pw.entries, w->pw.n);
+		rc = index_builder_add_pack(&p->ib, id, entries, n);
 	if (rc == 0 && p->ib.nentries >= INDEX_FLUSH_ENTRIES)
 		rc = index_builder_flush(&p->ib, p->r);
 	p->stored_new += size;
 	pthread_mutex_unlock(&p->mu);
-	if (rc == 0)
-		rc = pack_writer_reset(&w->pw);
 	return rc;
+}
+
+/* Seals the worker's pack and puts it, or hands it to an upload thread when one has a spare buffer. */
+static int worker_flush_pack(void *ctx)
+{
+	struct worker *w = ctx;
+	struct push *p = w->p;
+	size_t total;
+
+	if (pack_writer_empty(&w->pw))
+		return 0;
+	TRY(pack_writer_seal(&w->pw, &total));
+	int handed = p->up ? uploader_offer(p->up, &w->pw, total) : 0;
+	TRY(handed);
+	if (!handed) {
+		TRY(pack_writer_put(&w->pw, total));
+		TRY(pack_stored(p, w->pw.id, w->pw.entries, w->pw.n, total));
+	}
+	return pack_writer_reset(&w->pw);
 }
 
 /* Keyed hash of every chunk; the ones the repository lacks go into this worker's pack. */
@@ -308,6 +325,10 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 		if (rc == 0)
 			rc = crypto_ctx_new(&w->cc);
 	}
+	/* a store that wants more requests in flight than there are workers gets upload threads for the rest */
+	int spares = store_in_flight(r->st) - p->nworkers;
+	if (rc == 0 && spares > 0)
+		rc = uploader_start(&p->up, r, (size_t)spares, p->workers[0].pw.cap, pack_stored, p);
 	if (rc == 0)
 		rc = workq_start(&p->q, p->nworkers, p->workers, sizeof *p->workers, worker_run, worker_flush_pack,
 				 p->njobs);
@@ -317,6 +338,7 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 static void push_free(struct push *p)
 {
 	workq_close(&p->q, DRE_EIO); /* only after a failure is it still running here */
+	uploader_finish(&p->up, DRE_EIO);
 	for (int i = 0; p->workers && i < p->nworkers; i++) {
 		pack_writer_free(&p->workers[i].pw);
 		crypto_ctx_free(p->workers[i].cc);
@@ -376,7 +398,8 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	f->j = NULL;
 	while (rc == 0 && p->q != NULL && workq_outstanding(p->q) > 0)
 		rc = collect(p, true);
-	rc = workq_close(&p->q, rc); /* joins the workers: every pack is durable after this */
+	rc = workq_close(&p->q, rc); /* joins the workers */
+	rc = uploader_finish(&p->up, rc); /* waits for the last uploads: every pack is durable after this */
 	if (rc == 0 && record)
 		rc = index_builder_flush(&p->ib, p->r);
 	if (rc < 0 || !record)

@@ -399,7 +399,7 @@ static int feed_node(struct restore *rs, uint32_t node)
 static int restore_setup(struct restore *rs)
 {
 	/* a store whose reads wait on the network gets more of them in flight than there are cores */
-	int reads = store_reads_in_flight(rs->r->st);
+	int reads = store_in_flight(rs->r->st);
 	rs->nworkers = workq_workers(rs->o->threads);
 	if (rs->o->threads == 0 && rs->nworkers < reads)
 		rs->nworkers = workq_workers(reads);

@@ -58,9 +58,9 @@ int store_open(const char *url, const store_opts *opts, store **out)
 	return store_local_open(url, out);
 }
 
-int store_reads_in_flight(const store *st)
+int store_in_flight(const store *st)
 {
-	return st->drv->reads_in_flight;
+	return st->in_flight;
 }
 
 int store_prepare(store *st)

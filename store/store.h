@@ -38,9 +38,6 @@ typedef int (*store_upload_fn)(void *arg, const char *key, const char *initiated
 
 struct store_driver {
 	const char *name;
-	/* Reads worth having in flight at once: 0 when the CPUs are the limit (local disks), more when each
-	 * request waits on the network (S3), so that a restore keeps that many going even on a small machine. */
-	int reads_in_flight;
 	int (*put)(store *st, const char *key, const void *buf, size_t len, unsigned flags);
 	int (*get)(store *st, const char *key, uint64_t off, size_t len, void *buf);
 	int (*stat)(store *st, const char *key, uint64_t *size);
@@ -54,6 +51,9 @@ struct store_driver {
 struct store {
 	const struct store_driver *drv;
 	char *url; /* as given, for messages */
+	/* Requests worth having in flight at once: 0 when the CPUs are the limit (a local disk), more when each
+	 * request waits on the network (S3), so that pushes and restores keep that many going even on 2 cores. */
+	int in_flight;
 };
 
 /*
@@ -79,8 +79,8 @@ typedef struct store_opts {
 int store_open(const char *url, const store_opts *opts, store **out);
 void store_close(store *st);
 
-/* The driver's reads_in_flight. */
-int store_reads_in_flight(const store *st);
+/* st->in_flight. */
+int store_in_flight(const store *st);
 
 /* Makes the location ready for a new repository (a no-op for drivers without prepare). */
 int store_prepare(store *st);

@@ -2,7 +2,8 @@
 """A fault-injecting HTTP/1.1 reverse proxy for loopback tests of dre's S3 client.
 
     faultproxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--port-file FILE] [--every N]
-                  [--faults KINDS] [--match REGEX] [--match-header NAME] [--max-faults K] [--seed S] [--stall-seconds SEC] [--timeout SEC]
+                  [--faults KINDS] [--match REGEX] [--match-header NAME] [--max-faults K]
+                  [--delay-ms MS] [--rate-mb MB] [--seed S] [--stall-seconds SEC] [--timeout SEC]
                   [--log FILE] [--stats FILE]
 
 Listens on a loopback address only (127.x), writes the bound port to --port-file (atomically, once listening) and
@@ -41,6 +42,9 @@ and with --match-header NAME only requests that carry that header:
 
 When a client that sent Expect: 100-continue gets a 503, 500, reset or stall fault, the proxy itself answers
 100 Continue so that it can read the body first.
+
+A wide-area link, for measurements: --delay-ms holds each answer that long, --rate-mb paces every connection to
+that many MB/s in each direction.
 
 Log (--log FILE, appended; default stderr), one line per request:
     N METHOD TARGET -> STATUS
@@ -209,16 +213,31 @@ class Reader:
 
 
 class Writer:
-    """Writes to a socket, gathering small pieces (lines, headers) into one send."""
+    """Writes to a socket, gathering small pieces (lines, headers) into one send; with rate (bytes per second),
+    no faster than that (a wide-area link's bandwidth per connection)."""
 
-    def __init__(self, sock):
+    def __init__(self, sock, rate=0.0):
         self.sock = sock
         self.pending = bytearray()
+        self.rate = rate
+        self.t0 = self.sent = 0.0
+
+    def send(self, data):
+        self.sock.sendall(data)
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        if now - (self.t0 + self.sent / self.rate) > 1.0:  # idle for a while: a new burst
+            self.t0, self.sent = now, 0.0
+        self.sent += len(data)
+        wait = self.t0 + self.sent / self.rate - now
+        if wait > 0:
+            time.sleep(wait)
 
     def write(self, data):
         if len(data) >= FLUSH_AT:
             self.flush()
-            self.sock.sendall(data)
+            self.send(data)
         else:
             self.pending += data
             if len(self.pending) >= FLUSH_AT:
@@ -226,7 +245,7 @@ class Writer:
 
     def flush(self):
         if self.pending:
-            self.sock.sendall(self.pending)
+            self.send(self.pending)
             self.pending.clear()
 
 
@@ -384,7 +403,7 @@ class Connection:
         self.st = state
         self.client = sock
         self.cr = Reader(sock)
-        self.cw = Writer(sock)
+        self.cw = Writer(sock, state.args.rate_mb * 1e6)
         self.up = self.ur = self.uw = None
         self.status = None
 
@@ -426,7 +445,7 @@ class Connection:
         if self.up is None:
             s = socket.create_connection(self.st.upstream, timeout=self.st.timeout)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.up, self.ur, self.uw = s, Reader(s), Writer(s)
+            self.up, self.ur, self.uw = s, Reader(s), Writer(s, self.st.args.rate_mb * 1e6)
 
     def simple_response(self, status, body, ctype, keep, method=None):
         body = body.encode()
@@ -576,6 +595,8 @@ class Connection:
                 continue
             break
         self.status = str(status)
+        if self.st.args.delay_ms > 0:  # a wide-area round trip before the answer
+            time.sleep(self.st.args.delay_ms / 1000.0)
         version = rlines[0].split(None, 1)[0].decode("latin-1")
         rh = parse_headers(rlines[1:-1])
         head = b"".join(rlines)
@@ -702,6 +723,10 @@ def main():
     p.add_argument("--faults", default="503", metavar="KINDS", help="comma list of: " + ", ".join(KINDS))
     p.add_argument("--match", type=re.compile, default=None, metavar="REGEX",
                    help='fault only requests whose "METHOD TARGET" matches')
+    p.add_argument("--delay-ms", type=float, default=0.0, metavar="MS",
+                   help="hold each answer this long (a wide-area round trip)")
+    p.add_argument("--rate-mb", type=float, default=0.0, metavar="MB",
+                   help="at most this many MB/s each way per connection (a wide-area link)")
     p.add_argument("--match-header", type=str.lower, default=None, metavar="NAME",
                    help="fault only requests that carry this header")
     p.add_argument("--max-faults", type=int, default=None, metavar="K", help="at most K faults in all")

@@ -1,6 +1,7 @@
 /* Unit tests of engine/: crypto wrappers against published vectors, pack and envelope round trips and their
  * tamper detection, snapshot encoding, the index table, time parsing. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include "engine/index.h"
 #include "engine/pack.h"
 #include "engine/snapshot.h"
+#include "engine/upload.h"
 #include "engine/workq.h"
 #include "store/err.h"
 #include "unit.h"
@@ -320,6 +322,158 @@ static void test_restore_detects_checksum_mismatch(void)
 	engine_close(r);
 }
 
+/* The uploader on its own: an offered pack travels (the worker gets the spare's buffer), its done callback runs
+ * on the upload thread once the pack is in the store, and with its one spare busy the next offer is declined. */
+struct upload_seen {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool release;
+	int calls;
+	size_t entries;
+	pthread_t thread;
+};
+
+static int upload_done(void *arg, const uint8_t id[CRYPTO_ID_LEN], const pack_entry *entries, size_t n, uint64_t size)
+{
+	(void)id, (void)entries, (void)size;
+	struct upload_seen *u = arg;
+	pthread_mutex_lock(&u->mu);
+	u->calls++;
+	u->entries += n;
+	u->thread = pthread_self();
+	while (!u->release) /* hold the spare busy until the test has made its second offer */
+		pthread_cond_wait(&u->cv, &u->mu);
+	pthread_mutex_unlock(&u->mu);
+	return 0;
+}
+
+static void test_uploader_hands_packs_over(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	struct upload_seen seen = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0, 0};
+	pack_writer pw;
+	uploader *u = NULL;
+	CHECK_RC(pack_writer_init(&pw, r));
+	CHECK_RC(uploader_start(&u, r, 1, pw.cap, upload_done, &seen));
+	uint8_t chunk[1000], id[32];
+	crypto_ctx *cc;
+	CHECK_RC(crypto_ctx_new(&cc));
+	for (int k = 0; k < 2; k++) {
+		memset(chunk, 'a' + k, sizeof chunk);
+		CHECK_RC(crypto_hmac(cc, r->id_key, chunk, sizeof chunk, id));
+		CHECK_RC(pack_writer_add(&pw, id, chunk, sizeof chunk));
+	}
+	uint8_t first_id[32], *first_buf = pw.data;
+	memcpy(first_id, pw.id, 32);
+	size_t total;
+	CHECK_RC(pack_writer_seal(&pw, &total));
+	size_t first_total = total;
+	CHECK(uploader_offer(u, &pw, total) == 1);
+	CHECK(pw.data != first_buf && pw.n == 0); /* the worker holds the spare now */
+	CHECK_RC(pack_writer_reset(&pw));
+	CHECK_RC(pack_writer_add(&pw, id, chunk, sizeof chunk));
+	CHECK_RC(pack_writer_seal(&pw, &total));
+	for (int i = 0; i < 1000; i++) { /* wait until the upload thread is inside done (the spare still busy) */
+		pthread_mutex_lock(&seen.mu);
+		int calls = seen.calls;
+		pthread_mutex_unlock(&seen.mu);
+		if (calls)
+			break;
+		usleep(1000);
+	}
+	CHECK(uploader_offer(u, &pw, total) == 0); /* declined: the caller puts this one itself */
+	pthread_mutex_lock(&seen.mu);
+	seen.release = true;
+	pthread_cond_broadcast(&seen.cv);
+	pthread_mutex_unlock(&seen.mu);
+	CHECK_RC(uploader_finish(&u, 0));
+	CHECK(u == NULL);
+	CHECK(seen.calls == 1 && seen.entries == 2);
+	CHECK(!pthread_equal(seen.thread, pthread_self()));
+	char key[80];
+	uint64_t size;
+	repo_pack_key(first_id, key);
+	CHECK_RC(store_stat(r->st, key, &size));
+	CHECK(size == first_total);
+	crypto_ctx_free(cc);
+	pack_writer_free(&pw);
+	engine_close(r);
+}
+
+/* A random-looking file of n bytes (incompressible, so every chunk is new and stored). */
+static void write_noise(const char *path, size_t n, uint32_t seed)
+{
+	FILE *f = fopen(path, "w");
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; f && i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		fputc((int)(x & 0xff), f);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Pushes with upload threads (a store asking for more requests in flight than there are workers, as S3 does):
+ * every pack lands, the snapshot restores, check is clean; and a put that fails on an upload thread fails
+ * the push and records no snapshot. */
+static void test_push_with_upload_threads(void)
+{
+	char path[300], repo_path[300], out[300];
+	repo_params p;
+	repo *r = NULL;
+	repo_params_default(&p);
+	p.scrypt_log2n = 10;
+	p.pack_size = 1u << 20; /* many packs from a small input */
+	snprintf(repo_path, sizeof repo_path, "%s/uprepo", tmpdir);
+	CHECK_RC(engine_init(repo_path, NULL, "pw", &p, &r));
+	if (r == NULL)
+		return;
+	r->st->in_flight = 5; /* 2 workers + 3 upload threads */
+	snprintf(path, sizeof path, "%s/noise", tmpdir);
+	write_noise(path, 12u << 20, 3);
+	int fd = open(path, O_RDONLY);
+	push_opts po = {.name = "up", .threads = 2};
+	push_result pr;
+	CHECK_RC(engine_push_fd(r, &po, fd, &pr));
+	close(fd);
+	CHECK(pr.size == 12u << 20);
+	CHECK(pr.stored_new > 12u << 20); /* every chunk stored, in about a dozen packs */
+
+	snapshot s;
+	CHECK_RC(snap_find(r, "up", -1, &s));
+	snprintf(out, sizeof out, "%s/noise.out", tmpdir);
+	int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	restore_opts o = {.out_fd = ofd, .threads = 2};
+	restore_result res;
+	CHECK_RC(engine_restore(r, &s, &o, &res));
+	close(ofd);
+	snap_free(&s);
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", path, out);
+	CHECK(system(cmd) == 0);
+	check_opts co = {.read_data = true};
+	check_report rep;
+	CHECK_RC(engine_check(r, &co, &rep));
+	CHECK(rep.errors == 0 && rep.unreferenced_packs == 0 && rep.packs >= 12);
+
+	/* packs/00 … packs/ff as plain files: every pack put fails, even as root, on whichever thread puts it */
+	snprintf(cmd, sizeof cmd, "cd '%s' && rm -rf packs && mkdir packs && for a in 0 1 2 3 4 5 6 7 8 9 a b c d e f; "
+			       "do for b in 0 1 2 3 4 5 6 7 8 9 a b c d e f; do : > packs/$a$b; done; done", repo_path);
+	CHECK(system(cmd) == 0);
+	write_noise(path, 6u << 20, 4);
+	fd = open(path, O_RDONLY);
+	po.name = "fails";
+	CHECK(engine_push_fd(r, &po, fd, &pr) < 0);
+	CHECK(strstr(err_msg(), "packs/") != NULL);
+	close(fd);
+	CHECK(snap_find(r, "fails", -1, &s) == DRE_ENOTFOUND);
+	engine_close(r);
+}
+
 static int slow_square(void *ctx, void *job)
 {
 	int *v = job;
@@ -380,6 +534,8 @@ int main(void)
 	RUN(test_workq_order_and_failure);
 	RUN(test_restore_refuses_symlink_escape);
 	RUN(test_restore_detects_checksum_mismatch);
+	RUN(test_uploader_hands_packs_over);
+	RUN(test_push_with_upload_threads);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
