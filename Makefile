@@ -5,6 +5,7 @@
 #   make asan       the same tests against an AddressSanitizer + UBSan build (build-asan/)
 #   make demo       build, push and restore a generated dump on the default repository
 #   make bench      speed of each stage and of whole push/restore on generated data
+#   make bench-s3   push/restore on local and S3 stores side by side (starts a Ceph gateway)
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -27,7 +28,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench clean unit
+.PHONY: all deps test asan demo bench bench-s3 clean unit
 
 all: dre $(BUILD)/dre-gendump
 
@@ -76,6 +77,10 @@ demo: deps all
 
 bench: deps all $(BUILD)/dre-bench
 	$(BUILD)/dre-bench --size 1024
+
+# push and restore on a local directory and on S3 (a Ceph gateway, directly and behind an emulated wide-area link)
+bench-s3: deps all
+	bench/s3bench --size 1024
 
 clean:
 	rm -rf build build-asan dre
