@@ -246,14 +246,33 @@ static int on_seek(void *arg, curl_off_t off, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* An element's text into a fixed field; false (and the field empty) when it does not fit. */
+static bool text_to(char *dst, size_t cap, const char *text, size_t len)
+{
+	bool fits = len < cap;
+	snprintf(dst, cap, "%.*s", fits ? (int)len : 0, text);
+	return fits;
+}
+
+static bool text_true(const char *text, size_t len)
+{
+	return len == 4 && memcmp(text, "true", 4) == 0;
+}
+
+/* A listed object name, less the repository's prefix, into key. */
+static bool key_to(char *key, size_t cap, size_t strip, const char *text, size_t len)
+{
+	return len > strip && text_to(key, cap, text + strip, len - strip);
+}
+
 static int error_elem(void *arg, const char *const *path, int depth, const char *text, size_t len)
 {
 	s3_call *c = arg;
 	if (depth == 2 && strcmp(path[0], "Error") == 0) {
 		if (strcmp(path[1], "Code") == 0)
-			snprintf(c->code, sizeof c->code, "%.*s", (int)len, text);
+			text_to(c->code, sizeof c->code, text, len);
 		else if (strcmp(path[1], "Message") == 0)
-			snprintf(c->message, sizeof c->message, "%.*s", (int)len, text);
+			text_to(c->message, sizeof c->message, text, len > sizeof c->message - 1 ? sizeof c->message - 1 : len);
 	}
 	return 0;
 }
@@ -667,10 +686,8 @@ static int initiate_elem(void *arg, const char *const *path, int depth, const ch
 {
 	upload_state *u = arg;
 	static const char *const id[] = {"InitiateMultipartUploadResult", "UploadId", NULL};
-	if (xml_path_is(path, depth, id) && len < sizeof u->upload_id) {
-		memcpy(u->upload_id, text, len);
-		u->upload_id[len] = '\0';
-	}
+	if (xml_path_is(path, depth, id))
+		text_to(u->upload_id, sizeof u->upload_id, text, len);
 	return 0;
 }
 
@@ -877,9 +894,9 @@ static int list_elem(void *arg, const char *const *path, int depth, const char *
 		return 0;
 	if (depth == 2) {
 		if (strcmp(path[1], "IsTruncated") == 0)
-			lp->truncated = len == 4 && memcmp(text, "true", 4) == 0;
-		else if (strcmp(path[1], "NextContinuationToken") == 0 && len < sizeof lp->token)
-			snprintf(lp->token, sizeof lp->token, "%.*s", (int)len, text);
+			lp->truncated = text_true(text, len);
+		else if (strcmp(path[1], "NextContinuationToken") == 0)
+			text_to(lp->token, sizeof lp->token, text, len);
 		else if (strcmp(path[1], "Contents") == 0 && lp->have_key) {
 			lp->have_key = false;
 			if (store_key_check(lp->key, false) < 0)
@@ -889,15 +906,11 @@ static int list_elem(void *arg, const char *const *path, int depth, const char *
 		return 0;
 	}
 	if (depth == 3 && strcmp(path[1], "Contents") == 0) {
-		if (strcmp(path[2], "Key") == 0) {
-			lp->have_key = len > lp->strip && len - lp->strip < sizeof lp->key;
-			if (lp->have_key)
-				snprintf(lp->key, sizeof lp->key, "%.*s", (int)(len - lp->strip), text + lp->strip);
-		} else if (strcmp(path[2], "Size") == 0) {
-			char num[32];
-			snprintf(num, sizeof num, "%.*s", (int)(len < 31 ? len : 31), text);
-			lp->size = strtoull(num, NULL, 10);
-		}
+		char num[32];
+		if (strcmp(path[2], "Key") == 0)
+			lp->have_key = key_to(lp->key, sizeof lp->key, lp->strip, text, len);
+		else if (strcmp(path[2], "Size") == 0)
+			lp->size = text_to(num, sizeof num, text, len) ? strtoull(num, NULL, 10) : UINT64_MAX;
 	}
 	return 0;
 }
@@ -957,11 +970,11 @@ static int upload_elem(void *arg, const char *const *path, int depth, const char
 		return 0;
 	if (depth == 2) {
 		if (strcmp(path[1], "IsTruncated") == 0)
-			up->truncated = len == 4 && memcmp(text, "true", 4) == 0;
+			up->truncated = text_true(text, len);
 		else if (strcmp(path[1], "NextKeyMarker") == 0)
-			snprintf(up->next_key, sizeof up->next_key, "%.*s", (int)len, text);
+			text_to(up->next_key, sizeof up->next_key, text, len);
 		else if (strcmp(path[1], "NextUploadIdMarker") == 0)
-			snprintf(up->next_id, sizeof up->next_id, "%.*s", (int)len, text);
+			text_to(up->next_id, sizeof up->next_id, text, len);
 		else if (strcmp(path[1], "Upload") == 0 && up->have_key) {
 			up->have_key = false;
 			if (store_key_check(up->key, false) == 0)
@@ -970,13 +983,10 @@ static int upload_elem(void *arg, const char *const *path, int depth, const char
 		return 0;
 	}
 	if (depth == 3 && strcmp(path[1], "Upload") == 0) {
-		if (strcmp(path[2], "Key") == 0) {
-			up->have_key = len > up->strip && len - up->strip < sizeof up->key;
-			if (up->have_key)
-				snprintf(up->key, sizeof up->key, "%.*s", (int)(len - up->strip), text + up->strip);
-		} else if (strcmp(path[2], "Initiated") == 0) {
-			snprintf(up->initiated, sizeof up->initiated, "%.*s", (int)len, text);
-		}
+		if (strcmp(path[2], "Key") == 0)
+			up->have_key = key_to(up->key, sizeof up->key, up->strip, text, len);
+		else if (strcmp(path[2], "Initiated") == 0)
+			text_to(up->initiated, sizeof up->initiated, text, len);
 	}
 	return 0;
 }

@@ -406,13 +406,12 @@ static void test_uploader_hands_packs_over(void)
 static void write_noise(const char *path, size_t n, uint32_t seed)
 {
 	FILE *f = fopen(path, "w");
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; f && i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		fputc((int)(x & 0xff), f);
+	unsigned char *b = malloc(n);
+	if (f && b) {
+		unit_fill(b, n, seed);
+		CHECK(fwrite(b, 1, n, f) == n);
 	}
+	free(b);
 	if (f)
 		fclose(f);
 }

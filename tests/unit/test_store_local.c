@@ -20,16 +20,6 @@
 
 static char base_dir[4096]; /* a fresh directory per test */
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
 
 static void make_base(void)
 {
@@ -160,7 +150,7 @@ static void test_round_trip(void)
 
 	size_t big = 1 << 20;
 	uint8_t *a = malloc(big), *b = malloc(big);
-	fill(a, big, 1);
+	unit_fill(a, big, 1);
 	CHECK_RC(store_put(st, "config", "hello", 5, STORE_PUT_CREATE_ONCE));
 	CHECK_RC(store_put(st, "packs/ab/ab12cd", a, big, 0));
 	CHECK_RC(store_put(st, "empty", "", 0, 0));
@@ -203,7 +193,7 @@ static void test_round_trip(void)
 	CHECK(seen_size(&s, "packs/ab/ab12cd") == (int64_t)big);
 
 	/* overwrite without flags replaces */
-	fill(b, big, 2);
+	unit_fill(b, big, 2);
 	CHECK_RC(store_put(st, "packs/ab/ab12cd", b, 1000, 0));
 	CHECK_RC(store_stat(st, "packs/ab/ab12cd", &size));
 	CHECK(size == 1000);
@@ -241,7 +231,7 @@ static void test_ranges(void)
 	make_base();
 	store *st = open_repo("repo");
 	uint8_t data[10000], out[10000];
-	fill(data, sizeof data, 3);
+	unit_fill(data, sizeof data, 3);
 	CHECK_RC(store_put(st, "packs/00/r", data, sizeof data, 0));
 	static const struct {
 		uint64_t off;
@@ -262,7 +252,7 @@ static void test_truncated(void)
 	make_base();
 	store *st = open_repo("repo");
 	uint8_t data[10000], out[10000];
-	fill(data, sizeof data, 4);
+	unit_fill(data, sizeof data, 4);
 	CHECK_RC(store_put(st, "packs/00/t", data, sizeof data, 0));
 	CHECK(store_get(st, "packs/00/t", 9990, 20, out) == DRE_ECORRUPT);
 	CHECK(strstr(err_msg(), "packs/00/t") != NULL);
@@ -546,7 +536,7 @@ static void test_concurrent_get(void)
 	char key[64];
 	for (int i = 0; i < CONC_OBJS; i++) {
 		conc_data[i] = malloc(CONC_SIZE);
-		fill(conc_data[i], CONC_SIZE, 100 + (uint32_t)i);
+		unit_fill(conc_data[i], CONC_SIZE, 100 + (uint32_t)i);
 		snprintf(key, sizeof key, "packs/0%d/obj%d", i, i);
 		CHECK_RC(store_put(st, key, conc_data[i], CONC_SIZE, 0));
 	}

@@ -17,16 +17,6 @@
 
 static char bucket_url[256]; /* s3://dre-unit-<random>/unit */
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
 
 static int open_msg(const char *url, const store_opts *o, const char *want_in_msg)
 {
@@ -145,7 +135,7 @@ static void test_put_get_stat_del(void)
 	CHECK_RC(store_prepare(st));
 	CHECK_RC(store_prepare(st)); /* the bucket exists now: still fine */
 	uint8_t data[100000], back[100000];
-	fill(data, sizeof data, 1);
+	unit_fill(data, sizeof data, 1);
 	CHECK_RC(store_put(st, "packs/ab/abcdef", data, sizeof data, 0));
 	uint64_t size = 0;
 	CHECK_RC(store_stat(st, "packs/ab/abcdef", &size));
@@ -260,7 +250,7 @@ static void test_multipart(void)
 	uint8_t *data = malloc(n), *back = malloc(n);
 	CHECK(data && back);
 	if (data && back) {
-		fill(data, n, 7);
+		unit_fill(data, n, 7);
 		CHECK_RC(store_put(st, "packs/mp/big", data, n, 0));
 		uint64_t size = 0;
 		CHECK_RC(store_stat(st, "packs/mp/big", &size));
@@ -288,7 +278,7 @@ static void *hammer(void *arg)
 	char key[64];
 	for (int i = 0; i < 12; i++) {
 		snprintf(key, sizeof key, "conc/%d-%d", w->id, i);
-		fill(data, sizeof data, (uint32_t)(w->id * 100 + i));
+		unit_fill(data, sizeof data, (uint32_t)(w->id * 100 + i));
 		if (store_put(w->st, key, data, sizeof data, 0) < 0 || store_get(w->st, key, 0, sizeof data, back) < 0 ||
 		    memcmp(data, back, sizeof data) != 0 || store_del(w->st, key) < 0)
 			w->failures++;

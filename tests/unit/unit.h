@@ -43,6 +43,18 @@ static int unit_failed_tests;
 		fflush(stdout);                                                                                \
 	} while (0)
 
+/* n bytes of xorshift noise from seed: incompressible, and the same for the same seed. */
+static inline void unit_fill(unsigned char *p, size_t n, unsigned seed)
+{
+	unsigned x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (unsigned char)x;
+	}
+}
+
 static inline int unit_exit(void)
 {
 	return unit_failed_tests ? 1 : 0;
