@@ -18,7 +18,7 @@
  * Tuning, environment only:
  *   DRE_S3_MULTIPART_THRESHOLD  objects larger than this go up in parts (default 64 MiB; minimum 5 MiB)
  *   DRE_S3_PART_SIZE            the size of those parts (default 16 MiB; minimum 5 MiB, S3's own floor)
- *   DRE_S3_RETRIES              attempts per request after the first (default 10: about 30 s of backoff)
+ *   DRE_S3_RETRIES              attempts per request after the first (default 10: 13 to 26 s of backoff in all)
  *   DRE_S3_CONNECTIONS          requests worth having in flight (default 4): a restore keeps that many reads
  *                               going, a push that many pack uploads (engine/upload.h)
  *   DRE_S3_TRACE=1              one line per request on standard error (method, key, status, time, attempt)
@@ -636,7 +636,9 @@ static bool same_content(struct s3 *s, const char *name, const void *buf, size_t
 		snprintf(range, sizeof range, "bytes=0-%zu", len - 1);
 		c.hdr[c.nhdr++] = (sigv4_kv){"range", range};
 	}
-	bool same = call(s, &c) == 0 && ok2xx(&c) && c.got == len && (!c.have_length || c.content_length == len) &&
+	/* the whole object, not a prefix of a longer one: a 206 says its size in Content-Range */
+	bool same = call(s, &c) == 0 && ok2xx(&c) && c.got == len &&
+		    (c.status == 206 ? c.range_total == len : c.have_length && c.content_length == len) &&
 		    memcmp(copy, buf, len) == 0;
 	call_free(&c);
 	free(copy);
@@ -654,6 +656,8 @@ static int put_single(struct s3 *s, const char *key, const char *name, const voi
 		TRY(rc);
 		if (ok2xx(&h))
 			return err_set(DRE_EEXIST, "object %s already exists in s3://%s", key, s->bucket);
+		if (h.status != 404)
+			return call_error(s, &h);
 	}
 	s3_call c = {.method = "PUT", .object = name, .body = buf, .body_len = len};
 	add_put_headers(s, &c);
