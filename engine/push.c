@@ -10,8 +10,8 @@
  *                 a chunk whose pack and index entry are not durable)
  *
  * Memory is bounded by configuration: a fixed ring of job buffers (PUSH_SEGMENT each), one pack buffer per
- * worker and one per upload spare, whatever the input size. The chunk list of the snapshot itself (32 bytes per chunk, 0.025 % of the
- * input at the default 128 KiB chunks) is the one thing that grows with the input.
+ * worker and one per upload spare, whatever the input size. The chunk list of the snapshot itself (32 bytes
+ * per chunk, 0.025 % of the input at the default 128 KiB chunks) is the one thing that grows with the input.
  *
  * Jobs may hold chunks of several files: small files share a buffer instead of costing one job each.
  */
