@@ -19,11 +19,11 @@ static const cli_opt global_opts[] = {
 	{"repo", 'r', true}, {"json", 0, false}, {"quiet", 'q', false}, {"threads", 0, true},
 	{"help", 'h', false}, {"version", 0, false}, {"s3-endpoint", 0, true}, {"s3-region", 0, true},
 	{"s3-ca-file", 0, true}, {"s3-storage-class", 0, true}, {"s3-sse", 0, true}, {"s3-sse-kms-key-id", 0, true},
-	{"s3-path-style", 0, false}, {"s3-virtual-hosted", 0, false}, {0},
+	{"s3-path-style", 0, false}, {"s3-virtual-hosted", 0, false}, {"config", 0, true}, {0},
 };
 enum {
 	G_REPO, G_JSON, G_QUIET, G_THREADS, G_HELP, G_VERSION, G_S3_ENDPOINT, G_S3_REGION, G_S3_CA_FILE,
-	G_S3_STORAGE_CLASS, G_S3_SSE, G_S3_SSE_KMS_KEY_ID, G_S3_PATH_STYLE, G_S3_VIRTUAL_HOSTED
+	G_S3_STORAGE_CLASS, G_S3_SSE, G_S3_SSE_KMS_KEY_ID, G_S3_PATH_STYLE, G_S3_VIRTUAL_HOSTED, G_CONFIG
 };
 
 #define MAX_THREADS 1024
@@ -100,6 +100,7 @@ static int store_opt(const match *m, const char *val, cli_ctx *ctx, cli_args *a)
 	case G_S3_SSE_KMS_KEY_ID: ctx->store.s3_sse_kms_key_id = val; break;
 	case G_S3_PATH_STYLE: ctx->store.s3_addressing = STORE_S3_PATH_STYLE; break;
 	case G_S3_VIRTUAL_HOSTED: ctx->store.s3_addressing = STORE_S3_VIRTUAL_HOSTED; break;
+	case G_CONFIG: ctx->config_path = val; break;
 	case G_THREADS:
 		TRY(cli_parse_uint("threads", val, MAX_THREADS, &n));
 		ctx->threads = (int)n;

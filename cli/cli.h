@@ -34,12 +34,20 @@ enum cli_exit {
 	CLI_EXIT_PRODUCER = 6,
 };
 
+/* What --config FILE set (config.c); NULL where it is silent. */
+typedef struct cli_config {
+	const char *repository, *password_file, *password_command, *threads;
+	store_opts store; /* the S3 settings, below the environment's */
+} cli_config;
+
 /* Global options: accepted before the command and after it. */
 typedef struct cli_ctx {
 	const char *repo_url; /* -r/--repo; NULL until cli_repo_url() fills in the default */
 	bool json, quiet, help, version;
 	int threads; /* 0 = the engine's default */
 	store_opts store; /* --s3-* options; what they leave unset the S3 driver takes from the environment */
+	const char *config_path; /* --config */
+	cli_config config;
 	const char *command; /* the command being run, for "Try 'dre help COMMAND'" */
 } cli_ctx;
 
@@ -89,12 +97,18 @@ int cli_parse_uint(const char *opt, const char *text, uint64_t max, uint64_t *ou
 int cli_parse_size(const char *opt, const char *text, uint64_t max, uint64_t *out);
 
 /* password.c — where passwords come from. Results are malloc'd; free them with cli_password_free(). */
-/* The password to open the repository at url (named in the terminal prompt). */
-int cli_password_open(const char *url, char **out);
+/* The password to open the repository at url (named in the terminal prompt); cfg's password-file and
+ * password-command come after the environment's sources. */
+int cli_password_open(const char *url, const cli_config *cfg, char **out);
 /* A password for a new key object: from the file named by the environment variable env_file (key add), or with
  * env_file NULL from the opening sources (init); else asked twice on the terminal. Empty ones are refused. */
-int cli_password_new(const char *url, const char *env_file, char **out);
+int cli_password_new(const char *url, const cli_config *cfg, const char *env_file, char **out);
 void cli_password_free(char *pass);
+
+/* config.c — reads --config FILE into ctx->config (once the arguments are parsed), an error naming the file
+ * and line for a key it does not know; cli_config_free() at exit. */
+int cli_config_load(cli_ctx *ctx);
+void cli_config_free(void);
 
 /* open.c — the repository URL and opening it with the password. */
 int cli_repo_url(cli_ctx *ctx, const char **out);

@@ -47,7 +47,7 @@ static int init_run(cli_ctx *ctx, const cli_args *a)
 	TRY(cli_want_args(a, 0, 0, ""));
 	TRY(init_params(a, &p));
 	TRY(cli_repo_url(ctx, &url));
-	TRY(cli_password_new(url, NULL, &pass));
+	TRY(cli_password_new(url, &ctx->config, NULL, &pass));
 	int rc = engine_init(url, &ctx->store, pass, &p, &r);
 	cli_password_free(pass);
 	TRY(rc);
@@ -86,7 +86,7 @@ static int key_add(cli_ctx *ctx, repo *r, void *arg)
 {
 	char *pass, name[80];
 	(void)arg;
-	TRY(cli_password_new(ctx->repo_url, "DRE_NEW_PASSWORD_FILE", &pass));
+	TRY(cli_password_new(ctx->repo_url, &ctx->config, "DRE_NEW_PASSWORD_FILE", &pass));
 	int rc = engine_key_add(r, pass, name);
 	cli_password_free(pass);
 	TRY(rc);

@@ -23,6 +23,9 @@ static const char main_usage[] =
 	"      --threads N  worker threads (default: one per CPU)\n"
 	"  -h, --help       show help\n"
 	"      --version    show the version\n"
+	"      --config FILE  settings from an INI file: repository, password-file, password-command, threads\n"
+	"                   and the s3-* options below (with s3-access-key-id, s3-secret-access-key,\n"
+	"                   s3-session-token, s3-profile, s3-credentials-file); options and the environment win\n"
 	"\n"
 	"S3 repositories (-r s3://BUCKET[/PREFIX]); each also from the environment variable shown:\n"
 	"      --s3-endpoint URL        DRE_S3_ENDPOINT or AWS_ENDPOINT_URL (default AWS for the region);\n"
@@ -143,6 +146,8 @@ static int run_command(cli_ctx *ctx, int argc, char **argv, int i)
 	ctx->command = c == &cmd_help ? NULL : c->name; /* "Try 'dre help'" */
 	i++;
 	int rc = cli_parse(argc, argv, &i, c->opts, ctx, &a, false);
+	if (rc == 0 && !ctx->help && !ctx->version)
+		rc = cli_config_load(ctx);
 	if (rc == 0 && ctx->help)
 		fputs(c->usage, stdout);
 	else if (rc == 0 && ctx->version)
@@ -160,8 +165,11 @@ int main(int argc, char **argv)
 	int i = 1;
 	int rc = cli_parse(argc, argv, &i, NULL, &ctx, &a, true);
 	cli_args_free(&a);
-	if (rc == 0 && i < argc)
-		return finish(&ctx, run_command(&ctx, argc, argv, i));
+	if (rc == 0 && i < argc) {
+		int status = finish(&ctx, run_command(&ctx, argc, argv, i));
+		cli_config_free();
+		return status;
+	}
 	if (rc == 0 && ctx.version)
 		print_version();
 	else if (rc == 0 && ctx.help)

@@ -1,6 +1,6 @@
 /*
  * open.c — the one place that turns the global options into an open repository: the URL (-r, else
- * DRE_REPOSITORY, else ~/.local/share/dre/repo), the password (password.c), engine_open(), and engine_close()
+ * DRE_REPOSITORY, else the config file's repository, else ~/.local/share/dre/repo), the password (password.c), engine_open(), and engine_close()
  * when the command is done. Commands pass a function to run in between, so none of them repeats this.
  */
 #include "cli/cli.h"
@@ -17,6 +17,8 @@ int cli_repo_url(cli_ctx *ctx, const char **out)
 		return cli_usage("--repo: the repository URL is empty");
 	if (ctx->repo_url == NULL && env != NULL && *env != '\0')
 		ctx->repo_url = env;
+	if (ctx->repo_url == NULL && ctx->config.repository != NULL && *ctx->config.repository != '\0')
+		ctx->repo_url = ctx->config.repository;
 	if (ctx->repo_url == NULL) {
 		if (home == NULL || *home == '\0')
 			return cli_usage("no repository: use --repo URL or set DRE_REPOSITORY (HOME is not set)");
@@ -32,7 +34,7 @@ int cli_open_repo(cli_ctx *ctx, repo **out)
 	const char *url;
 	char *pass;
 	TRY(cli_repo_url(ctx, &url));
-	TRY(cli_password_open(url, &pass));
+	TRY(cli_password_open(url, &ctx->config, &pass));
 	int rc = engine_open(url, &ctx->store, pass, out);
 	cli_password_free(pass);
 	return rc;

@@ -1,7 +1,7 @@
 /*
  * password.c — where a password comes from. There is deliberately no command-line option: argv is visible to
  * every user through /proc. Opening tries, in order, DRE_PASSWORD_FILE, DRE_PASSWORD_COMMAND, DRE_PASSWORD,
- * then a prompt on /dev/tty with echo off. New passwords (init, key add) are asked twice on the terminal.
+ * the --config file's password-file and password-command, then a prompt on /dev/tty with echo off. New passwords (init, key add) are asked twice on the terminal.
  * Every buffer that held a password is wiped before it is freed.
  */
 #include "cli/cli.h"
@@ -62,20 +62,21 @@ static int from_file(const char *path, const char *var, char **out)
 	return rc;
 }
 
-static int from_command(const char *cmd, char **out)
+static int from_command(const char *cmd, const char *source, char **out)
 {
+	char what[128];
+	snprintf(what, sizeof what, "the output of %s", source);
 	FILE *f = popen(cmd, "re"); /* runs /bin/sh -c cmd */
 	if (f == NULL)
-		return err_sys("cannot run DRE_PASSWORD_COMMAND '%s'", cmd);
-	int rc = read_secret(f, "the output of DRE_PASSWORD_COMMAND", out);
+		return err_sys("cannot run %s '%s'", source, cmd);
+	int rc = read_secret(f, what, out);
 	int status = pclose(f);
 	if (rc == 0 && (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
 		cli_password_free(*out);
 		*out = NULL;
 		if (status != -1 && WIFSIGNALED(status))
-			return err_set(DRE_EIO, "DRE_PASSWORD_COMMAND '%s' was killed by signal %d", cmd,
-				       WTERMSIG(status));
-		return err_set(DRE_EIO, "DRE_PASSWORD_COMMAND '%s' failed with exit status %d", cmd,
+			return err_set(DRE_EIO, "%s '%s' was killed by signal %d", source, cmd, WTERMSIG(status));
+		return err_set(DRE_EIO, "%s '%s' failed with exit status %d", source, cmd,
 			       status == -1 ? -1 : WEXITSTATUS(status));
 	}
 	return rc;
@@ -91,8 +92,9 @@ static int from_var_file(const char *var, char **out)
 	return rc < 0 ? rc : 1;
 }
 
-/* The opening sources other than the terminal: 1 when one of them gave *out, 0 when none is set, <0 on error. */
-static int from_env(char **out)
+/* The opening sources other than the terminal: the environment's, then the config file's password-file and
+ * password-command. 1 when one of them gave *out, 0 when none is set, <0 on error. */
+static int from_env(const cli_config *cfg, char **out)
 {
 	const char *cmd = getenv("DRE_PASSWORD_COMMAND");
 	const char *pass = getenv("DRE_PASSWORD");
@@ -101,9 +103,13 @@ static int from_env(char **out)
 	if (rc != 0)
 		return rc;
 	if (cmd != NULL && *cmd != '\0')
-		rc = from_command(cmd, out);
+		rc = from_command(cmd, "DRE_PASSWORD_COMMAND", out);
 	else if (pass != NULL)
 		rc = (*out = strdup(pass)) ? 0 : err_set(DRE_ENOMEM, "out of memory");
+	else if (cfg != NULL && cfg->password_file != NULL && *cfg->password_file != '\0')
+		rc = from_file(cfg->password_file, "password-file in the config file", out);
+	else if (cfg != NULL && cfg->password_command != NULL && *cfg->password_command != '\0')
+		rc = from_command(cfg->password_command, "the config file's password-command", out);
 	else
 		return 0;
 	return rc < 0 ? rc : 1;
@@ -181,18 +187,18 @@ static int prompt_tty(const char *prompt, char **out)
 	return rc;
 }
 
-int cli_password_open(const char *url, char **out)
+int cli_password_open(const char *url, const cli_config *cfg, char **out)
 {
 	char prompt[1200];
 	*out = NULL;
-	int rc = from_env(out);
+	int rc = from_env(cfg, out);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 	snprintf(prompt, sizeof prompt, "password for %s: ", url);
 	rc = prompt_tty(prompt, out);
 	if (rc == NO_TTY)
 		return err_set(CLI_EUSAGE, "no password: set DRE_PASSWORD_FILE, DRE_PASSWORD_COMMAND or "
-					   "DRE_PASSWORD, or run on a terminal");
+					   "DRE_PASSWORD, or password-file in a --config file, or run on a terminal");
 	return rc;
 }
 
@@ -219,10 +225,10 @@ static int prompt_twice(const char *url, const char *no_tty_hint, char **out)
 	return 0;
 }
 
-int cli_password_new(const char *url, const char *env_file, char **out)
+int cli_password_new(const char *url, const cli_config *cfg, const char *env_file, char **out)
 {
 	*out = NULL;
-	int rc = env_file ? from_var_file(env_file, out) : from_env(out);
+	int rc = env_file ? from_var_file(env_file, out) : from_env(cfg, out);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {

@@ -5,7 +5,8 @@
  * libcurl, signed with SigV4 (store/sigv4.h) over the real SHA-256 of the body, so the server refuses a body
  * damaged on the way; a GET that returns fewer bytes than asked is a transport error and is retried.
  *
- * Settings, each from store_opts first, then the environment, then the default:
+ * Settings, each from store_opts first, then the environment, then store_opts.fallback (a config file), then
+ * the default:
  *   endpoint      DRE_S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default https://s3.REGION.amazonaws.com.
  *                 http:// only when the endpoint says so; certificates are always verified over https.
  *   region        AWS_REGION, AWS_DEFAULT_REGION; default us-east-1
@@ -1101,7 +1102,8 @@ static const struct store_driver s3_driver = {
 	.close = s3_close,
 };
 
-static const char *first_env(const char *given, const char *a, const char *b, const char *c)
+/* A setting: given (an option) first, then the environment variables a, b, c, then last (a config file). */
+static const char *first_env(const char *given, const char *a, const char *b, const char *c, const char *last)
 {
 	const char *names[] = {a, b, c};
 	if (given != NULL && *given)
@@ -1111,8 +1113,11 @@ static const char *first_env(const char *given, const char *a, const char *b, co
 		if (v != NULL && *v)
 			return v;
 	}
-	return NULL;
+	return last != NULL && *last ? last : NULL;
 }
+
+/* The fallback's field, or NULL when there is no fallback. */
+#define FALLBACK(o, field) ((o)->fallback ? (o)->fallback->field : NULL)
 
 static int dup_opt(char **dst, const char *v)
 {
@@ -1146,18 +1151,31 @@ static int on_ini(void *arg, const char *section, const char *name, const char *
 	return 1;
 }
 
-/* The credential chain: environment, then the shared credentials file's profile. */
-static int load_credentials(struct s3 *s)
+/* The credential chain: options, the environment, the config file's keys; then the shared credentials file's
+ * profile (each of the file and the profile chosen the same way). A key and its secret come as a pair. */
+static int load_credentials(struct s3 *s, const store_opts *o)
 {
-	const char *key = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *key = o->s3_access_key_id, *secret = o->s3_secret_access_key, *token = o->s3_session_token;
+	if (!(key && *key && secret && *secret)) {
+		key = getenv("AWS_ACCESS_KEY_ID");
+		secret = getenv("AWS_SECRET_ACCESS_KEY");
+		token = getenv("AWS_SESSION_TOKEN");
+	}
+	if (!(key && *key && secret && *secret)) {
+		key = FALLBACK(o, s3_access_key_id);
+		secret = FALLBACK(o, s3_secret_access_key);
+		token = FALLBACK(o, s3_session_token);
+	}
 	if (key && *key && secret && *secret) {
 		if (dup_opt(&s->access_key, key) < 0 || dup_opt(&s->secret_key, secret) < 0 ||
-		    dup_opt(&s->session_token, first_env(NULL, "AWS_SESSION_TOKEN", NULL, NULL)) < 0)
+		    dup_opt(&s->session_token, token && *token ? token : NULL) < 0)
 			return err_set(DRE_ENOMEM, "out of memory");
 		return 0;
 	}
-	const char *profile = first_env(NULL, "AWS_PROFILE", NULL, NULL);
-	const char *file = getenv("AWS_SHARED_CREDENTIALS_FILE"), *home = getenv("HOME");
+	const char *profile = first_env(o->s3_profile, "AWS_PROFILE", NULL, NULL, FALLBACK(o, s3_profile));
+	const char *file = first_env(o->s3_credentials_file, "AWS_SHARED_CREDENTIALS_FILE", NULL, NULL,
+				     FALLBACK(o, s3_credentials_file));
+	const char *home = getenv("HOME");
 	char path[4096];
 	if (file == NULL || !*file) {
 		snprintf(path, sizeof path, "%s/.aws/credentials", home ? home : "");
@@ -1172,7 +1190,7 @@ static int load_credentials(struct s3 *s)
 				 "AWS_PROFILE and %s",
 				 s->bucket, file);
 	else if (rc == -1)
-		result = err_set(DRE_EINVAL, "AWS_PROFILE is %s, but %s cannot be read: %s", p.profile, file,
+		result = err_set(DRE_EINVAL, "S3 profile %s was asked for, but %s cannot be read: %s", p.profile, file,
 				 strerror(errno));
 	else if (rc != 0)
 		result = err_set(DRE_EINVAL, "S3 credentials file %s: syntax error on line %d", file, rc);
@@ -1257,10 +1275,11 @@ static int s3_configure(struct s3 *s, const char *url, const store_opts *o)
 					   "that do not start with \".\"",
 			       url, s->prefix);
 
-	const char *region = first_env(o->s3_region, "AWS_REGION", "AWS_DEFAULT_REGION", NULL);
+	const char *region = first_env(o->s3_region, "AWS_REGION", "AWS_DEFAULT_REGION", NULL, FALLBACK(o, s3_region));
 	if (dup_opt(&s->region, region ? region : "us-east-1") < 0)
 		return err_set(DRE_ENOMEM, "out of memory");
-	const char *ep = first_env(o->s3_endpoint, "DRE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
+	const char *ep = first_env(o->s3_endpoint, "DRE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL",
+				   FALLBACK(o, s3_endpoint));
 	char aws[256];
 	bool on_aws = ep == NULL;
 	if (on_aws) {
@@ -1278,8 +1297,11 @@ static int s3_configure(struct s3 *s, const char *url, const store_opts *o)
 	if (hn == 0 || (hostpart[hn] == '/' && hostpart[hn + 1] != '\0') || hostpart[hn] == '?' || hostpart[hn] == '#')
 		return err_set(DRE_EINVAL, "S3 endpoint %s: want http://HOST[:PORT] or https://HOST[:PORT], without a path",
 			       ep);
-	s->path_style = o->s3_addressing == STORE_S3_PATH_STYLE ||
-			(o->s3_addressing == STORE_S3_AUTO && (!on_aws || strchr(s->bucket, '.') != NULL));
+	int addressing = o->s3_addressing != STORE_S3_AUTO ? (int)o->s3_addressing
+			 : o->fallback	    ? (int)o->fallback->s3_addressing
+					    : STORE_S3_AUTO;
+	s->path_style = addressing == STORE_S3_PATH_STYLE ||
+			(addressing == STORE_S3_AUTO && (!on_aws || strchr(s->bucket, '.') != NULL));
 	size_t scheme = (size_t)(hostpart - ep);
 	char buf[600];
 	if (s->path_style) {
@@ -1293,10 +1315,13 @@ static int s3_configure(struct s3 *s, const char *url, const store_opts *o)
 	if (s->endpoint == NULL || s->host == NULL)
 		return err_set(DRE_ENOMEM, "out of memory");
 
-	if (dup_opt(&s->ca_file, first_env(o->s3_ca_file, "DRE_S3_CA_FILE", "AWS_CA_BUNDLE", NULL)) < 0 ||
-	    dup_opt(&s->storage_class, first_env(o->s3_storage_class, "DRE_S3_STORAGE_CLASS", NULL, NULL)) < 0 ||
-	    dup_opt(&s->sse, first_env(o->s3_sse, "DRE_S3_SSE", NULL, NULL)) < 0 ||
-	    dup_opt(&s->sse_kms_key_id, first_env(o->s3_sse_kms_key_id, "DRE_S3_SSE_KMS_KEY_ID", NULL, NULL)) < 0)
+	if (dup_opt(&s->ca_file, first_env(o->s3_ca_file, "DRE_S3_CA_FILE", "AWS_CA_BUNDLE", NULL,
+					   FALLBACK(o, s3_ca_file))) < 0 ||
+	    dup_opt(&s->storage_class, first_env(o->s3_storage_class, "DRE_S3_STORAGE_CLASS", NULL, NULL,
+						 FALLBACK(o, s3_storage_class))) < 0 ||
+	    dup_opt(&s->sse, first_env(o->s3_sse, "DRE_S3_SSE", NULL, NULL, FALLBACK(o, s3_sse))) < 0 ||
+	    dup_opt(&s->sse_kms_key_id, first_env(o->s3_sse_kms_key_id, "DRE_S3_SSE_KMS_KEY_ID", NULL, NULL,
+						  FALLBACK(o, s3_sse_kms_key_id))) < 0)
 		return err_set(DRE_ENOMEM, "out of memory");
 	if (s->sse && strcmp(s->sse, "AES256") != 0 && strcmp(s->sse, "aws:kms") != 0)
 		return err_set(DRE_EINVAL, "S3 server-side encryption \"%s\": want AES256 (SSE-S3) or aws:kms (SSE-KMS)",
@@ -1318,7 +1343,7 @@ static int s3_configure(struct s3 *s, const char *url, const store_opts *o)
 	s->retries = retries > 100 ? 100 : (int)retries;
 	const char *tr = getenv("DRE_S3_TRACE");
 	s->trace = tr && *tr && strcmp(tr, "0") != 0;
-	return load_credentials(s);
+	return load_credentials(s, o);
 }
 
 int store_s3_open(const char *url, const store_opts *opts, store **out)

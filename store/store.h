@@ -58,9 +58,11 @@ struct store {
 
 /*
  * How to reach an S3-compatible store. Every field may be left 0/NULL: the S3 driver then takes it from the
- * environment as AWS's own tools do (store/s3.c lists the variables), else a default. Local stores ignore it.
+ * environment as AWS's own tools do (store/s3.c lists the variables), then from *fallback (a config file),
+ * else a default. Local stores ignore it.
  */
-typedef struct store_opts {
+typedef struct store_opts store_opts;
+struct store_opts {
 	const char *s3_endpoint;       /* "https://host[:port]"; default AWS's endpoint for the region */
 	const char *s3_region;         /* default us-east-1 */
 	const char *s3_ca_file;        /* PEM bundle to verify the server with; default the system's */
@@ -69,7 +71,10 @@ typedef struct store_opts {
 	const char *s3_sse_kms_key_id; /* with aws:kms: the key ID; default the bucket's */
 	enum { STORE_S3_AUTO = 0, STORE_S3_PATH_STYLE, STORE_S3_VIRTUAL_HOSTED } s3_addressing;
 	/* AUTO: virtual-hosted on AWS's endpoint, path-style on any other (Ceph, MinIO) */
-} store_opts;
+	const char *s3_access_key_id, *s3_secret_access_key, *s3_session_token; /* with the environment's */
+	const char *s3_profile, *s3_credentials_file; /* AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE */
+	const store_opts *fallback; /* settings below the environment's; its own fallback is not followed */
+};
 
 /*
  * Opens a store from a URL: a plain path or file://PATH is a local directory, s3://BUCKET[/PREFIX] an
