@@ -534,13 +534,8 @@ class Connection:
             if not r:
                 raise TimeoutError("timed out waiting for 100-continue")
             if self.up in r:
-                rlines = self.ur.read_head()
-                if rlines is None:
-                    raise ShortRead("upstream closed without a response")
-                status = self.response_status(rlines)
-                if 100 <= status < 200 and status != 101:
-                    self.cw.write(b"".join(rlines))
-                    self.cw.flush()
+                rlines, status, interim = self.next_head()
+                if interim:
                     if status == 100:
                         return None
                     continue
@@ -548,6 +543,19 @@ class Connection:
             if self.client in r and not self.cr.fill():
                 raise ShortRead("client closed before sending the body")
         return None
+
+    def next_head(self):
+        """The upstream's next response head, its status, and whether it was an interim (1xx, not 101) one,
+        which is relayed to the client at once."""
+        rlines = self.ur.read_head()
+        if rlines is None:
+            raise ShortRead("upstream closed without a response")
+        status = self.response_status(rlines)
+        interim = 100 <= status < 200 and status != 101
+        if interim:
+            self.cw.write(b"".join(rlines))
+            self.cw.flush()
+        return rlines, status, interim
 
     @staticmethod
     def response_status(rlines):
@@ -581,19 +589,12 @@ class Connection:
             else:
                 keep = False  # the client may or may not send the body now: end the connection after this answer
         self.uw.flush()
-        rlines = early
-        while True:
-            if rlines is None:
-                rlines = self.ur.read_head()
-                if rlines is None:
-                    raise ShortRead("upstream closed without a response")
-            status = self.response_status(rlines)
-            if 100 <= status < 200 and status != 101:
-                self.cw.write(b"".join(rlines))
-                self.cw.flush()
-                rlines = None
-                continue
-            break
+        if early is not None:
+            rlines, status = early, self.response_status(early)
+        else:
+            interim = True
+            while interim:
+                rlines, status, interim = self.next_head()
         self.status = str(status)
         if self.st.args.delay_ms > 0:  # a wide-area round trip before the answer
             time.sleep(self.st.args.delay_ms / 1000.0)
