@@ -583,6 +583,13 @@ static bool ok2xx(const s3_call *c)
 	return c->status >= 200 && c->status < 300 && !c->overflow;
 }
 
+/* call(), with any final answer but a 2xx turned into call_error()'s error. */
+static int call_ok(struct s3 *s, s3_call *c)
+{
+	int rc = call(s, c);
+	return rc == 0 && !ok2xx(c) ? call_error(s, c) : rc;
+}
+
 /* ---- names ---- */
 
 static int object_name(const struct s3 *s, const char *key, char *out, size_t cap)
@@ -728,9 +735,7 @@ static int put_multipart(struct s3 *s, const char *key, const char *name, const 
 	c.query[c.nquery++] = (sigv4_kv){"uploads", ""};
 	add_put_headers(s, &c);
 	upload_state u = {{0}};
-	int rc = call(s, &c);
-	if (rc == 0 && !ok2xx(&c))
-		rc = call_error(s, &c);
+	int rc = call_ok(s, &c);
 	if (rc == 0 && (xml_parse(c.resp ? c.resp : "", c.resp_len, "multipart initiation", initiate_elem, &u) < 0 ||
 			!u.upload_id[0]))
 		rc = err_set(DRE_EIO, "s3 POST s3://%s/%s?uploads: no UploadId in the answer", s->bucket, name);
@@ -753,9 +758,7 @@ static int put_multipart(struct s3 *s, const char *key, const char *name, const 
 		s3_call p = {.method = "PUT", .object = name, .body = buf + off, .body_len = n};
 		p.query[p.nquery++] = (sigv4_kv){"partNumber", num};
 		p.query[p.nquery++] = (sigv4_kv){"uploadId", u.upload_id};
-		rc = call(s, &p);
-		if (rc == 0 && !ok2xx(&p))
-			rc = call_error(s, &p);
+		rc = call_ok(s, &p);
 		if (rc == 0 && !p.etag[0])
 			rc = err_set(DRE_EIO, "s3 PUT s3://%s/%s part %zu: no ETag in the answer", s->bucket, name, i + 1);
 		if (rc == 0)
@@ -881,7 +884,6 @@ static int s3_del(store *st, const char *key)
 /* ---- list ---- */
 
 typedef struct list_page {
-	struct s3 *s;
 	size_t strip;            /* bytes of "PREFIX/" in front of every key */
 	store_list_fn fn;
 	void *arg;
@@ -928,7 +930,7 @@ static int s3_list(store *st, const char *prefix, store_list_fn fn, void *arg)
 	int n = snprintf(full, sizeof full, "%s%s%s", s->prefix, *s->prefix ? "/" : "", prefix);
 	if (n < 0 || (size_t)n >= sizeof full)
 		return err_set(DRE_EINVAL, "invalid object prefix \"%s\": too long", prefix);
-	list_page lp = {.s = s, .strip = *s->prefix ? strlen(s->prefix) + 1 : 0, .fn = fn, .arg = arg};
+	list_page lp = {.strip = *s->prefix ? strlen(s->prefix) + 1 : 0, .fn = fn, .arg = arg};
 	char token[1024] = "";
 	for (;;) {
 		s3_call c = {.method = "GET"};
@@ -936,9 +938,7 @@ static int s3_list(store *st, const char *prefix, store_list_fn fn, void *arg)
 		c.query[c.nquery++] = (sigv4_kv){"prefix", full};
 		if (token[0])
 			c.query[c.nquery++] = (sigv4_kv){"continuation-token", token};
-		int rc = call(s, &c);
-		if (rc == 0 && !ok2xx(&c))
-			rc = call_error(s, &c);
+		int rc = call_ok(s, &c);
 		if (rc == 0) {
 			lp.truncated = false;
 			lp.token[0] = '\0';
@@ -1011,9 +1011,7 @@ static int s3_uploads(store *st, store_upload_fn fn, void *arg)
 			c.query[c.nquery++] = (sigv4_kv){"key-marker", key_marker};
 			c.query[c.nquery++] = (sigv4_kv){"upload-id-marker", id_marker};
 		}
-		int rc = call(s, &c);
-		if (rc == 0 && !ok2xx(&c))
-			rc = call_error(s, &c);
+		int rc = call_ok(s, &c);
 		if (rc == 0) {
 			up.truncated = false;
 			up.next_key[0] = up.next_id[0] = '\0';
