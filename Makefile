@@ -15,8 +15,8 @@ BUILD   ?= build
 CFLAGS  ?= -O2 -g
 # override: `make asan` passes CFLAGS on the command line, which must add to these, not replace them
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wmissing-prototypes -pthread -I.
-override LDLIBS += -lzstd -lcrypto -lxxhash -luring -ljansson -lcurl -lexpat -linih -pthread
+           -Wmissing-prototypes -pthread -I. -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+override LDLIBS += -lzstd -lcrypto -lxxhash -luring -ljansson -lcurl -lexpat -linih -lpq -pthread
 
 CHUNKER_SRC := $(wildcard chunker/*.c)
 STORE_SRC   := $(wildcard store/*.c)

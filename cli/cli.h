@@ -37,6 +37,7 @@ enum cli_exit {
 /* What --config FILE set (config.c); NULL where it is silent. */
 typedef struct cli_config {
 	const char *repository, *password_file, *password_command, *threads;
+	const char *pgdata, *dbname; /* pg-backup's --pgdata and --dbname */
 	store_opts store; /* the S3 settings, below the environment's */
 } cli_config;
 
@@ -58,7 +59,7 @@ typedef struct cli_opt {
 	bool has_arg;
 } cli_opt;
 
-#define CLI_MAX_OPTS 8
+#define CLI_MAX_OPTS 12
 
 typedef struct cli_args {
 	const char *opt[CLI_MAX_OPTS]; /* by index in the command's table: the value, "" for a flag, NULL if absent */
@@ -73,9 +74,18 @@ typedef struct cli_command {
 	const char *usage;   /* the text of `dre help NAME` */
 	const cli_opt *opts; /* NULL when it has only the global ones */
 	int (*run)(cli_ctx *ctx, const cli_args *a);
+	/* The exit status of a failure, when the command has its own (wal-fetch); NULL: the table above. */
+	int (*exit_status)(int rc);
 } cli_command;
 
+/* The exit status for an error code (main.c). */
+int cli_exit_status(int rc);
+
+/* A failure already reported, or meant to be silent (wal-fetch of a file not in the archive): no message. */
+#define CLI_EQUIET (-101)
+
 extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls, cmd_cat, cmd_check, cmd_key;
+extern const cli_command cmd_wal_push, cmd_wal_fetch, cmd_wal_show, cmd_pg_backup, cmd_pg_restore;
 
 /* args.c — parsing. */
 /* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */

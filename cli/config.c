@@ -81,6 +81,7 @@ static int on_key(void *arg, const char *section, const char *name, const char *
 		{"s3-access-key-id", &so->s3_access_key_id}, {"s3-secret-access-key", &so->s3_secret_access_key},
 		{"s3-session-token", &so->s3_session_token}, {"s3-profile", &so->s3_profile},
 		{"s3-credentials-file", &so->s3_credentials_file},
+		{"pgdata", &cfg->pgdata},		   {"dbname", &cfg->dbname},
 	};
 	for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
 		if (strcmp(name, strings[i].name) == 0)

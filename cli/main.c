@@ -53,6 +53,7 @@ static const char main_usage[] =
 	"  4  wrong password\n"
 	"  5  integrity problem (corrupt object, checksum mismatch, check found errors)\n"
 	"  6  the producer command of a push failed\n"
+	"  (wal-fetch: 1 when the file is not in the archive, 128 + the status above for any other error)\n"
 	"\n"
 	"Run 'dre help COMMAND' for the options of a command.\n";
 
@@ -67,7 +68,8 @@ static const cli_command cmd_help = {
 };
 
 static const cli_command *const commands[] = {
-	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_help,
+	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key,
+	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_help,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -109,7 +111,7 @@ static int help_run(cli_ctx *ctx, const cli_args *a)
 	return 0;
 }
 
-static int exit_status(int rc)
+int cli_exit_status(int rc)
 {
 	switch (rc) {
 	case 0: return CLI_EXIT_OK;
@@ -125,15 +127,19 @@ static int exit_status(int rc)
 /* Flushes standard output (a full disk or closed pipe is an error too), prints the error, maps the status. */
 static int finish(const cli_ctx *ctx, int rc)
 {
+	const cli_command *c = ctx->command ? find_command(ctx->command) : NULL;
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = err_sys("cannot write to standard output");
 	if (rc == 0)
 		return CLI_EXIT_OK;
-	fprintf(stderr, "dre: %s\n", *err_msg() ? err_msg() : err_name(rc));
+	if (rc != CLI_EQUIET)
+		fprintf(stderr, "dre: %s\n", *err_msg() ? err_msg() : err_name(rc));
+	if (c != NULL && c->exit_status != NULL)
+		return c->exit_status(rc);
 	if (rc == CLI_EUSAGE && cli_usage_hint())
 		fprintf(stderr, "Try 'dre help%s%s' for more information.\n", ctx->command ? " " : "",
 			ctx->command ? ctx->command : "");
-	return exit_status(rc);
+	return cli_exit_status(rc);
 }
 
 /* Runs the command at argv[i], whose options start at argv[i + 1]. */

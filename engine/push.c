@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +34,7 @@
 #include "engine/index.h"
 #include "engine/meter.h"
 #include "engine/pack.h"
+#include "engine/push.h"
 #include "engine/reader.h"
 #include "engine/upload.h"
 #include "engine/workq.h"
@@ -83,6 +85,7 @@ struct push {
 	XXH3_state_t *xxh;
 	uint64_t bytes_in;
 	meter clock;
+	const push_tree *tree; /* a session's filter, NULL for engine_push_paths */
 };
 
 static int64_t now_ns(void)
@@ -543,6 +546,8 @@ static int name_cmp(const void *a, const void *b)
 static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const char *rel)
 {
 	DIR *d = opendir(fs_path);
+	if (d == NULL && p->tree && p->tree->vanish_ok && errno == ENOENT)
+		return 0; /* removed during the walk: recorded as empty */
 	if (d == NULL)
 		return err_sys("cannot open directory %s", fs_path);
 	char **names = NULL;
@@ -588,8 +593,25 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 {
 	struct stat st;
 	uint32_t node = 0;
+	const push_tree *t = p->tree;
 	if (lstat(fs_path, &st) < 0)
-		return err_sys("cannot read %s", fs_path);
+		return t && t->vanish_ok && errno == ENOENT ? 0 : err_sys("cannot read %s", fs_path);
+	push_verdict v = t ? t->filter(t->arg, rel, &st) : PUSH_TAKE;
+	if (v == PUSH_SKIP)
+		return 0;
+	if (v == PUSH_FOLLOW && stat(fs_path, &st) < 0)
+		return err_sys("cannot read %s (where the symlink %s points)", fs_path, rel);
+	if (v == PUSH_DIR_ONLY) {
+		if (!S_ISDIR(st.st_mode))
+			st.st_mode = S_IFDIR | 0700;
+		TRY(node_new(p, NODE_DIR, rel, &node));
+		snap_node *n = &p->snap.nodes[node];
+		n->mode = st.st_mode & 07777;
+		n->uid = st.st_uid;
+		n->gid = st.st_gid;
+		n->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		return 0;
+	}
 	uint8_t type = S_ISREG(st.st_mode) ? NODE_FILE : S_ISDIR(st.st_mode) ? NODE_DIR : S_ISLNK(st.st_mode) ? NODE_SYMLINK : 0;
 	if (type == 0) {
 		warn(p, "%s is not a regular file, directory or symlink: not backed up", fs_path);
@@ -614,6 +636,11 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 	if (type == NODE_DIR)
 		return feed_dir(p, f, fs_path, rel);
 	int fd = open(fs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && t && t->vanish_ok && errno == ENOENT) {
+		p->snap.nnodes--; /* removed since lstat(): as if the walk had not seen it */
+		free(p->snap.nodes[node].path);
+		return 0;
+	}
 	if (fd < 0)
 		return err_sys("cannot open %s", fs_path);
 	int rc = feed_input(p, f, fd, true, node, fs_path);
@@ -667,5 +694,91 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 	}
 	rc = push_finish(&p, &f, rc, rc == 0, res);
 	push_free(&p);
+	return rc;
+}
+
+/* ---- sessions (push.h) ---- */
+
+struct push_session {
+	struct push p;
+	struct feed f;
+	push_result res;
+};
+
+int push_session_start(repo *r, const push_opts *o, uint8_t kind, push_session **out)
+{
+	push_session *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return err_set(DRE_ENOMEM, "cannot start the push");
+	int rc = push_start(&s->p, r, o, kind);
+	if (rc == 0)
+		rc = job_get_free(&s->p, &s->f.j);
+	if (rc < 0) {
+		push_free(&s->p);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int push_session_add_tree(push_session *s, const char *fs_path, const push_tree *t)
+{
+	s->p.tree = t;
+	int rc = feed_dir(&s->p, &s->f, fs_path, "");
+	s->p.tree = NULL;
+	return rc;
+}
+
+int push_session_add_data(push_session *s, const char *rel, const void *data, size_t len, const struct stat *like)
+{
+	uint32_t node;
+	int fd = memfd_create("dre-push-data", MFD_CLOEXEC);
+	if (fd < 0)
+		return err_sys("cannot hold %s in memory", rel);
+	size_t done = 0;
+	int rc = 0;
+	while (rc == 0 && done < len) {
+		ssize_t n = write(fd, (const uint8_t *)data + done, len - done);
+		if (n < 0 && errno != EINTR)
+			rc = err_sys("cannot hold %s in memory", rel);
+		else if (n > 0)
+			done += (size_t)n;
+	}
+	if (rc == 0)
+		rc = node_new(&s->p, NODE_FILE, rel, &node);
+	if (rc == 0) {
+		snap_node *n = &s->p.snap.nodes[node];
+		n->mode = like->st_mode & 07777;
+		n->uid = like->st_uid;
+		n->gid = like->st_gid;
+		n->mtime_ns = now_ns();
+		rc = feed_input(&s->p, &s->f, fd, true, node, rel);
+	}
+	close(fd);
+	return rc;
+}
+
+int push_session_add_meta(push_session *s, const char *key, const char *value)
+{
+	snapshot *sn = &s->p.snap;
+	void *m = realloc(sn->meta, (sn->nmeta + 1) * sizeof *sn->meta);
+	if (m == NULL)
+		return err_set(DRE_ENOMEM, "cannot add %s to the snapshot", key);
+	sn->meta = m;
+	sn->meta[sn->nmeta].key = strdup(key);
+	sn->meta[sn->nmeta].value = strdup(value);
+	sn->nmeta++;
+	if (sn->meta[sn->nmeta - 1].key == NULL || sn->meta[sn->nmeta - 1].value == NULL)
+		return err_set(DRE_ENOMEM, "cannot add %s to the snapshot", key);
+	return 0;
+}
+
+int push_session_end(push_session *s, int rc, bool record, push_result *res)
+{
+	res->reader = s->p.rd ? reader_backend(s->p.rd) : "read(2)";
+	rc = push_finish(&s->p, &s->f, rc, rc == 0 && record, res);
+	push_free(&s->p);
+	free(s);
 	return rc;
 }

@@ -17,7 +17,7 @@
 #define KEY_SUM_OFF (KEY_HDR_LEN + CRYPTO_KEY_LEN + CRYPTO_TAG_LEN)
 #define KEY_OBJ_LEN (KEY_SUM_OFF + 8)
 #define ENV_MAGIC "DRE1"
-#define ENV_HDR_LEN 40
+#define ENV_HDR_LEN REPO_ENVELOPE_HDR
 #define CONFIG_LEN 64
 
 static const uint8_t zero_nonce[CRYPTO_NONCE_LEN];
@@ -206,9 +206,11 @@ static int config_decode(repo *r, const uint8_t *p, size_t len)
 	if (len != CONFIG_LEN)
 		return err_set(DRE_ECORRUPT, "corrupt object config: %zu bytes, expected %d", len, CONFIG_LEN);
 	uint32_t version = get_le32(p);
-	if (version != REPO_FORMAT_VERSION)
-		return err_set(DRE_EUNSUPP, "repository format version %u is not supported by this dre (it reads %d)",
-			       version, REPO_FORMAT_VERSION);
+	if (version < REPO_FORMAT_MIN_VERSION || version > REPO_FORMAT_VERSION)
+		return err_set(DRE_EUNSUPP,
+			       "repository format version %u is not supported by this dre (it reads %d to %d)",
+			       version, REPO_FORMAT_MIN_VERSION, REPO_FORMAT_VERSION);
+	r->format = version;
 	memcpy(r->repo_id, p + 4, REPO_ID_LEN);
 	r->params.cdc_min = get_le32(p + 36);
 	r->params.cdc_avg = get_le32(p + 40);
@@ -243,6 +245,7 @@ int repo_init(store *st, const char *pass, const repo_params *p, repo **out)
 	r->st = st;
 	r->params = *p;
 	r->created = (int64_t)time(NULL);
+	r->format = REPO_FORMAT_VERSION;
 	rc = crypto_random(master, sizeof master);
 	if (rc == 0)
 		rc = crypto_random(r->repo_id, sizeof r->repo_id);
@@ -387,42 +390,46 @@ static int envelope_subkey(const repo *r, const uint8_t salt[32], uint8_t out[CR
 	return crypto_hkdf(r->enc_key, CRYPTO_KEY_LEN, salt, 32, info, sizeof info - 1, out, CRYPTO_KEY_LEN);
 }
 
-int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags)
+int repo_seal_object(repo *r, char type, const char *key, uint8_t *obj, size_t len)
 {
-	size_t total = ENV_HDR_LEN + len + CRYPTO_TAG_LEN;
-	uint8_t *obj = malloc(total);
 	uint8_t subkey[CRYPTO_KEY_LEN];
 	uint8_t aad[ENV_HDR_LEN + 256];
 	size_t aad_len = 0;
 	crypto_ctx *cc = NULL;
-	int rc;
 
-	if (obj == NULL)
-		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", total, key);
 	memset(obj, 0, ENV_HDR_LEN);
 	memcpy(obj, ENV_MAGIC, 4);
 	obj[4] = (uint8_t)type;
-	rc = crypto_random(obj + 8, 32);
+	int rc = crypto_random(obj + 8, 32);
 	if (rc == 0)
 		rc = envelope_aad(obj, key, aad, &aad_len);
 	if (rc == 0)
 		rc = envelope_subkey(r, obj + 8, subkey);
 	if (rc == 0)
 		rc = crypto_ctx_new(&cc);
-	if (rc == 0) {
-		memcpy(obj + ENV_HDR_LEN, plain, len);
-		rc = crypto_seal(cc, subkey, zero_nonce, aad, aad_len, obj + ENV_HDR_LEN, len, obj + ENV_HDR_LEN + len);
-	}
 	if (rc == 0)
-		rc = store_put(r->st, key, obj, total, put_flags);
+		rc = crypto_seal(cc, subkey, zero_nonce, aad, aad_len, obj + ENV_HDR_LEN, len, obj + ENV_HDR_LEN + len);
 	crypto_ctx_free(cc);
 	crypto_wipe(subkey, sizeof subkey);
+	return rc;
+}
+
+int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags)
+{
+	size_t total = ENV_HDR_LEN + len + CRYPTO_TAG_LEN;
+	uint8_t *obj = malloc(total);
+	if (obj == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", total, key);
+	memcpy(obj + ENV_HDR_LEN, plain, len);
+	int rc = repo_seal_object(r, type, key, obj, len);
+	if (rc == 0)
+		rc = store_put(r->st, key, obj, total, put_flags);
 	free(obj);
 	return rc;
 }
 
-int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, size_t len, uint8_t **plain,
-		       size_t *plain_len)
+int repo_open_object(repo *r, char type, const char *key, uint8_t *obj, size_t len, uint8_t **plain,
+		     size_t *plain_len)
 {
 	uint8_t subkey[CRYPTO_KEY_LEN];
 	uint8_t aad[ENV_HDR_LEN + 256];
@@ -436,26 +443,39 @@ int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, 
 		return err_set(DRE_ECORRUPT, "corrupt object %s: type '%c', expected '%c'", key,
 			       obj[4] >= 32 && obj[4] < 127 ? obj[4] : '?', type);
 	size_t n = len - ENV_HDR_LEN - CRYPTO_TAG_LEN;
-	uint8_t *p = malloc(n ? n : 1);
-	if (p == NULL)
-		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", n, key);
-	memcpy(p, obj + ENV_HDR_LEN, n);
 	rc = envelope_aad(obj, key, aad, &aad_len);
 	if (rc == 0)
 		rc = envelope_subkey(r, obj + 8, subkey);
 	if (rc == 0)
 		rc = crypto_ctx_new(&cc);
 	if (rc == 0)
-		rc = crypto_open(cc, subkey, zero_nonce, aad, aad_len, p, n, obj + ENV_HDR_LEN + n);
+		rc = crypto_open(cc, subkey, zero_nonce, aad, aad_len, obj + ENV_HDR_LEN, n, obj + ENV_HDR_LEN + n);
 	crypto_ctx_free(cc);
 	crypto_wipe(subkey, sizeof subkey);
-	if (rc < 0) {
-		free(p);
+	if (rc < 0)
 		return err_ctx(rc, "corrupt object %s", key);
-	}
-	*plain = p;
+	*plain = obj + ENV_HDR_LEN;
 	*plain_len = n;
 	return 0;
+}
+
+int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, size_t len, uint8_t **plain,
+		       size_t *plain_len)
+{
+	uint8_t *copy = malloc(len ? len : 1), *p;
+	size_t n;
+	if (copy == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for object %s", len, key);
+	memcpy(copy, obj, len);
+	int rc = repo_open_object(r, type, key, copy, len, &p, &n);
+	if (rc == 0) {
+		memmove(copy, p, n);
+		*plain = copy;
+		*plain_len = n;
+	} else {
+		free(copy);
+	}
+	return rc;
 }
 
 int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len)

@@ -17,7 +17,9 @@
 #include "engine/crypto.h"
 #include "store/store.h"
 
-#define REPO_FORMAT_VERSION 1
+/* The version new repositories get; dre reads every version from the minimum on (format-spec.md §13). */
+#define REPO_FORMAT_VERSION 2
+#define REPO_FORMAT_MIN_VERSION 1
 #define REPO_ID_LEN 32
 
 /* Largest sizes dre accepts for whole-object reads: a damaged store cannot make it allocate without bound. */
@@ -41,6 +43,7 @@ typedef struct repo {
 	repo_params params;
 	uint8_t repo_id[REPO_ID_LEN];
 	int64_t created;
+	uint32_t format;                 /* the repository's format version (1 has no WAL archive) */
 	uint8_t master[CRYPTO_KEY_LEN];  /* kept to wrap further key objects; wiped on close */
 	uint8_t enc_key[CRYPTO_KEY_LEN]; /* ikm for every per-object subkey */
 	uint8_t id_key[CRYPTO_KEY_LEN];  /* HMAC key of chunk IDs */
@@ -64,6 +67,14 @@ void repo_close(repo *r);
  * random salt, the object's type and key bound as AAD. put encrypts a copy; get returns a malloc'd plaintext. */
 int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags);
 int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len);
+
+/* The same in place, for large objects (WAL segments): obj holds REPO_ENVELOPE_HDR bytes of room, then the
+ * len bytes of plaintext, then CRYPTO_TAG_LEN bytes of room; on return it is the object to put. */
+#define REPO_ENVELOPE_HDR 40
+int repo_seal_object(repo *r, char type, const char *key, uint8_t *obj, size_t len);
+/* Decrypts a whole object in place; *plain points into obj. */
+int repo_open_object(repo *r, char type, const char *key, uint8_t *obj, size_t len, uint8_t **plain,
+		     size_t *plain_len);
 
 /* Decrypts an envelope already in memory (cat, check). */
 int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, size_t len, uint8_t **plain,

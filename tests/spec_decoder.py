@@ -192,10 +192,10 @@ class Repo:
         pt = self.envelope("config", b"C")
         check(len(pt) == 64, f"config: {len(pt)} bytes, not 64")
         version, repo_id, lo, avg, hi, pack_size, comp, level, zero, ctime = struct.unpack("<I32s4I2BHq", pt)
-        check(version == 1, f"config: unknown repository format version {version}")
+        check(version in (1, 2), f"config: unknown repository format version {version}")
         check(avg & (avg - 1) == 0 and 0 < lo <= avg <= hi, f"config: bad chunker sizes {lo}/{avg}/{hi}")
         check(comp == 1 and 1 <= level <= 19 and zero == 0, "config: bad compression fields")
-        return {"id": repo_id, "chunker": (lo, avg, hi), "pack_size": pack_size, "level": level, "time": ctime}
+        return {"version": version, "id": repo_id, "chunker": (lo, avg, hi), "pack_size": pack_size, "level": level, "time": ctime}
 
     # -- index (§9)
 
@@ -408,7 +408,7 @@ def cmd_verify(repo):
             check(size == node["size"], f"snapshot {s['id']}: {node['path']}: chunks sum to {size}")
     orphans = len(present - set(repo.pack_entries))
     print(f"keys: {len(key_objects)} intact, {opened} opened by this password")
-    print(f"config: version 1, chunker min/avg/max {repo.config['chunker']}, zstd level {repo.config['level']}")
+    print(f"config: version {repo.config.get('version', 1)}, chunker min/avg/max {repo.config['chunker']}, zstd level {repo.config['level']}")
     print(f"index: {len(repo.keys('index'))} objects, {len(repo.index)} chunks")
     print(f"packs: {len(packs)} ({orphans} not indexed), {nblobs} blobs, {nbytes} bytes, all authenticated")
     print(f"snapshots: {len(snaps)}, {sum(len(s['nodes']) for s in snaps)} nodes, every chunk indexed")

@@ -1,0 +1,517 @@
+/*
+ * cmd_pg.c — the PostgreSQL commands: wal-push and wal-fetch (archive_command and restore_command), wal-show
+ * (the archive's window and gaps, for people and for monitoring), pg-backup and pg-restore.
+ *
+ * wal-push and wal-fetch run with PostgreSQL's environment, in the data directory: their settings come from
+ * --config, and wal-fetch keeps exit status 1 for "not in the archive" alone, because PostgreSQL asks for
+ * files that never existed (the next timeline's .history) and must tell that apart from a failure.
+ */
+#include "cli/cli.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/pg.h"
+
+/* ---- wal-push ---- */
+
+enum { WP_PGDATA };
+static const cli_opt wal_push_table[] = {{"pgdata", 0, true}, {0}};
+
+struct wal_push_job {
+	const char *path, *pgdata;
+};
+
+static int wal_push_in_repo(cli_ctx *ctx, repo *r, void *arg)
+{
+	const struct wal_push_job *j = arg;
+	wal_push_result res;
+	TRY(engine_wal_push(r, j->path, j->pgdata, &res));
+	if (ctx->json)
+		return cli_print_json(stdout, json_pack("{s:s, s:s, s:I, s:I, s:b}", "file", j->path, "key", res.key,
+							"size", (json_int_t)res.size, "stored", (json_int_t)res.stored,
+							"already_archived", res.already));
+	if (!ctx->quiet) {
+		if (res.already)
+			printf("%s was already archived with the same contents\n", j->path);
+		else
+			printf("archived %s: %" PRIu64 " bytes, %" PRIu64 " stored\n", j->path, res.size, res.stored);
+	}
+	return 0;
+}
+
+static int wal_push_run(cli_ctx *ctx, const cli_args *a)
+{
+	TRY(cli_want_args(a, 1, 1, "the WAL file to archive (archive_command's %p)"));
+	struct wal_push_job j = {a->pos[0], a->opt[WP_PGDATA] ? a->opt[WP_PGDATA] : ctx->config.pgdata};
+	return cli_with_repo(ctx, wal_push_in_repo, &j);
+}
+
+const cli_command cmd_wal_push = {
+	.name = "wal-push",
+	.summary = "archive a WAL file (PostgreSQL's archive_command)",
+	.opts = wal_push_table,
+	.run = wal_push_run,
+	.usage = "usage: dre wal-push [--pgdata DIR] PATH\n"
+		 "\n"
+		 "Archives the WAL segment, .partial, .backup or .history file at PATH, compressed and encrypted,\n"
+		 "and returns only when it is durable in the repository:\n"
+		 "    archive_command = 'dre --config /etc/dre/pg.conf wal-push %p'\n"
+		 "Pushing a file that is already archived with the same contents succeeds; a different file under an\n"
+		 "archived name is refused (exit 1). Files are kept per cluster (system identifier, from a segment's\n"
+		 "header, else from global/pg_control in --pgdata or the current directory) and per timeline.\n",
+};
+
+/* ---- wal-fetch ---- */
+
+enum { WF_PGDATA };
+static const cli_opt wal_fetch_table[] = {{"pgdata", 0, true}, {0}};
+
+struct wal_fetch_job {
+	const char *name, *dest, *pgdata;
+};
+
+static int wal_fetch_in_repo(cli_ctx *ctx, repo *r, void *arg)
+{
+	(void)ctx;
+	const struct wal_fetch_job *j = arg;
+	int rc = engine_wal_fetch(r, j->name, j->dest, j->pgdata, 0);
+	if (rc == DRE_ENOTFOUND) /* engine_wal_fetch keeps this code for "not archived" */
+		return CLI_EQUIET;
+	return rc;
+}
+
+/* 1 is PostgreSQL's "not there"; anything else must not look like it (> 125: recovery stops, not promotes). */
+static int wal_fetch_exit(int rc)
+{
+	return rc == CLI_EQUIET ? 1 : 128 + cli_exit_status(rc);
+}
+
+static int wal_fetch_run(cli_ctx *ctx, const cli_args *a)
+{
+	TRY(cli_want_args(a, 2, 2, "the WAL file name and the path to write it to (restore_command's %f %p)"));
+	struct wal_fetch_job j = {a->pos[0], a->pos[1], a->opt[WF_PGDATA]};
+	return cli_with_repo(ctx, wal_fetch_in_repo, &j);
+}
+
+const cli_command cmd_wal_fetch = {
+	.name = "wal-fetch",
+	.summary = "restore an archived WAL file (PostgreSQL's restore_command)",
+	.opts = wal_fetch_table,
+	.run = wal_fetch_run,
+	.exit_status = wal_fetch_exit,
+	.usage = "usage: dre wal-fetch [--pgdata DIR] NAME PATH\n"
+		 "\n"
+		 "Writes archived WAL file NAME to PATH, checking its checksum:\n"
+		 "    restore_command = 'dre --config /etc/dre/pg.conf wal-fetch %f %p'\n"
+		 "The cluster is the one whose global/pg_control is in --pgdata or the current directory (where\n"
+		 "PostgreSQL runs restore_command), else the repository's only one.\n"
+		 "\n"
+		 "Exit status: 0 written; 1 NAME is not in the archive (silently: PostgreSQL asks for files that\n"
+		 "never existed); any other error 128 + dre's usual status (129 I/O, 132 wrong password, 133\n"
+		 "corrupt object), which PostgreSQL takes as a failure that stops recovery rather than as the end\n"
+		 "of the archive.\n",
+};
+
+/* ---- wal-show ---- */
+
+static json_t *gaps_json(const wal_timeline *t, uint32_t seg_size, size_t *ngaps)
+{
+	json_t *a = json_array();
+	for (size_t i = 1; i < t->nseg; i++)
+		if (t->segnos[i] != t->segnos[i - 1] + 1) {
+			char from[WAL_NAME_MAX], to[WAL_NAME_MAX];
+			wal_segment_name(t->tli, t->segnos[i - 1] + 1, seg_size, from);
+			wal_segment_name(t->tli, t->segnos[i] - 1, seg_size, to);
+			json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "from", from, "to", to, "segments",
+							   (json_int_t)(t->segnos[i] - t->segnos[i - 1] - 1)));
+			(*ngaps)++;
+		}
+	return a;
+}
+
+static void fmt_time_utc(int64_t ns, char out[40])
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, 40, "%Y-%m-%d %H:%M:%S+00", &tm) == 0)
+		snprintf(out, 40, "?");
+}
+
+static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
+{
+	(void)arg;
+	pg_status st;
+	size_t ngaps = 0, nbroken = 0;
+	TRY(engine_pg_status(r, &st));
+	json_t *systems = json_array();
+	for (size_t i = 0; i < st.archive.n; i++) {
+		const wal_system *s = &st.archive.sys[i];
+		char sysid[24];
+		snprintf(sysid, sizeof sysid, "%" PRIu64, s->system_id);
+		json_t *tls = json_array(), *backups = json_array();
+		for (size_t k = 0; k < s->ntl; k++) {
+			const wal_timeline *t = &s->tls[k];
+			char first[WAL_NAME_MAX] = "", last[WAL_NAME_MAX] = "";
+			if (t->nseg) {
+				wal_segment_name(t->tli, t->segnos[0], s->seg_size, first);
+				wal_segment_name(t->tli, t->segnos[t->nseg - 1], s->seg_size, last);
+			}
+			json_array_append_new(tls, json_pack("{s:i, s:s?, s:s?, s:I, s:o, s:b, s:I, s:I}", "timeline",
+							     (int)t->tli, "first", t->nseg ? first : NULL, "last",
+							     t->nseg ? last : NULL, "segments", (json_int_t)t->nseg,
+							     "gaps", gaps_json(t, s->seg_size, &ngaps), "history",
+							     t->history, "partial", (json_int_t)t->npartial,
+							     "backup_files", (json_int_t)t->nbackup));
+		}
+		for (size_t b = 0; b < st.nbackups; b++) {
+			const pg_backup_entry *e = &st.backups[b];
+			if (e->info.system_id != s->system_id)
+				continue;
+			char id[2 * CRYPTO_ID_LEN + 1], start[24], stop[24], stop_time[40];
+			hex_encode(e->id, CRYPTO_ID_LEN, id);
+			wal_lsn_format(e->info.start_lsn, start);
+			wal_lsn_format(e->info.stop_lsn, stop);
+			fmt_time_utc(e->info.stop_ns, stop_time);
+			nbroken += !e->wal_complete;
+			json_array_append_new(
+				backups,
+				json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s?}", "id", id, "name",
+					  e->name, "timeline", (int)e->info.timeline, "start_lsn", start, "stop_lsn",
+					  stop, "start_wal", e->info.start_wal, "stop_wal", e->info.stop_wal,
+					  "restorable_from", stop_time, "stop_time_ns", (json_int_t)e->info.stop_ns,
+					  "wal_complete", e->wal_complete, "missing", e->wal_complete ? NULL : e->wal_missing));
+		}
+		json_array_append_new(systems, json_pack("{s:s, s:I, s:o, s:o}", "system_id", sysid, "segment_size",
+							 (json_int_t)s->seg_size, "timelines", tls, "backups", backups));
+	}
+	int rc = 0;
+	if (ctx->json) {
+		rc = cli_print_json(stdout, json_pack("{s:o, s:I, s:I}", "systems", systems, "gaps", (json_int_t)ngaps,
+						      "backups_missing_wal", (json_int_t)nbroken));
+	} else {
+		if (st.archive.n == 0)
+			printf("no WAL archived in this repository\n");
+		size_t si;
+		json_t *sj;
+		json_array_foreach(systems, si, sj) {
+			printf("system %s (segments of %s bytes)\n", json_string_value(json_object_get(sj, "system_id")),
+			       json_dumps(json_object_get(sj, "segment_size"), JSON_ENCODE_ANY));
+			size_t ti;
+			json_t *tj;
+			json_array_foreach(json_object_get(sj, "timelines"), ti, tj) {
+				const char *first = json_string_value(json_object_get(tj, "first"));
+				printf("  timeline %d: %s%s%s, %lld segments%s%s\n",
+				       (int)json_integer_value(json_object_get(tj, "timeline")), first ? first : "no segments",
+				       first ? " .. " : "", first ? json_string_value(json_object_get(tj, "last")) : "",
+				       (long long)json_integer_value(json_object_get(tj, "segments")),
+				       json_is_true(json_object_get(tj, "history")) ? ", history file" : "",
+				       json_integer_value(json_object_get(tj, "partial")) ? ", partial segment" : "");
+				size_t gi;
+				json_t *gj;
+				json_array_foreach(json_object_get(tj, "gaps"), gi, gj) {
+					const char *from = json_string_value(json_object_get(gj, "from"));
+					const char *to = json_string_value(json_object_get(gj, "to"));
+					printf("    MISSING: %s%s%s (%lld segments)\n", from, strcmp(from, to) ? " .. " : "",
+					       strcmp(from, to) ? to : "",
+					       (long long)json_integer_value(json_object_get(gj, "segments")));
+				}
+			}
+			size_t bi;
+			json_t *bj;
+			json_array_foreach(json_object_get(sj, "backups"), bi, bj) {
+				printf("  base backup %.8s (%s) timeline %d, WAL %s .. %s, restores to %s or later%s%s\n",
+				       json_string_value(json_object_get(bj, "id")),
+				       json_string_value(json_object_get(bj, "name")),
+				       (int)json_integer_value(json_object_get(bj, "timeline")),
+				       json_string_value(json_object_get(bj, "start_wal")),
+				       json_string_value(json_object_get(bj, "stop_wal")),
+				       json_string_value(json_object_get(bj, "restorable_from")),
+				       json_is_true(json_object_get(bj, "wal_complete")) ? "" : "; NOT RESTORABLE: missing ",
+				       json_is_true(json_object_get(bj, "wal_complete"))
+					       ? ""
+					       : json_string_value(json_object_get(bj, "missing")));
+			}
+		}
+		json_decref(systems);
+	}
+	pg_status_free(&st);
+	TRY(rc);
+	if (ngaps || nbroken)
+		return err_set(DRE_ECORRUPT, "the WAL archive has %zu gap%s%s%zu base backup%s without all its WAL", ngaps,
+			       ngaps == 1 ? "" : "s", ", ", nbroken, nbroken == 1 ? "" : "s");
+	return 0;
+}
+
+static int wal_show_run(cli_ctx *ctx, const cli_args *a)
+{
+	TRY(cli_want_args(a, 0, 0, ""));
+	return cli_with_repo(ctx, wal_show_in_repo, NULL);
+}
+
+const cli_command cmd_wal_show = {
+	.name = "wal-show",
+	.summary = "show the WAL archive: per timeline its range and gaps, and the base backups",
+	.opts = NULL,
+	.run = wal_show_run,
+	.usage = "usage: dre wal-show [--json]\n"
+		 "\n"
+		 "For each cluster (system identifier) and timeline: the first and last archived segment, every\n"
+		 "missing segment between them, the history file; then each base backup, its WAL range and the\n"
+		 "earliest time it can restore to (its end). Exit status 5 when a segment is missing or a base\n"
+		 "backup lacks WAL it needs, so that monitoring can alert on it.\n",
+};
+
+/* ---- pg-backup ---- */
+
+enum { PB_PGDATA, PB_DBNAME, PB_NAME, PB_FAST, PB_TIMEOUT };
+static const cli_opt pg_backup_table[] = {
+	{"pgdata", 0, true}, {"dbname", 'd', true}, {"name", 0, true}, {"fast", 0, false}, {"archive-timeout", 0, true},
+	{0},
+};
+
+static int pg_backup_in_repo(cli_ctx *ctx, repo *r, void *arg)
+{
+	pg_backup_opts *o = arg;
+	cli_progress prog = {.verb = "read", .show_stored = true};
+	pg_backup_result res;
+	o->hooks = cli_hooks(ctx, &prog);
+	o->threads = ctx->threads;
+	int rc = engine_pg_backup(r, o, &res);
+	cli_progress_end(&prog);
+	TRY(rc);
+	char id[2 * CRYPTO_ID_LEN + 1], start[24], stop[24];
+	hex_encode(res.push.id, CRYPTO_ID_LEN, id);
+	wal_lsn_format(res.info.start_lsn, start);
+	wal_lsn_format(res.info.stop_lsn, stop);
+	if (ctx->json)
+		return cli_print_json(
+			stdout, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:s, s:i, s:s, s:s, s:f}", "id", id, "name",
+					  o->name ? o->name : "pg", "size", (json_int_t)res.push.size, "stored_new",
+					  (json_int_t)res.push.stored_new, "files", (json_int_t)res.push.files, "seconds",
+					  res.push.seconds, "start_lsn", start, "stop_lsn", stop, "timeline",
+					  (int)res.info.timeline, "start_wal", res.info.start_wal, "stop_wal",
+					  res.info.stop_wal, "wal_wait_seconds", res.wal_wait_seconds));
+	if (!ctx->quiet) {
+		char size[32], stored[32];
+		fmt_size(res.push.size, size);
+		fmt_size(res.push.stored_new, stored);
+		printf("base backup %.8s saved: %s in %zu files, %s new stored, %.1f MB/s, %.2f s; timeline %u, "
+		       "LSN %s .. %s, WAL %s .. %s archived\n",
+		       id, size, res.push.files, stored, mb_per_s(res.push.size, res.push.seconds), res.push.seconds,
+		       res.info.timeline, start, stop, res.info.start_wal, res.info.stop_wal);
+	}
+	return 0;
+}
+
+static int pg_backup_run(cli_ctx *ctx, const cli_args *a)
+{
+	pg_backup_opts o = {.pgdata = a->opt[PB_PGDATA] ? a->opt[PB_PGDATA] : ctx->config.pgdata,
+			    .conninfo = a->opt[PB_DBNAME] ? a->opt[PB_DBNAME] : ctx->config.dbname,
+			    .name = a->opt[PB_NAME],
+			    .fast = a->opt[PB_FAST] != NULL};
+	TRY(cli_want_args(a, 0, 0, ""));
+	if (o.name)
+		TRY(cli_as_usage(engine_check_name(o.name)));
+	if (a->opt[PB_TIMEOUT]) {
+		uint64_t v;
+		TRY(cli_parse_uint("archive-timeout", a->opt[PB_TIMEOUT], 86400, &v));
+		o.archive_timeout = v ? (int)v : 1;
+	}
+	return cli_with_repo(ctx, pg_backup_in_repo, &o);
+}
+
+const cli_command cmd_pg_backup = {
+	.name = "pg-backup",
+	.summary = "online base backup of a running PostgreSQL cluster",
+	.opts = pg_backup_table,
+	.run = pg_backup_run,
+	.usage = "usage: dre pg-backup [--pgdata DIR] [--dbname CONNINFO] [--name NAME] [--fast]\n"
+		 "                     [--archive-timeout SECONDS]\n"
+		 "\n"
+		 "Connects with libpq, runs pg_backup_start, backs up the data directory and its tablespaces through\n"
+		 "the dedup pipeline (leaving out pg_wal, postmaster.pid, temporary files and the rest PostgreSQL's\n"
+		 "documentation lists), runs pg_backup_stop, stores backup_label, and waits until the WAL from the\n"
+		 "backup's start to its end is in this repository's archive (so archive_command must be\n"
+		 "'dre wal-push %p' into it). Only then is the snapshot (kind pg-base) recorded.\n"
+		 "\n"
+		 "Options (also the config file's pgdata and dbname):\n"
+		 "  --pgdata DIR           the data directory (default: the server's data_directory)\n"
+		 "  -d, --dbname CONNINFO  a libpq connection string or URI (default: PGHOST, PGPORT, PGUSER, ...)\n"
+		 "  --name NAME            the snapshot name (default pg)\n"
+		 "  --fast                 an immediate checkpoint at the start (default: a spread one)\n"
+		 "  --archive-timeout S    how long to wait for the WAL to be archived (default 60)\n",
+};
+
+/* ---- pg-restore ---- */
+
+enum { PR_PGDATA, PR_TIME, PR_LSN, PR_LATEST, PR_BACKUP, PR_TIMELINE, PR_FORCE, PR_NAME, PR_COMMAND };
+static const cli_opt pg_restore_table[] = {
+	{"pgdata", 'D', true},	   {"time", 0, true},  {"lsn", 0, true},  {"latest", 0, false},
+	{"backup", 0, true},	   {"target-timeline", 0, true}, {"force", 0, false}, {"name", 0, true},
+	{"restore-command", 0, true}, {0},
+};
+
+/* Appends s to out in single quotes for the shell that runs restore_command. */
+static void shell_quote(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(out);
+	if (n + 1 < cap)
+		out[n++] = '\'';
+	for (; *s && n + 5 < cap; s++) {
+		if (*s == '\'') {
+			memcpy(out + n, "'\\''", 4);
+			n += 4;
+		} else {
+			out[n++] = *s;
+		}
+	}
+	if (n + 1 < cap)
+		out[n++] = '\'';
+	out[n] = '\0';
+}
+
+static void append(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(out);
+	snprintf(out + n, cap - n, "%s", s);
+}
+
+/* The restore_command that reaches this repository the way this run did: the same binary and --config. */
+static int restore_command(cli_ctx *ctx, char *out, size_t cap)
+{
+	char exe[PATH_MAX], abs[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return err_sys("cannot tell where the dre binary is (for restore_command)");
+	exe[n] = '\0';
+	out[0] = '\0';
+	if (ctx->config_path != NULL) {
+		if (realpath(ctx->config_path, abs) == NULL)
+			return err_sys("cannot resolve %s", ctx->config_path);
+		shell_quote(out, cap, exe);
+		append(out, cap, " --config ");
+		shell_quote(out, cap, abs);
+	} else {
+		const char *url, *pwfile = getenv("DRE_PASSWORD_FILE");
+		TRY(cli_repo_url(ctx, &url));
+		if (pwfile == NULL || *pwfile == '\0')
+			return cli_usage("restore_command needs the password without a terminal: give --config FILE "
+					 "(with password-file), set DRE_PASSWORD_FILE, or --restore-command CMD");
+		append(out, cap, "DRE_REPOSITORY=");
+		shell_quote(out, cap, strstr(url, "://") == NULL && realpath(url, abs) ? abs : url);
+		append(out, cap, " DRE_PASSWORD_FILE=");
+		shell_quote(out, cap, realpath(pwfile, abs) ? abs : pwfile);
+		append(out, cap, " ");
+		shell_quote(out, cap, exe);
+	}
+	append(out, cap, " wal-fetch %f %p");
+	return 0;
+}
+
+static int pg_restore_in_repo(cli_ctx *ctx, repo *r, void *arg)
+{
+	pg_restore_opts *o = arg;
+	cli_progress prog = {.verb = "restored"};
+	pg_restore_result res;
+	o->hooks = cli_hooks(ctx, &prog);
+	o->threads = ctx->threads;
+	int rc = engine_pg_restore(r, o, &res);
+	cli_progress_end(&prog);
+	TRY(rc);
+	char id[2 * CRYPTO_ID_LEN + 1], stop[40];
+	hex_encode(res.id, CRYPTO_ID_LEN, id);
+	fmt_time_utc(res.info.stop_ns, stop);
+	if (ctx->json)
+		return cli_print_json(stdout, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:s, s:s}", "backup", id,
+							"pgdata", o->pgdata, "backup_timeline", (int)res.info.timeline,
+							"target_timeline", (int)res.target_timeline, "bytes",
+							(json_int_t)res.restore.bytes, "files", (json_int_t)res.restore.files,
+							"wal_segments", (json_int_t)res.wal_segments, "wal_last",
+							res.wal_last, "restore_command", o->restore_command));
+	if (!ctx->quiet) {
+		char size[32];
+		fmt_size(res.restore.bytes, size);
+		printf("restored base backup %.8s (timeline %u, ended %s) into %s: %s in %zu files\n"
+		       "archive checked: %" PRIu64 " WAL segments from %s to %s, target timeline %u\n"
+		       "wrote recovery.signal and the recovery settings in postgresql.auto.conf.\n"
+		       "Next: start PostgreSQL on it (pg_ctl -D %s start); it replays the WAL to the target and "
+		       "promotes.\n",
+		       id, res.info.timeline, stop, o->pgdata, size, res.restore.files, res.wal_segments,
+		       res.info.start_wal, res.wal_last[0] ? res.wal_last : res.info.start_wal, res.target_timeline,
+		       o->pgdata);
+	}
+	return 0;
+}
+
+static int pg_restore_run(cli_ctx *ctx, const cli_args *a)
+{
+	static char command[8192];
+	pg_restore_opts o = {.pgdata = a->opt[PR_PGDATA],
+			     .backup = a->opt[PR_BACKUP],
+			     .name = a->opt[PR_NAME],
+			     .force = a->opt[PR_FORCE] != NULL};
+	TRY(cli_want_args(a, 0, 0, ""));
+	if (o.pgdata == NULL || *o.pgdata == '\0')
+		return cli_usage("give the data directory to restore into with --pgdata DIR");
+	int targets = (a->opt[PR_TIME] != NULL) + (a->opt[PR_LSN] != NULL) + (a->opt[PR_LATEST] != NULL);
+	if (targets > 1)
+		return cli_usage("give one of --time, --lsn and --latest");
+	if (targets == 0 && o.backup == NULL)
+		return cli_usage("give the recovery target: --time T, --lsn LSN or --latest (or --backup ID)");
+	if (a->opt[PR_TIME]) {
+		o.target = PG_TARGET_TIME;
+		TRY(cli_as_usage(engine_parse_time(a->opt[PR_TIME], &o.time_ns)));
+	} else if (a->opt[PR_LSN]) {
+		o.target = PG_TARGET_LSN;
+		TRY(cli_as_usage(wal_lsn_parse(a->opt[PR_LSN], &o.lsn)));
+	}
+	const char *tl = a->opt[PR_TIMELINE];
+	if (tl && strcmp(tl, "latest") != 0) {
+		uint64_t v;
+		TRY(cli_parse_uint("target-timeline", tl, UINT32_MAX, &v));
+		if (v == 0)
+			return cli_usage("--target-timeline: timelines start at 1");
+		o.timeline = (uint32_t)v;
+	}
+	if (o.backup && (strlen(o.backup) < 4 || strspn(o.backup, "0123456789abcdef") != strlen(o.backup)))
+		return cli_usage("--backup: an ID prefix of at least 4 lowercase hex digits");
+	if (a->opt[PR_COMMAND])
+		snprintf(command, sizeof command, "%s", a->opt[PR_COMMAND]);
+	else
+		TRY(restore_command(ctx, command, sizeof command));
+	o.restore_command = command;
+	return cli_with_repo(ctx, pg_restore_in_repo, &o);
+}
+
+const cli_command cmd_pg_restore = {
+	.name = "pg-restore",
+	.summary = "restore a base backup for point-in-time recovery",
+	.opts = pg_restore_table,
+	.run = pg_restore_run,
+	.usage = "usage: dre pg-restore --pgdata DIR (--time T | --lsn LSN | --latest | --backup ID)\n"
+		 "                      [--target-timeline N|latest] [--name NAME] [--force]\n"
+		 "                      [--restore-command CMD]\n"
+		 "\n"
+		 "Chooses the newest base backup that ended before the target on the target timeline's history,\n"
+		 "checks that the archive holds every WAL segment from the backup's start to the target (naming\n"
+		 "the first missing one), restores the files into DIR (which must be empty or absent, unless\n"
+		 "--force), and writes recovery.signal and, in postgresql.auto.conf, restore_command,\n"
+		 "recovery_target_time or _lsn, recovery_target_timeline and recovery_target_action = 'promote'.\n"
+		 "Then start PostgreSQL on DIR.\n"
+		 "\n"
+		 "Options:\n"
+		 "  -D, --pgdata DIR         where to restore\n"
+		 "  --time T                 recover up to T: \"2026-11-21 14:30:00+00\" (local time without a zone)\n"
+		 "  --lsn LSN                recover up to LSN (such as 0/5000060)\n"
+		 "  --latest                 recover to the end of the archive\n"
+		 "  --backup ID              this base backup (an ID prefix); with no target, to the end of the archive\n"
+		 "  --target-timeline N      the timeline to follow (default: the latest in the archive)\n"
+		 "  --name NAME              only base backups of this name\n"
+		 "  --force                  restore into a non-empty directory\n"
+		 "  --restore-command CMD    the restore_command to write (default: this dre with the same --config)\n",
+};

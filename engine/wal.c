@@ -1,0 +1,794 @@
+/*
+ * wal.c — the WAL archive (wal.h, format-spec.md §15).
+ *
+ * wal-push runs once per segment and PostgreSQL waits on it, so its cost is latency: the file is read whole,
+ * compressed with zstd's worker threads straight into the buffer that is then sealed in place and put, and the
+ * common case (a name not archived yet) is one create-once put with no lookup before it.
+ */
+#include "engine/wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "engine/bytes.h"
+#include "store/err.h"
+
+#define WAL_FORMAT 1
+#define WAL_KIND_FILE 1
+#define WAL_KIND_SYSTEM 2
+#define WAL_FLAG_ZSTD 1u
+#define WAL_FILE_HDR 40   /* format, kind, flags, zero, u32 zero, u64 size, 16 xxh128, i64 pushed */
+#define WAL_SYSTEM_LEN 24 /* format, kind, u16 page magic, u32 segment size, u64 system id, i64 created */
+#define WAL_MAX_FILE (1u << 30)
+#define WAL_MAX_OBJECT (WAL_MAX_FILE + (4u << 20))
+
+/* XLogLongPageHeaderData (PostgreSQL's access/xlog_internal.h): the first page of every segment. */
+#define XLP_LONG_HEADER 0x0002
+#define XLP_OFF_MAGIC 0
+#define XLP_OFF_INFO 2
+#define XLP_OFF_PAGEADDR 8
+#define XLP_OFF_SYSID 24
+#define XLP_OFF_SEG_SIZE 32
+#define XLP_LONG_LEN 40
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool hex_run(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return true;
+}
+
+static uint32_t hex32(const char *s)
+{
+	char tmp[9];
+	memcpy(tmp, s, 8);
+	tmp[8] = '\0';
+	return (uint32_t)strtoul(tmp, NULL, 16);
+}
+
+int wal_name_parse(const char *name, wal_name *out)
+{
+	size_t len = strlen(name);
+	memset(out, 0, sizeof *out);
+	if (len == 16 && hex_run(name, 8) && strcmp(name + 8, ".history") == 0) {
+		out->type = WAL_HISTORY;
+		out->tli = hex32(name);
+	} else if (len >= 24 && hex_run(name, 24)) {
+		const char *rest = name + 24;
+		if (*rest == '\0')
+			out->type = WAL_SEGMENT;
+		else if (strcmp(rest, ".partial") == 0)
+			out->type = WAL_PARTIAL;
+		else if (strlen(rest) == 16 && rest[0] == '.' && hex_run(rest + 1, 8) && strcmp(rest + 9, ".backup") == 0)
+			out->type = WAL_BACKUP;
+		else
+			goto bad;
+		out->tli = hex32(name);
+		out->log = hex32(name + 8);
+		out->seg = hex32(name + 16);
+	} else {
+		goto bad;
+	}
+	if (out->tli == 0)
+		goto bad;
+	return 0;
+bad:
+	return err_set(DRE_EINVAL,
+		       "'%s' is not a WAL file name (a segment such as 000000010000000000000001, or one with "
+		       ".partial, .XXXXXXXX.backup, or a TTTTTTTT.history file)",
+		       name);
+}
+
+uint64_t wal_name_segno(const wal_name *n, uint32_t seg_size)
+{
+	return (uint64_t)n->log * (UINT64_C(0x100000000) / seg_size) + n->seg;
+}
+
+void wal_segment_name(uint32_t tli, uint64_t segno, uint32_t seg_size, char out[WAL_NAME_MAX])
+{
+	uint64_t per = UINT64_C(0x100000000) / seg_size;
+	snprintf(out, WAL_NAME_MAX, "%08X%08X%08X", tli, (uint32_t)(segno / per), (uint32_t)(segno % per));
+}
+
+int wal_lsn_parse(const char *text, uint64_t *lsn)
+{
+	const char *slash = strchr(text, '/');
+	char *end;
+	if (slash == NULL || slash == text || slash - text > 8 || !slash[1] || strlen(slash + 1) > 8)
+		goto bad;
+	errno = 0;
+	uint64_t hi = strtoull(text, &end, 16);
+	if (end != slash || errno)
+		goto bad;
+	uint64_t lo = strtoull(slash + 1, &end, 16);
+	if (*end || errno)
+		goto bad;
+	*lsn = hi << 32 | lo;
+	return 0;
+bad:
+	return err_set(DRE_EINVAL, "'%s' is not an LSN (such as 0/3000028)", text);
+}
+
+void wal_lsn_format(uint64_t lsn, char out[24])
+{
+	snprintf(out, 24, "%X/%X", (uint32_t)(lsn >> 32), (uint32_t)lsn);
+}
+
+static int read_whole(const char *path, size_t max, size_t front, size_t back, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return err_sys("cannot open %s", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int rc = S_ISREG(st.st_mode) ? err_sys("cannot stat %s", path)
+					    : err_set(DRE_EINVAL, "%s is not a regular file", path);
+		close(fd);
+		return rc;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return err_set(DRE_EINVAL, "%s is %lld bytes: larger than any WAL file (%zu)", path,
+			       (long long)st.st_size, max);
+	}
+	size_t size = (size_t)st.st_size;
+	uint8_t *data = malloc(front + size + back + 1);
+	if (data == NULL) {
+		close(fd);
+		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for %s", size, path);
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, data + front + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int rc = n < 0 ? err_sys("cannot read %s", path)
+				       : err_set(DRE_EIO, "%s shrank while it was read", path);
+			close(fd);
+			free(data);
+			return rc;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*out = data;
+	*len = size;
+	return 0;
+}
+
+int wal_pgdata_system_id(const char *pgdata, uint64_t *out)
+{
+	char path[4096];
+	uint8_t *ctl;
+	size_t len;
+	snprintf(path, sizeof path, "%s/global/pg_control", pgdata);
+	TRY(read_whole(path, 1u << 20, 0, 0, &ctl, &len));
+	/* ControlFileData starts with the system identifier, then pg_control_version (1300 for 13 to 16) */
+	int rc = 0;
+	if (len < 16 || get_le32(ctl + 8) < 900 || get_le32(ctl + 8) > 9999)
+		rc = err_set(DRE_EINVAL, "%s is not a PostgreSQL control file", path);
+	else
+		*out = get_le64(ctl);
+	free(ctl);
+	return rc;
+}
+
+static void system_key(uint64_t sysid, char out[96])
+{
+	snprintf(out, 96, "wal/%" PRIu64 "/system", sysid);
+}
+
+static int file_key(uint64_t sysid, const wal_name *n, const char *name, char out[160])
+{
+	int len = snprintf(out, 160, "wal/%" PRIu64 "/%08X/%s", sysid, n->tli, name);
+	return len > 0 && len < 160 ? 0 : err_set(DRE_EINVAL, "WAL file name %s is too long", name);
+}
+
+/* The repository's record of the system: written by the first push of a segment, compared by the others. */
+static int system_check(repo *r, uint64_t sysid, uint32_t seg_size, uint16_t magic)
+{
+	char key[96];
+	uint8_t *p;
+	size_t len;
+	system_key(sysid, key);
+	int rc = repo_get_object(r, 'W', key, &p, &len);
+	if (rc == DRE_ENOTFOUND) {
+		uint8_t rec[WAL_SYSTEM_LEN] = {WAL_FORMAT, WAL_KIND_SYSTEM};
+		put_le16(rec + 2, magic);
+		put_le32(rec + 4, seg_size);
+		put_le64(rec + 8, sysid);
+		put_le64(rec + 16, (uint64_t)now_ns());
+		rc = repo_put_object(r, 'W', key, rec, sizeof rec, STORE_PUT_CREATE_ONCE);
+		if (rc != DRE_EEXIST) /* another push created it meanwhile: compare with that one */
+			return rc;
+		rc = repo_get_object(r, 'W', key, &p, &len);
+	}
+	TRY(rc);
+	if (len != WAL_SYSTEM_LEN || p[0] != WAL_FORMAT || p[1] != WAL_KIND_SYSTEM) {
+		free(p);
+		return err_set(DRE_ECORRUPT, "corrupt object %s: not a WAL system record", key);
+	}
+	uint32_t have = get_le32(p + 4);
+	free(p);
+	if (have != seg_size)
+		return err_set(DRE_EINVAL,
+			       "system %" PRIu64 " archives %u-byte WAL segments in this repository, this one is %u bytes",
+			       sysid, have, seg_size);
+	return 0;
+}
+
+static int system_load(repo *r, uint64_t sysid, uint32_t *seg_size, uint16_t *magic)
+{
+	char key[96];
+	uint8_t *p;
+	size_t len;
+	system_key(sysid, key);
+	TRY(repo_get_object(r, 'W', key, &p, &len));
+	int rc = 0;
+	if (len != WAL_SYSTEM_LEN || p[0] != WAL_FORMAT || p[1] != WAL_KIND_SYSTEM)
+		rc = err_set(DRE_ECORRUPT, "corrupt object %s: not a WAL system record", key);
+	else {
+		*magic = get_le16(p + 2);
+		*seg_size = get_le32(p + 4);
+		if (*seg_size < (1u << 20) || *seg_size > WAL_MAX_FILE || (*seg_size & (*seg_size - 1)))
+			rc = err_set(DRE_ECORRUPT, "corrupt object %s: segment size %u", key, *seg_size);
+	}
+	free(p);
+	return rc;
+}
+
+/* A segment proves whose it is: its first page carries the system identifier and the segment size. */
+static int segment_header(const char *path, const wal_name *n, const uint8_t *data, size_t len, uint64_t *sysid,
+			  uint32_t *seg_size, uint16_t *magic)
+{
+	if (len < XLP_LONG_LEN)
+		return err_set(DRE_EINVAL, "%s is %zu bytes: too short for a WAL segment", path, len);
+	*magic = get_le16(data + XLP_OFF_MAGIC);
+	uint16_t info = get_le16(data + XLP_OFF_INFO);
+	*sysid = get_le64(data + XLP_OFF_SYSID);
+	*seg_size = get_le32(data + XLP_OFF_SEG_SIZE);
+	if ((*magic & 0xff00) != 0xd100 || !(info & XLP_LONG_HEADER))
+		return err_set(DRE_EINVAL, "%s does not start with a WAL long page header (magic 0x%04x)", path, *magic);
+	if (*seg_size < (1u << 20) || *seg_size > WAL_MAX_FILE || (*seg_size & (*seg_size - 1)))
+		return err_set(DRE_EINVAL, "%s: segment size %u in its header is not a power of two from 1 MiB to 1 GiB",
+			       path, *seg_size);
+	if (len != *seg_size)
+		return err_set(DRE_EINVAL, "%s is %zu bytes, its header says segments are %u", path, len, *seg_size);
+	uint64_t want = wal_name_segno(n, *seg_size) * *seg_size;
+	if (get_le64(data + XLP_OFF_PAGEADDR) != want)
+		return err_set(DRE_EINVAL, "%s: its first page is for WAL position %" PRIX64 ", not the one its name says",
+			       path, get_le64(data + XLP_OFF_PAGEADDR));
+	return 0;
+}
+
+static void dirname_of(const char *path, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s", path);
+	char *slash = strrchr(out, '/');
+	if (slash == NULL)
+		snprintf(out, cap, ".");
+	else if (slash == out)
+		out[1] = '\0';
+	else
+		*slash = '\0';
+}
+
+/* For files without a page header: --pgdata, else the data directory that holds …/pg_wal/NAME, else ".". */
+static int find_system_id(const char *path, const char *pgdata, uint64_t *sysid)
+{
+	char dir[4096], parent[4096];
+	if (pgdata != NULL)
+		return err_ctx(wal_pgdata_system_id(pgdata, sysid), "cannot tell which cluster %s belongs to", path);
+	dirname_of(path, dir, sizeof dir);
+	const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	if (strcmp(base, "pg_wal") == 0) {
+		dirname_of(dir, parent, sizeof parent);
+		if (wal_pgdata_system_id(parent, sysid) == 0)
+			return 0;
+	}
+	return err_ctx(wal_pgdata_system_id(".", sysid),
+		       "cannot tell which cluster %s belongs to: run it in the data directory, as PostgreSQL does, "
+		       "or give --pgdata", path);
+}
+
+/* Compares an archived object with the file being pushed: same size and XXH3-128 is the same file. */
+static int same_as_archived(repo *r, const char *key, uint64_t size, const uint8_t xxh[16], bool *same)
+{
+	uint8_t *obj, *p;
+	size_t len, plen;
+	TRY(store_load(r->st, key, WAL_MAX_OBJECT, &obj, &len));
+	int rc = repo_open_object(r, 'W', key, obj, len, &p, &plen);
+	if (rc == 0 && (plen < WAL_FILE_HDR || p[0] != WAL_FORMAT || p[1] != WAL_KIND_FILE))
+		rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
+	if (rc == 0)
+		*same = get_le64(p + 8) == size && memcmp(p + 16, xxh, 16) == 0;
+	free(obj);
+	return rc;
+}
+
+static size_t online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (size_t)n : 1;
+}
+
+/* Compresses src into dst (cap bytes); returns 0 with *out_len = 0 when zstd does not shrink it. */
+static int compress_wal(const repo *r, const uint8_t *src, size_t len, uint8_t *dst, size_t cap, size_t *out_len)
+{
+	ZSTD_CCtx *zc = ZSTD_createCCtx();
+	if (zc == NULL)
+		return err_set(DRE_ENOMEM, "cannot create a zstd context");
+	ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, r->params.zstd_level);
+	/* the archiver waits on this call: spread a segment over the cores (ignored by a single-threaded zstd) */
+	size_t cpus = online_cpus();
+	if (cpus > 1 && len >= (2u << 20))
+		ZSTD_CCtx_setParameter(zc, ZSTD_c_nbWorkers, (int)(cpus < 8 ? cpus : 8));
+	size_t n = ZSTD_compress2(zc, dst, cap, src, len);
+	ZSTD_freeCCtx(zc);
+	*out_len = ZSTD_isError(n) || n >= len ? 0 : n;
+	return 0;
+}
+
+int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_result *res)
+{
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	wal_name wn;
+	uint8_t *in = NULL, *obj = NULL;
+	size_t len;
+	memset(res, 0, sizeof *res);
+	if (r->format < 2)
+		return err_set(DRE_EUNSUPP, "repository format %u has no WAL archive: create a new repository with "
+					    "'dre init' (format %d) for WAL archiving", r->format, REPO_FORMAT_VERSION);
+	TRY(wal_name_parse(name, &wn));
+	TRY(read_whole(path, WAL_MAX_FILE, 0, 0, &in, &len));
+
+	uint32_t seg_size = 0;
+	uint16_t magic = 0;
+	uint64_t sysid = 0;
+	int rc;
+	if (wn.type == WAL_SEGMENT || wn.type == WAL_PARTIAL)
+		rc = segment_header(path, &wn, in, len, &sysid, &seg_size, &magic);
+	else
+		rc = find_system_id(path, pgdata, &sysid);
+	if (rc == 0 && seg_size != 0)
+		rc = system_check(r, sysid, seg_size, magic);
+	if (rc == 0)
+		rc = file_key(sysid, &wn, name, res->key);
+
+	uint8_t xxh[16];
+	XXH128_canonicalFromHash((XXH128_canonical_t *)xxh, XXH3_128bits(in, len));
+	size_t bound = ZSTD_compressBound(len), total = 0;
+	if (rc == 0) {
+		obj = malloc(REPO_ENVELOPE_HDR + WAL_FILE_HDR + (bound > len ? bound : len) + CRYPTO_TAG_LEN);
+		if (obj == NULL)
+			rc = err_set(DRE_ENOMEM, "cannot allocate the object for %s", path);
+	}
+	if (rc == 0) {
+		uint8_t *hdr = obj + REPO_ENVELOPE_HDR, *body = hdr + WAL_FILE_HDR;
+		size_t clen = 0;
+		rc = compress_wal(r, in, len, body, bound, &clen);
+		memset(hdr, 0, WAL_FILE_HDR);
+		hdr[0] = WAL_FORMAT;
+		hdr[1] = WAL_KIND_FILE;
+		hdr[2] = clen ? WAL_FLAG_ZSTD : 0;
+		put_le64(hdr + 8, len);
+		memcpy(hdr + 16, xxh, 16);
+		put_le64(hdr + 32, (uint64_t)now_ns());
+		if (clen == 0)
+			memcpy(body, in, len);
+		size_t plain = WAL_FILE_HDR + (clen ? clen : len);
+		total = REPO_ENVELOPE_HDR + plain + CRYPTO_TAG_LEN;
+		if (rc == 0)
+			rc = repo_seal_object(r, 'W', res->key, obj, plain);
+	}
+	free(in);
+	in = NULL;
+	if (rc == 0)
+		rc = store_put(r->st, res->key, obj, total, STORE_PUT_CREATE_ONCE);
+	free(obj);
+	if (rc == DRE_EEXIST) {
+		bool same = false;
+		rc = same_as_archived(r, res->key, len, xxh, &same);
+		if (rc == 0 && !same)
+			rc = err_set(DRE_EEXIST,
+				     "%s is already archived as %s with different contents: refusing to replace it. "
+				     "HINT: is another cluster with the same system identifier archiving to this "
+				     "repository, or was this cluster restored without a new timeline?",
+				     path, res->key);
+		res->already = rc == 0;
+		total = 0;
+	}
+	res->system_id = sysid;
+	res->size = len;
+	res->stored = total;
+	return rc;
+}
+
+struct systems {
+	uint64_t ids[16];
+	size_t n;
+};
+
+static int collect_system(void *arg, const char *key, uint64_t size)
+{
+	(void)size;
+	struct systems *s = arg;
+	char *end;
+	if (strncmp(key, "wal/", 4) != 0)
+		return 0;
+	uint64_t id = strtoull(key + 4, &end, 10);
+	if (*end != '/' || strcmp(end, "/system") != 0)
+		return 0;
+	if (s->n < 16)
+		s->ids[s->n++] = id;
+	return 0;
+}
+
+/* When nothing says which cluster: the repository's only one. */
+static int only_system(repo *r, uint64_t *sysid)
+{
+	struct systems s = {.n = 0};
+	TRY(store_list(r->st, "wal/", collect_system, &s));
+	if (s.n == 1) {
+		*sysid = s.ids[0];
+		return 0;
+	}
+	if (s.n == 0)
+		return err_set(DRE_ENOTFOUND, "the repository holds no WAL archive");
+	return err_set(DRE_EINVAL, "the repository archives WAL of %zu clusters: give --pgdata (a data directory "
+				   "with global/pg_control) to say which",
+		       s.n);
+}
+
+static int load_file_object(repo *r, uint64_t sysid, const char *name, uint8_t **obj, uint8_t **hdr,
+			    size_t *plen, char key[160])
+{
+	wal_name wn;
+	size_t len;
+	TRY(wal_name_parse(name, &wn));
+	TRY(file_key(sysid, &wn, name, key));
+	TRY(store_load(r->st, key, WAL_MAX_OBJECT, obj, &len));
+	int rc = repo_open_object(r, 'W', key, *obj, len, hdr, plen);
+	if (rc == 0 && (*plen < WAL_FILE_HDR || (*hdr)[0] != WAL_FORMAT || (*hdr)[1] != WAL_KIND_FILE ||
+			((*hdr)[2] & ~WAL_FLAG_ZSTD) || get_le64(*hdr + 8) > WAL_MAX_FILE))
+		rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
+	if (rc < 0)
+		free(*obj);
+	return rc;
+}
+
+int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *pushed_ns, uint64_t *size)
+{
+	uint8_t *obj, *hdr;
+	size_t plen;
+	char key[160];
+	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
+	*pushed_ns = (int64_t)get_le64(hdr + 32);
+	*size = get_le64(hdr + 8);
+	free(obj);
+	return 0;
+}
+
+static int write_file_atomic(const char *dest, const uint8_t *data, size_t len)
+{
+	char dir[4096], tmp[4200];
+	dirname_of(dest, dir, sizeof dir);
+	snprintf(tmp, sizeof tmp, "%s/.dre-wal-fetch.%ld", dir, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys("cannot create %s", tmp);
+	size_t done = 0;
+	int rc = 0;
+	while (rc == 0 && done < len) {
+		ssize_t n = write(fd, data + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = err_sys("cannot write %s", tmp);
+		else
+			done += (size_t)n;
+	}
+	/* no fsync: PostgreSQL reads the file at once and fetches it again after a crash */
+	if (close(fd) < 0 && rc == 0)
+		rc = err_sys("cannot write %s", tmp);
+	if (rc == 0 && rename(tmp, dest) < 0)
+		rc = err_sys("cannot rename %s to %s", tmp, dest);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pgdata, uint64_t system_id)
+{
+	wal_name wn;
+	TRY(wal_name_parse(name, &wn));
+	if (system_id == 0) {
+		int rc = pgdata != NULL ? wal_pgdata_system_id(pgdata, &system_id) : 0;
+		if (rc < 0) /* DRE_ENOTFOUND is kept for "not archived" */
+			return err_ctx(rc == DRE_ENOTFOUND ? DRE_EINVAL : rc, "--pgdata %s", pgdata);
+		if (pgdata == NULL && wal_pgdata_system_id(".", &system_id) < 0)
+			TRY(only_system(r, &system_id));
+	}
+	uint8_t *obj, *hdr, *out = NULL;
+	size_t plen;
+	char key[160];
+	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
+	uint64_t size = get_le64(hdr + 8);
+	const uint8_t *body = hdr + WAL_FILE_HDR;
+	size_t blen = plen - WAL_FILE_HDR;
+	int rc = 0;
+	if (hdr[2] & WAL_FLAG_ZSTD) {
+		out = malloc(size ? size : 1);
+		if (out == NULL)
+			rc = err_set(DRE_ENOMEM, "cannot allocate %" PRIu64 " bytes for %s", size, key);
+		size_t n = rc == 0 ? ZSTD_decompress(out, size, body, blen) : 0;
+		if (rc == 0 && (ZSTD_isError(n) || n != size))
+			rc = err_set(DRE_ECORRUPT, "corrupt object %s: its zstd frame does not decode to %" PRIu64 " bytes",
+				     key, size);
+		body = out;
+	} else if (blen != size) {
+		rc = err_set(DRE_ECORRUPT, "corrupt object %s: %zu bytes of data, its header says %" PRIu64, key, blen,
+			     size);
+	}
+	if (rc == 0) {
+		uint8_t xxh[16];
+		XXH128_canonicalFromHash((XXH128_canonical_t *)xxh, XXH3_128bits(body, size));
+		if (memcmp(xxh, hdr + 16, 16) != 0)
+			rc = err_set(DRE_ECORRUPT, "corrupt object %s: checksum mismatch", key);
+	}
+	if (rc == 0)
+		rc = write_file_atomic(dest, body, size);
+	free(out);
+	free(obj);
+	return rc;
+}
+
+/* ---- the archive's shape ---- */
+
+static wal_system *archive_system(wal_archive *a, uint64_t sysid)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->sys[i].system_id == sysid)
+			return &a->sys[i];
+	void *p = realloc(a->sys, (a->n + 1) * sizeof *a->sys);
+	if (p == NULL)
+		return NULL;
+	a->sys = p;
+	wal_system *s = &a->sys[a->n++];
+	memset(s, 0, sizeof *s);
+	s->system_id = sysid;
+	s->seg_size = WAL_SEG_SIZE_DEFAULT;
+	return s;
+}
+
+static wal_timeline *system_timeline(wal_system *s, uint32_t tli)
+{
+	for (size_t i = 0; i < s->ntl; i++)
+		if (s->tls[i].tli == tli)
+			return &s->tls[i];
+	void *p = realloc(s->tls, (s->ntl + 1) * sizeof *s->tls);
+	if (p == NULL)
+		return NULL;
+	s->tls = p;
+	wal_timeline *t = &s->tls[s->ntl++];
+	memset(t, 0, sizeof *t);
+	t->tli = tli;
+	return t;
+}
+
+struct listing {
+	wal_archive *a;
+	uint64_t only;
+	/* segment names are kept until the segment size is known */
+	struct seg_ref {
+		uint64_t sysid;
+		uint32_t tli, log, seg;
+	} *segs;
+	size_t nsegs, cap;
+};
+
+static int list_one(void *arg, const char *key, uint64_t size)
+{
+	(void)size;
+	struct listing *l = arg;
+	char *end;
+	if (strncmp(key, "wal/", 4) != 0)
+		return 0;
+	uint64_t sysid = strtoull(key + 4, &end, 10);
+	if (*end != '/' || sysid == 0 || (l->only && sysid != l->only))
+		return 0;
+	wal_system *s = archive_system(l->a, sysid);
+	if (s == NULL)
+		return err_set(DRE_ENOMEM, "cannot list the WAL archive");
+	if (strcmp(end, "/system") == 0)
+		return 0;
+	const char *name = strrchr(end, '/');
+	wal_name wn;
+	if (name == NULL || wal_name_parse(name + 1, &wn) < 0)
+		return 0; /* not a WAL object: ignored, as the spec says */
+	wal_timeline *t = system_timeline(s, wn.tli);
+	if (t == NULL)
+		return err_set(DRE_ENOMEM, "cannot list the WAL archive");
+	switch (wn.type) {
+	case WAL_HISTORY: t->history = true; break;
+	case WAL_PARTIAL: t->npartial++; break;
+	case WAL_BACKUP: t->nbackup++; break;
+	case WAL_SEGMENT:
+		if (!array_room(&l->segs, &l->cap, l->nsegs, sizeof *l->segs, 256))
+			return err_set(DRE_ENOMEM, "cannot list the WAL archive");
+		l->segs[l->nsegs++] = (struct seg_ref){sysid, wn.tli, wn.log, wn.seg};
+		break;
+	}
+	return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int tl_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const wal_timeline *)a)->tli, y = ((const wal_timeline *)b)->tli;
+	return x < y ? -1 : x > y;
+}
+
+int wal_archive_load(repo *r, uint64_t system_id, wal_archive *out)
+{
+	struct listing l = {.a = out, .only = system_id};
+	memset(out, 0, sizeof *out);
+	char prefix[64] = "wal/";
+	if (system_id)
+		snprintf(prefix, sizeof prefix, "wal/%" PRIu64 "/", system_id);
+	int rc = store_list(r->st, prefix, list_one, &l);
+	for (size_t i = 0; rc == 0 && i < out->n; i++) {
+		wal_system *s = &out->sys[i];
+		rc = system_load(r, s->system_id, &s->seg_size, &s->page_magic);
+		if (rc == DRE_ENOTFOUND) /* only history files so far */
+			rc = 0;
+	}
+	for (size_t i = 0; rc == 0 && i < l.nsegs; i++) {
+		wal_system *s = archive_system(out, l.segs[i].sysid);
+		wal_timeline *t = s ? system_timeline(s, l.segs[i].tli) : NULL;
+		wal_name wn = {.type = WAL_SEGMENT, .tli = l.segs[i].tli, .log = l.segs[i].log, .seg = l.segs[i].seg};
+		if (t == NULL || !array_room(&t->segnos, &t->cap, t->nseg, sizeof *t->segnos, 64))
+			rc = err_set(DRE_ENOMEM, "cannot list the WAL archive");
+		else
+			t->segnos[t->nseg++] = wal_name_segno(&wn, s->seg_size);
+	}
+	free(l.segs);
+	for (size_t i = 0; rc == 0 && i < out->n; i++) {
+		wal_system *s = &out->sys[i];
+		qsort(s->tls, s->ntl, sizeof *s->tls, tl_cmp);
+		for (size_t j = 0; j < s->ntl; j++)
+			qsort(s->tls[j].segnos, s->tls[j].nseg, sizeof(uint64_t), u64_cmp);
+	}
+	if (rc < 0)
+		wal_archive_free(out);
+	return rc;
+}
+
+void wal_archive_free(wal_archive *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		for (size_t j = 0; j < a->sys[i].ntl; j++)
+			free(a->sys[i].tls[j].segnos);
+		free(a->sys[i].tls);
+	}
+	free(a->sys);
+	memset(a, 0, sizeof *a);
+}
+
+const wal_system *wal_archive_system(const wal_archive *a, uint64_t system_id)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->sys[i].system_id == system_id)
+			return &a->sys[i];
+	return NULL;
+}
+
+const wal_timeline *wal_system_timeline(const wal_system *s, uint32_t tli)
+{
+	for (size_t i = 0; s != NULL && i < s->ntl; i++)
+		if (s->tls[i].tli == tli)
+			return &s->tls[i];
+	return NULL;
+}
+
+bool wal_timeline_has(const wal_timeline *t, uint64_t segno)
+{
+	if (t == NULL)
+		return false;
+	size_t lo = 0, hi = t->nseg;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->segnos[mid] < segno)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < t->nseg && t->segnos[lo] == segno;
+}
+
+int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out)
+{
+	char name[WAL_NAME_MAX], key[160];
+	uint8_t *obj, *hdr;
+	char *text = NULL;
+	size_t plen;
+	memset(out, 0, sizeof *out);
+	if (tli == 1)
+		return 0;
+	snprintf(name, sizeof name, "%08X.history", tli);
+	int rc = load_file_object(r, system_id, name, &obj, &hdr, &plen, key);
+	if (rc == DRE_ENOTFOUND)
+		return err_set(DRE_ENOTFOUND, "timeline %u has no history file %s in the archive", tli, name);
+	TRY(rc);
+	uint64_t size = get_le64(hdr + 8);
+	if (size > (1u << 20))
+		rc = err_set(DRE_ECORRUPT, "%s: a history file of %" PRIu64 " bytes", key, size);
+	if (rc == 0 && (text = malloc(size + 1)) == NULL)
+		rc = err_set(DRE_ENOMEM, "cannot read %s", key);
+	if (rc == 0 && (hdr[2] & WAL_FLAG_ZSTD)) {
+		size_t n = ZSTD_decompress(text, size, hdr + WAL_FILE_HDR, plen - WAL_FILE_HDR);
+		if (ZSTD_isError(n) || n != size)
+			rc = err_set(DRE_ECORRUPT, "corrupt object %s: its zstd frame does not decode", key);
+	} else if (rc == 0) {
+		if (plen - WAL_FILE_HDR != size)
+			rc = err_set(DRE_ECORRUPT, "corrupt object %s: wrong length", key);
+		else
+			memcpy(text, hdr + WAL_FILE_HDR, size);
+	}
+	free(obj);
+	if (rc < 0) {
+		free(text);
+		return rc;
+	}
+	text[size] = '\0';
+	/* lines "parentTLI <tab> switchpoint <tab> reason"; comments start with # */
+	for (char *line = text, *next; rc == 0 && line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char *p = line, *end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0' || *p == '#')
+			continue;
+		unsigned long parent = strtoul(p, &end, 10);
+		char lsn_text[32];
+		if (end == p || sscanf(end, " %31s", lsn_text) != 1 || out->n >= 64) {
+			rc = err_set(DRE_ECORRUPT, "%s: cannot read the line '%s'", name, line);
+			break;
+		}
+		uint64_t lsn;
+		if (wal_lsn_parse(lsn_text, &lsn) < 0) {
+			rc = err_set(DRE_ECORRUPT, "%s: cannot read the line '%s'", name, line);
+			break;
+		}
+		out->tlis[out->n] = (uint32_t)parent;
+		out->ends[out->n] = lsn;
+		out->n++;
+	}
+	free(text);
+	return rc;
+}
