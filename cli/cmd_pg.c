@@ -349,11 +349,11 @@ const cli_command cmd_pg_backup = {
 
 /* ---- pg-restore ---- */
 
-enum { PR_PGDATA, PR_TIME, PR_LSN, PR_LATEST, PR_BACKUP, PR_TIMELINE, PR_FORCE, PR_NAME, PR_COMMAND };
+enum { PR_PGDATA, PR_TIME, PR_LSN, PR_LATEST, PR_BACKUP, PR_TIMELINE, PR_FORCE, PR_NAME, PR_COMMAND, PR_TSMAP };
 static const cli_opt pg_restore_table[] = {
 	{"pgdata", 'D', true},	   {"time", 0, true},  {"lsn", 0, true},  {"latest", 0, false},
 	{"backup", 0, true},	   {"target-timeline", 0, true}, {"force", 0, false}, {"name", 0, true},
-	{"restore-command", 0, true}, {0},
+	{"restore-command", 0, true}, {"tablespace-map", 0, true}, {0},
 };
 
 /* Appends s to out in single quotes for the shell that runs restore_command. */
@@ -454,7 +454,8 @@ static int pg_restore_run(cli_ctx *ctx, const cli_args *a)
 	pg_restore_opts o = {.pgdata = a->opt[PR_PGDATA],
 			     .backup = a->opt[PR_BACKUP],
 			     .name = a->opt[PR_NAME],
-			     .force = a->opt[PR_FORCE] != NULL};
+			     .force = a->opt[PR_FORCE] != NULL,
+			     .tablespace_map = a->opt[PR_TSMAP]};
 	TRY(cli_want_args(a, 0, 0, ""));
 	if (o.pgdata == NULL || *o.pgdata == '\0')
 		return cli_usage("give the data directory to restore into with --pgdata DIR");
@@ -495,7 +496,7 @@ const cli_command cmd_pg_restore = {
 	.run = pg_restore_run,
 	.usage = "usage: dre pg-restore --pgdata DIR (--time T | --lsn LSN | --latest | --backup ID)\n"
 		 "                      [--target-timeline N|latest] [--name NAME] [--force]\n"
-		 "                      [--restore-command CMD]\n"
+		 "                      [--restore-command CMD] [--tablespace-map OID=DIR[,...]]\n"
 		 "\n"
 		 "Chooses the newest base backup that ended before the target on the target timeline's history,\n"
 		 "checks that the archive holds every WAL segment from the backup's start to the target (naming\n"
@@ -513,5 +514,7 @@ const cli_command cmd_pg_restore = {
 		 "  --target-timeline N      the timeline to follow (default: the latest in the archive)\n"
 		 "  --name NAME              only base backups of this name\n"
 		 "  --force                  restore into a non-empty directory\n"
-		 "  --restore-command CMD    the restore_command to write (default: this dre with the same --config)\n",
+		 "  --restore-command CMD    the restore_command to write (default: this dre with the same --config)\n"
+		 "  --tablespace-map OID=DIR[,OID=DIR]  restore these tablespaces there (default: where they were;\n"
+		 "                           each must be empty or absent) and link pg_tblspc/OID to it\n",
 };

@@ -73,8 +73,17 @@ int engine_push_command(repo *r, const push_opts *o, char *const argv[], push_re
  * is dropped, so /srv/models/a restores to TARGET/srv/models/a. */
 int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t npaths, push_result *res);
 
+/* Nodes at prefix and below go to dir instead of TARGET/prefix (tablespaces restored outside the data
+ * directory). */
+typedef struct restore_relocation {
+	const char *prefix; /* a node path, e.g. "pg_tblspc/16385" */
+	const char *dir;
+} restore_relocation;
+
 typedef struct restore_opts {
 	const char *target; /* directory for files snapshots (and for a stream: the file TARGET/<name>) */
+	const restore_relocation *relocate;
+	size_t nrelocate;
 	int out_fd;         /* for a stream snapshot when target is NULL */
 	int threads;
 	engine_hooks hooks;

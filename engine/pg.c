@@ -209,10 +209,10 @@ static int wal_wait(repo *r, uint64_t sysid, uint32_t tli, uint64_t first, uint6
 	uint64_t next = first;
 	for (;;) {
 		while (next <= last) {
-			char name[WAL_NAME_MAX], key[160];
+			char name[WAL_NAME_MAX], key[WAL_KEY_MAX];
 			uint64_t size;
 			wal_segment_name(tli, next, seg_size, name);
-			snprintf(key, sizeof key, "wal/%" PRIu64 "/%08X/%s", sysid, tli, name);
+			TRY(wal_object_key(sysid, name, key));
 			int rc = store_stat(r->st, key, &size);
 			if (rc == DRE_ENOTFOUND)
 				break;
@@ -698,8 +698,70 @@ static int write_recovery(const pg_restore_opts *o, const pg_restore_result *res
 	return rc;
 }
 
+/* Tablespaces go back to where they were (as pgBackRest does), or where --tablespace-map says. */
+struct tablespaces {
+	size_t n;
+	restore_relocation rl[64];
+	char oid[64][16], prefix[64][32], dir[64][4096];
+};
+
+static int tablespaces_plan(const pg_restore_opts *o, const snapshot *s, struct tablespaces *ts)
+{
+	const char *map = meta_get(s, "pg.tablespace-map");
+	ts->n = 0;
+	for (const char *line = map; line && *line;) {
+		const char *eol = strchrnul(line, '\n'), *sp = memchr(line, ' ', (size_t)(eol - line));
+		if (sp == NULL || sp == line || sp - line >= 16 || ts->n >= 64)
+			return err_set(DRE_ECORRUPT, "base backup %s: cannot read its tablespace map", s->name);
+		size_t i = ts->n++;
+		snprintf(ts->oid[i], sizeof ts->oid[i], "%.*s", (int)(sp - line), line);
+		snprintf(ts->dir[i], sizeof ts->dir[i], "%.*s", (int)(eol - sp - 1), sp + 1);
+		line = *eol ? eol + 1 : eol;
+	}
+	for (const char *m = o->tablespace_map; m && *m;) {
+		const char *end = strchrnul(m, ','), *eq = memchr(m, '=', (size_t)(end - m));
+		size_t i;
+		if (eq == NULL)
+			return err_set(DRE_EINVAL, "--tablespace-map: '%.*s' is not OID=DIR", (int)(end - m), m);
+		for (i = 0; i < ts->n; i++)
+			if (strlen(ts->oid[i]) == (size_t)(eq - m) && strncmp(ts->oid[i], m, (size_t)(eq - m)) == 0)
+				break;
+		if (i == ts->n)
+			return err_set(DRE_EINVAL, "--tablespace-map: the backup has no tablespace %.*s", (int)(eq - m), m);
+		snprintf(ts->dir[i], sizeof ts->dir[i], "%.*s", (int)(end - eq - 1), eq + 1);
+		m = *end ? end + 1 : end;
+	}
+	for (size_t i = 0; i < ts->n; i++) {
+		bool exists;
+		if (ts->dir[i][0] != '/')
+			return err_set(DRE_EINVAL, "tablespace %s: '%s' is not an absolute path", ts->oid[i], ts->dir[i]);
+		if (!dir_empty(ts->dir[i], &exists) && !o->force)
+			return err_set(DRE_EEXIST, "tablespace %s goes to %s, which is not empty: refusing to restore over "
+						   "it. HINT: --tablespace-map %s=NEWDIR, or --force",
+				       ts->oid[i], ts->dir[i], ts->oid[i]);
+		snprintf(ts->prefix[i], sizeof ts->prefix[i], "pg_tblspc/%s", ts->oid[i]);
+		ts->rl[i] = (restore_relocation){ts->prefix[i], ts->dir[i]};
+	}
+	return 0;
+}
+
+static int tablespaces_link(const pg_restore_opts *o, const struct tablespaces *ts, uid_t uid, gid_t gid)
+{
+	for (size_t i = 0; i < ts->n; i++) {
+		char link[4200];
+		snprintf(link, sizeof link, "%s/%s", o->pgdata, ts->prefix[i]);
+		unlink(link);
+		if (symlink(ts->dir[i], link) < 0)
+			return err_sys("cannot link %s to tablespace directory %s", link, ts->dir[i]);
+		if (geteuid() == 0 && (lchown(link, uid, gid) < 0 || chown(ts->dir[i], uid, gid) < 0))
+			return err_sys("cannot give tablespace %s to its owner", ts->dir[i]);
+	}
+	return 0;
+}
+
 int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 {
+	static struct tablespaces ts;
 	struct candidates c = {0};
 	wal_archive a = {0};
 	struct tl_path path;
@@ -737,8 +799,11 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 		memcpy(res->id, snap->id, CRYPTO_ID_LEN);
 		rc = wal_check(r, o, s, &path, &res->info, res);
 	}
+	if (rc == 0)
+		rc = tablespaces_plan(o, snap, &ts);
 	if (rc == 0) {
-		restore_opts ro = {.target = o->pgdata, .out_fd = -1, .threads = o->threads, .hooks = o->hooks};
+		restore_opts ro = {.target = o->pgdata, .relocate = ts.rl, .nrelocate = ts.n, .out_fd = -1,
+				   .threads = o->threads, .hooks = o->hooks};
 		rc = engine_restore(r, snap, &ro, &res->restore);
 	}
 	uid_t uid = geteuid();
@@ -753,6 +818,8 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 		rc = err_sys("cannot set the mode of %s", o->pgdata);
 	if (rc == 0 && geteuid() == 0 && chown(o->pgdata, uid, gid) < 0)
 		rc = err_sys("cannot give %s to its owner", o->pgdata);
+	if (rc == 0)
+		rc = tablespaces_link(o, &ts, uid, gid);
 	if (rc == 0)
 		rc = write_recovery(o, res, uid, gid);
 	wal_archive_free(&a);

@@ -58,6 +58,7 @@ typedef struct pg_restore_opts {
 	uint32_t timeline;  /* recovery_target_timeline; 0: latest */
 	bool force;         /* restore into a non-empty directory */
 	const char *restore_command; /* written into postgresql.auto.conf */
+	const char *tablespace_map;  /* "OID=DIR[,OID=DIR...]": where tablespaces go; others to their old paths */
 	int threads;
 	engine_hooks hooks;
 } pg_restore_opts;

@@ -154,10 +154,33 @@ static int target_path(const struct restore *rs, const char *rel, char *out, siz
 			return err_set(DRE_ECORRUPT, "snapshot holds a path with '..' (%s): refusing to restore it", rel);
 		s = *e ? e + 1 : e;
 	}
-	int n = snprintf(out, cap, "%s/%s", rs->o->target, rel);
+	const char *base = rs->o->target;
+	for (size_t i = 0; i < rs->o->nrelocate; i++) {
+		const restore_relocation *rl = &rs->o->relocate[i];
+		size_t plen = strlen(rl->prefix);
+		if (strncmp(rel, rl->prefix, plen) == 0 && (rel[plen] == '\0' || rel[plen] == '/')) {
+			int n = snprintf(out, cap, "%s%s", rl->dir, rel + plen);
+			if (n < 0 || (size_t)n >= cap)
+				return err_set(DRE_EINVAL, "path %s%s is too long", rl->dir, rel + plen);
+			return 0;
+		}
+	}
+	int n = snprintf(out, cap, "%s/%s", base, rel);
 	if (n < 0 || (size_t)n >= cap)
-		return err_set(DRE_EINVAL, "path %s/%s is too long", rs->o->target, rel);
+		return err_set(DRE_EINVAL, "path %s/%s is too long", base, rel);
 	return 0;
+}
+
+/* How much of a path target_path() made is the user's own (trusted even if a symlink): the target, or the
+ * directory a relocation named. */
+static size_t trusted_len(const struct restore *rs, const char *path)
+{
+	for (size_t i = 0; i < rs->o->nrelocate; i++) {
+		size_t dlen = strlen(rs->o->relocate[i].dir);
+		if (strncmp(path, rs->o->relocate[i].dir, dlen) == 0 && (path[dlen] == '\0' || path[dlen] == '/'))
+			return dlen;
+	}
+	return strlen(rs->o->target);
 }
 
 /*
@@ -197,7 +220,7 @@ static int parent_dirs(const struct restore *rs, char *path)
 	if (slash == NULL || slash == path)
 		return 0;
 	*slash = '\0';
-	int rc = mkdir_p(path, strlen(rs->o->target), 0700);
+	int rc = mkdir_p(path, trusted_len(rs, path), 0700);
 	*slash = '/';
 	return rc;
 }
@@ -467,7 +490,7 @@ static int restore_plain_node(struct restore *rs, uint32_t node)
 	char path[4096];
 	if (n->type == NODE_DIR) {
 		TRY(target_path(rs, n->path, path, sizeof path));
-		return mkdir_p(path, strlen(rs->o->target), 0700);
+		return mkdir_p(path, trusted_len(rs, path), 0700);
 	}
 	if (n->type == NODE_SYMLINK) {
 		TRY(target_path(rs, n->path, path, sizeof path));

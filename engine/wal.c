@@ -196,10 +196,23 @@ static void system_key(uint64_t sysid, char out[96])
 	snprintf(out, 96, "wal/%" PRIu64 "/system", sysid);
 }
 
-static int file_key(uint64_t sysid, const wal_name *n, const char *name, char out[160])
+/* Store keys are lowercase (format-spec §2): the names' hex digits are written in lowercase there. */
+static int file_key(uint64_t sysid, const wal_name *n, const char *name, char out[WAL_KEY_MAX])
 {
-	int len = snprintf(out, 160, "wal/%" PRIu64 "/%08X/%s", sysid, n->tli, name);
-	return len > 0 && len < 160 ? 0 : err_set(DRE_EINVAL, "WAL file name %s is too long", name);
+	int len = snprintf(out, WAL_KEY_MAX, "wal/%" PRIu64 "/%08x/%s", sysid, n->tli, name);
+	if (len <= 0 || len >= WAL_KEY_MAX)
+		return err_set(DRE_EINVAL, "WAL file name %s is too long", name);
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+	return 0;
+}
+
+int wal_object_key(uint64_t system_id, const char *name, char out[WAL_KEY_MAX])
+{
+	wal_name wn;
+	TRY(wal_name_parse(name, &wn));
+	return file_key(system_id, &wn, name, out);
 }
 
 /* The repository's record of the system: written by the first push of a segment, compared by the others. */
@@ -459,7 +472,7 @@ static int only_system(repo *r, uint64_t *sysid)
 }
 
 static int load_file_object(repo *r, uint64_t sysid, const char *name, uint8_t **obj, uint8_t **hdr,
-			    size_t *plen, char key[160])
+			    size_t *plen, char key[WAL_KEY_MAX])
 {
 	wal_name wn;
 	size_t len;
@@ -479,7 +492,7 @@ int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *push
 {
 	uint8_t *obj, *hdr;
 	size_t plen;
-	char key[160];
+	char key[WAL_KEY_MAX];
 	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
 	*pushed_ns = (int64_t)get_le64(hdr + 32);
 	*size = get_le64(hdr + 8);
@@ -529,7 +542,7 @@ int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pg
 	}
 	uint8_t *obj, *hdr, *out = NULL;
 	size_t plen;
-	char key[160];
+	char key[WAL_KEY_MAX];
 	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
 	uint64_t size = get_le64(hdr + 8);
 	const uint8_t *body = hdr + WAL_FILE_HDR;
@@ -620,9 +633,18 @@ static int list_one(void *arg, const char *key, uint64_t size)
 		return err_set(DRE_ENOMEM, "cannot list the WAL archive");
 	if (strcmp(end, "/system") == 0)
 		return 0;
-	const char *name = strrchr(end, '/');
+	const char *slash = strrchr(end, '/');
+	char name[WAL_NAME_MAX];
 	wal_name wn;
-	if (name == NULL || wal_name_parse(name + 1, &wn) < 0)
+	if (slash == NULL || strlen(slash + 1) >= sizeof name)
+		return 0;
+	/* back to PostgreSQL's uppercase hex: everything before the suffix (.partial, .backup, .history) */
+	snprintf(name, sizeof name, "%s", slash + 1);
+	char *dot = strrchr(name, '.');
+	for (char *p = name; *p && (dot == NULL || p < dot); p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	if (wal_name_parse(name, &wn) < 0)
 		return 0; /* not a WAL object: ignored, as the spec says */
 	wal_timeline *t = system_timeline(s, wn.tli);
 	if (t == NULL)
@@ -731,7 +753,7 @@ bool wal_timeline_has(const wal_timeline *t, uint64_t segno)
 
 int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out)
 {
-	char name[WAL_NAME_MAX], key[160];
+	char name[WAL_NAME_MAX], key[WAL_KEY_MAX];
 	uint8_t *obj, *hdr;
 	char *text = NULL;
 	size_t plen;

@@ -17,6 +17,7 @@
 #include "engine/repo.h"
 
 #define WAL_NAME_MAX 64
+#define WAL_KEY_MAX 160
 #define WAL_SEG_SIZE_DEFAULT (16u << 20)
 
 typedef enum wal_file_type { WAL_SEGMENT = 1, WAL_PARTIAL, WAL_BACKUP, WAL_HISTORY } wal_file_type;
@@ -44,6 +45,9 @@ static inline uint64_t wal_lsn_segno(uint64_t lsn, uint32_t seg_size)
 int wal_lsn_parse(const char *text, uint64_t *lsn);
 void wal_lsn_format(uint64_t lsn, char out[24]);
 
+/* The store key of archived file name: "wal/<system>/<timeline>/<name>", hex digits in lowercase. */
+int wal_object_key(uint64_t system_id, const char *name, char out[WAL_KEY_MAX]);
+
 /* The system identifier in DIR/global/pg_control (the first 8 bytes of the control file). */
 int wal_pgdata_system_id(const char *pgdata, uint64_t *out);
 
@@ -52,7 +56,7 @@ typedef struct wal_push_result {
 	uint64_t system_id;
 	uint64_t size;       /* bytes of the file */
 	uint64_t stored;     /* bytes of the object written */
-	char key[160];
+	char key[WAL_KEY_MAX];
 } wal_push_result;
 
 /*

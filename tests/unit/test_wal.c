@@ -1,0 +1,317 @@
+/* Unit tests of the WAL archive (engine/wal.c): names, LSNs, push/fetch round trips, refusals, the listing. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/bytes.h"
+#include "engine/engine.h"
+#include "engine/wal.h"
+#include "store/err.h"
+#include "unit.h"
+
+#define SEG (1u << 20) /* the smallest segment size PostgreSQL allows keeps the tests fast */
+#define SYSID UINT64_C(7312345678901234567)
+
+static char tmpdir[256];
+
+static repo *make_repo(void)
+{
+	static int n;
+	char path[300];
+	repo_params p;
+	repo *r = NULL;
+	repo_params_default(&p);
+	p.scrypt_log2n = 10;
+	snprintf(path, sizeof path, "%s/repo%d", tmpdir, n++);
+	CHECK_RC(engine_init(path, NULL, "pw", &p, &r));
+	return r;
+}
+
+/* A segment as PostgreSQL writes one: the long page header, then record-like bytes. */
+static uint8_t *make_segment(uint32_t tli, uint64_t segno, uint64_t sysid, unsigned seed)
+{
+	uint8_t *d = malloc(SEG);
+	for (size_t i = 0; i < SEG; i++)
+		d[i] = (uint8_t)("INSERT INTO t VALUES (42, 'row');"[i % 33] ^ (i % 4096 == 0 ? seed : 0));
+	memset(d, 0, 40);
+	put_le16(d, 0xD110);
+	put_le16(d + 2, 0x0002 | 0x0004);
+	put_le32(d + 4, tli);
+	put_le64(d + 8, segno * SEG);
+	put_le64(d + 24, sysid);
+	put_le32(d + 32, SEG);
+	put_le32(d + 36, 8192);
+	unit_fill(d + 4096, 512, seed); /* something that differs between seeds */
+	return d;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && write(fd, p, n) == (ssize_t)n);
+	close(fd);
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -1;
+	*out = malloc((size_t)st.st_size + 1);
+	*len = (size_t)read(fd, *out, (size_t)st.st_size);
+	close(fd);
+	return 0;
+}
+
+static void test_names(void)
+{
+	wal_name n;
+	CHECK_RC(wal_name_parse("000000010000000A000000FF", &n));
+	CHECK(n.type == WAL_SEGMENT && n.tli == 1 && n.log == 10 && n.seg == 255);
+	CHECK(wal_name_segno(&n, 16u << 20) == 10 * 256 + 255);
+	CHECK_RC(wal_name_parse("000000020000000000000003.partial", &n));
+	CHECK(n.type == WAL_PARTIAL && n.tli == 2);
+	CHECK_RC(wal_name_parse("000000010000000000000002.00000028.backup", &n));
+	CHECK(n.type == WAL_BACKUP && n.seg == 2);
+	CHECK_RC(wal_name_parse("0000000A.history", &n));
+	CHECK(n.type == WAL_HISTORY && n.tli == 10);
+	const char *bad[] = {"000000010000000a000000ff", "00000001000000000000000", "RECOVERYXLOG",
+			     "000000000000000000000001", "00000001.hist", "000000010000000000000002.backup",
+			     "000000010000000000000002.0000028.backup", "000000010000000000000001/x", ""};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		CHECK(wal_name_parse(bad[i], &n) == DRE_EINVAL);
+		CHECK(strstr(err_msg(), "not a WAL file name") != NULL);
+	}
+	char name[WAL_NAME_MAX];
+	wal_segment_name(3, 10 * 256 + 255, 16u << 20, name);
+	CHECK(strcmp(name, "000000030000000A000000FF") == 0);
+	wal_segment_name(1, 64 + 5, 64u << 20, name); /* 64 segments of 64 MiB per 4 GiB */
+	CHECK(strcmp(name, "000000010000000100000005") == 0);
+}
+
+static void test_lsns(void)
+{
+	uint64_t lsn;
+	char text[24];
+	CHECK_RC(wal_lsn_parse("16/B374D848", &lsn));
+	CHECK(lsn == UINT64_C(0x16B374D848));
+	wal_lsn_format(lsn, text);
+	CHECK(strcmp(text, "16/B374D848") == 0);
+	CHECK_RC(wal_lsn_parse("0/0", &lsn));
+	CHECK(lsn == 0);
+	const char *bad[] = {"", "0", "/1", "1/", "1/2/3", "G/0", "123456789/0", "0/123456789", "0/1x"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		CHECK(wal_lsn_parse(bad[i], &lsn) == DRE_EINVAL);
+	CHECK(wal_lsn_segno(UINT64_C(0x3000028), 16u << 20) == 3);
+}
+
+static void test_push_fetch_roundtrip(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char dir[300], path[400], out[400];
+	snprintf(dir, sizeof dir, "%s/pg_wal", tmpdir);
+	mkdir(dir, 0700);
+	uint8_t *seg = make_segment(1, 3, SYSID, 1);
+	snprintf(path, sizeof path, "%s/000000010000000000000003", dir);
+	write_file(path, seg, SEG);
+
+	wal_push_result res;
+	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	CHECK(!res.already && res.system_id == SYSID && res.size == SEG);
+	CHECK(res.stored > 0 && res.stored < SEG / 4); /* compressed */
+	CHECK(strcmp(res.key, "wal/7312345678901234567/00000001/000000010000000000000003") == 0);
+	char key[WAL_KEY_MAX];
+	CHECK_RC(wal_object_key(SYSID, "0000000A000000FF000000AB.000000C8.backup", key));
+	CHECK(strcmp(key, "wal/7312345678901234567/0000000a/0000000a000000ff000000ab.000000c8.backup") == 0);
+	/* the same file again: fine, nothing written */
+	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	CHECK(res.already && res.stored == 0);
+
+	snprintf(out, sizeof out, "%s/fetched", tmpdir);
+	CHECK_RC(engine_wal_fetch(r, "000000010000000000000003", out, NULL, SYSID));
+	uint8_t *back;
+	size_t len;
+	CHECK(read_file(out, &back, &len) == 0 && len == SEG && memcmp(back, seg, SEG) == 0);
+	free(back);
+	/* the repository's only system is found without being told */
+	unlink(out);
+	CHECK_RC(engine_wal_fetch(r, "000000010000000000000003", out, NULL, 0));
+	CHECK(access(out, F_OK) == 0);
+
+	/* not archived: DRE_ENOTFOUND, which wal-fetch turns into PostgreSQL's exit 1 */
+	CHECK(engine_wal_fetch(r, "000000010000000000000004", out, NULL, SYSID) == DRE_ENOTFOUND);
+	CHECK(engine_wal_fetch(r, "00000002.history", out, NULL, SYSID) == DRE_ENOTFOUND);
+
+	/* a different file under the same name is refused, and the archived one stays */
+	uint8_t *other = make_segment(1, 3, SYSID, 2);
+	write_file(path, other, SEG);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_EEXIST);
+	CHECK(strstr(err_msg(), "different contents") != NULL && strstr(err_msg(), "000000010000000000000003"));
+	CHECK_RC(engine_wal_fetch(r, "000000010000000000000003", out, NULL, SYSID));
+	CHECK(read_file(out, &back, &len) == 0 && len == SEG && memcmp(back, seg, SEG) == 0);
+	free(back);
+	free(other);
+	free(seg);
+	engine_close(r);
+}
+
+static void test_push_refuses_bad_files(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char path[400];
+	wal_push_result res;
+	uint8_t *seg = make_segment(1, 5, SYSID, 1);
+
+	/* the name says segment 6, the page header says 5 */
+	snprintf(path, sizeof path, "%s/000000010000000000000006", tmpdir);
+	write_file(path, seg, SEG);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_EINVAL);
+	CHECK(strstr(err_msg(), "not the one its name says") != NULL);
+	/* cut short */
+	snprintf(path, sizeof path, "%s/000000010000000000000005", tmpdir);
+	write_file(path, seg, SEG / 2);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_EINVAL);
+	CHECK(strstr(err_msg(), "its header says segments are") != NULL);
+	/* not WAL at all */
+	memset(seg, 0, 64);
+	write_file(path, seg, SEG);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_EINVAL);
+	CHECK(strstr(err_msg(), "long page header") != NULL);
+	/* not a WAL name */
+	snprintf(path, sizeof path, "%s/RECOVERYXLOG", tmpdir);
+	write_file(path, seg, SEG);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_EINVAL);
+	/* missing */
+	snprintf(path, sizeof path, "%s/000000010000000000000009", tmpdir);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_ENOTFOUND);
+	free(seg);
+	engine_close(r);
+}
+
+static void test_corrupt_object_is_an_error(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char path[400], out[400];
+	wal_push_result res;
+	uint8_t *seg = make_segment(1, 7, SYSID, 3);
+	snprintf(path, sizeof path, "%s/000000010000000000000007", tmpdir);
+	write_file(path, seg, SEG);
+	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	uint8_t *obj;
+	size_t len;
+	CHECK_RC(store_load(r->st, res.key, 1u << 30, &obj, &len));
+	obj[len / 2] ^= 1;
+	CHECK_RC(store_del(r->st, res.key));
+	CHECK_RC(store_put(r->st, res.key, obj, len, 0));
+	snprintf(out, sizeof out, "%s/fetched-corrupt", tmpdir);
+	CHECK(engine_wal_fetch(r, "000000010000000000000007", out, NULL, SYSID) == DRE_ECORRUPT);
+	CHECK(strstr(err_msg(), res.key) != NULL);
+	CHECK(access(out, F_OK) != 0); /* nothing half-written is left for PostgreSQL to read */
+	free(obj);
+	free(seg);
+	engine_close(r);
+}
+
+static void test_history_and_listing(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char pgdata[300], path[500];
+	wal_push_result res;
+	/* a data directory whose control file names the system (history files carry no header) */
+	snprintf(pgdata, sizeof pgdata, "%s/pgdata", tmpdir);
+	mkdir(pgdata, 0700);
+	snprintf(path, sizeof path, "%s/global", pgdata);
+	mkdir(path, 0700);
+	uint8_t ctl[8192] = {0};
+	put_le64(ctl, SYSID);
+	put_le32(ctl + 8, 1300);
+	snprintf(path, sizeof path, "%s/global/pg_control", pgdata);
+	write_file(path, ctl, sizeof ctl);
+	snprintf(path, sizeof path, "%s/pg_wal", pgdata);
+	mkdir(path, 0700);
+
+	/* timeline 1: segments 1, 2, 3, 5 (4 is missing) and 0x1A; timeline 2 branches at 0/3800000 */
+	uint8_t *hexseg = make_segment(1, 0x1A, SYSID, 7);
+	snprintf(path, sizeof path, "%s/pg_wal/00000001000000000000001A", pgdata);
+	write_file(path, hexseg, SEG);
+	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	free(hexseg);
+	char out[600];
+	snprintf(out, sizeof out, "%s/fetched-hex", tmpdir);
+	CHECK_RC(engine_wal_fetch(r, "00000001000000000000001A", out, NULL, SYSID));
+	unsigned segs[] = {1, 2, 3, 5};
+	for (size_t i = 0; i < 4; i++) {
+		uint8_t *seg = make_segment(1, segs[i], SYSID, segs[i]);
+		snprintf(path, sizeof path, "%s/pg_wal/00000001000000000000000%u", pgdata, segs[i]);
+		write_file(path, seg, SEG);
+		CHECK_RC(engine_wal_push(r, path, NULL, &res));
+		free(seg);
+	}
+	uint8_t *seg = make_segment(2, 3, SYSID, 9);
+	snprintf(path, sizeof path, "%s/pg_wal/000000020000000000000003", pgdata);
+	write_file(path, seg, SEG);
+	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	free(seg);
+	const char hist[] = "1\t0/3800000\tbefore 2026-11-21 14:30:00+00\n";
+	snprintf(path, sizeof path, "%s/pg_wal/00000002.history", pgdata);
+	write_file(path, hist, sizeof hist - 1);
+	CHECK_RC(engine_wal_push(r, path, NULL, &res)); /* the system from …/pg_wal/../global/pg_control */
+	CHECK(res.system_id == SYSID);
+
+	wal_archive a;
+	CHECK_RC(wal_archive_load(r, 0, &a));
+	CHECK(a.n == 1 && a.sys[0].system_id == SYSID && a.sys[0].seg_size == SEG && a.sys[0].ntl == 2);
+	if (a.n == 1 && a.sys[0].ntl == 2) {
+		const wal_timeline *t1 = wal_system_timeline(&a.sys[0], 1), *t2 = wal_system_timeline(&a.sys[0], 2);
+		CHECK(t1 && t1->nseg == 5 && t1->segnos[0] == 1 && t1->segnos[3] == 5 && t1->segnos[4] == 0x1A);
+		CHECK(t1 && !t1->history);
+		CHECK(wal_timeline_has(t1, 3) && !wal_timeline_has(t1, 4));
+		CHECK(t2 && t2->nseg == 1 && t2->history);
+	}
+	wal_archive_free(&a);
+
+	wal_history h;
+	CHECK_RC(wal_history_load(r, SYSID, 2, &h));
+	CHECK(h.n == 1 && h.tlis[0] == 1 && h.ends[0] == 0x3800000);
+	CHECK_RC(wal_history_load(r, SYSID, 1, &h));
+	CHECK(h.n == 0);
+	CHECK(wal_history_load(r, SYSID, 3, &h) == DRE_ENOTFOUND);
+
+	/* a segment of another size for the same system is refused */
+	uint8_t *big = calloc(1, 2 * SEG), *hdr = make_segment(1, 6, SYSID, 1);
+	memcpy(big, hdr, 40);
+	free(hdr);
+	put_le32(big + 32, 2 * SEG);
+	put_le64(big + 8, 6 * 2 * (uint64_t)SEG);
+	snprintf(path, sizeof path, "%s/000000010000000000000006", tmpdir);
+	write_file(path, big, 2 * SEG);
+	CHECK(engine_wal_push(r, path, NULL, &res) == DRE_EINVAL);
+	CHECK(strstr(err_msg(), "byte WAL segments") != NULL);
+	free(big);
+	engine_close(r);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "%s/dre-wal-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(tmpdir) == NULL)
+		return 2;
+	RUN(test_names);
+	RUN(test_lsns);
+	RUN(test_push_fetch_roundtrip);
+	RUN(test_push_refuses_bad_files);
+	RUN(test_corrupt_object_is_an_error);
+	RUN(test_history_and_listing);
+	return unit_exit();
+}
