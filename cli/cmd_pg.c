@@ -68,21 +68,35 @@ const cli_command cmd_wal_push = {
 
 /* ---- wal-fetch ---- */
 
-enum { WF_PGDATA };
-static const cli_opt wal_fetch_table[] = {{"pgdata", 0, true}, {0}};
+enum { WF_PGDATA, WF_PREFETCH };
+static const cli_opt wal_fetch_table[] = {{"pgdata", 0, true}, {"prefetch", 0, true}, {0}};
+
+#define WAL_PREFETCH_DEFAULT 8
 
 struct wal_fetch_job {
 	const char *name, *dest, *pgdata;
+	int prefetch;
+	bool hit; /* already moved into place from the prefetch spool */
 };
 
 static int wal_fetch_in_repo(cli_ctx *ctx, repo *r, void *arg)
 {
 	(void)ctx;
 	const struct wal_fetch_job *j = arg;
-	int rc = engine_wal_fetch(r, j->name, j->dest, j->pgdata, 0);
-	if (rc == DRE_ENOTFOUND) /* engine_wal_fetch keeps this code for "not archived" */
-		return CLI_EQUIET;
-	return rc;
+	if (!j->hit) {
+		int rc = engine_wal_fetch(r, j->name, j->dest, j->pgdata, 0);
+		if (rc == DRE_ENOTFOUND) { /* engine_wal_fetch keeps this code for "not archived" */
+			wal_name wn;
+			if (wal_name_parse(j->name, &wn) == 0 && wn.type == WAL_SEGMENT)
+				wal_spool_remove(j->dest); /* the end of the archive: nothing ahead to keep */
+			return CLI_EQUIET;
+		}
+		TRY(rc);
+	}
+	/* PostgreSQL has its file; fetching ahead is only an optimization, its failures are not this call's */
+	if (engine_wal_prefetch(r, j->name, j->dest, j->pgdata, 0, j->prefetch) < 0 && !ctx->quiet)
+		fprintf(stderr, "dre: warning: prefetch after %s: %s\n", j->name, err_msg());
+	return 0;
 }
 
 /* 1 is PostgreSQL's "not there"; anything else must not look like it (> 125: recovery stops, not promotes). */
@@ -94,7 +108,16 @@ static int wal_fetch_exit(int rc)
 static int wal_fetch_run(cli_ctx *ctx, const cli_args *a)
 {
 	TRY(cli_want_args(a, 2, 2, "the WAL file name and the path to write it to (restore_command's %f %p)"));
-	struct wal_fetch_job j = {a->pos[0], a->pos[1], a->opt[WF_PGDATA]};
+	struct wal_fetch_job j = {a->pos[0], a->pos[1], a->opt[WF_PGDATA], WAL_PREFETCH_DEFAULT, false};
+	if (a->opt[WF_PREFETCH]) {
+		uint64_t v;
+		TRY(cli_parse_uint("prefetch", a->opt[WF_PREFETCH], 64, &v));
+		j.prefetch = (int)v;
+	}
+	bool refill;
+	TRY(wal_spool_take(j.name, j.dest, j.prefetch, &j.hit, &refill));
+	if (j.hit && !refill)
+		return 0; /* no need to open the repository at all */
 	return cli_with_repo(ctx, wal_fetch_in_repo, &j);
 }
 
@@ -104,12 +127,15 @@ const cli_command cmd_wal_fetch = {
 	.opts = wal_fetch_table,
 	.run = wal_fetch_run,
 	.exit_status = wal_fetch_exit,
-	.usage = "usage: dre wal-fetch [--pgdata DIR] NAME PATH\n"
+	.usage = "usage: dre wal-fetch [--pgdata DIR] [--prefetch N] NAME PATH\n"
 		 "\n"
 		 "Writes archived WAL file NAME to PATH, checking its checksum:\n"
 		 "    restore_command = 'dre --config /etc/dre/pg.conf wal-fetch %f %p'\n"
 		 "The cluster is the one whose global/pg_control is in --pgdata or the current directory (where\n"
 		 "PostgreSQL runs restore_command), else the repository's only one.\n"
+		 "A segment's fetch also fetches the next N segments (--prefetch, default 8, 0 for none) in parallel\n"
+		 "into pg_wal/.dre-prefetch/, verified, so that the next calls only move a file into place; the\n"
+		 "directory is emptied at the end of the archive and by the first wal-push after promotion.\n"
 		 "\n"
 		 "Exit status: 0 written; 1 NAME is not in the archive (silently: PostgreSQL asks for files that\n"
 		 "never existed); any other error 128 + dre's usual status (129 I/O, 132 wrong password, 133\n"

@@ -7,9 +7,11 @@
  */
 #include "engine/wal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,6 +374,7 @@ int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_resu
 					    "'dre init' (format %d) for WAL archiving", r->format, REPO_FORMAT_VERSION);
 	TRY(wal_name_parse(name, &wn));
 	TRY(read_whole(path, WAL_MAX_FILE, 0, 0, &in, &len));
+	wal_spool_remove(path); /* archiving means recovery is over: what was fetched ahead is not needed */
 
 	uint32_t seg_size = 0;
 	uint16_t magic = 0;
@@ -504,7 +507,8 @@ static int write_file_atomic(const char *dest, const uint8_t *data, size_t len)
 {
 	char dir[4096], tmp[4200];
 	dirname_of(dest, dir, sizeof dir);
-	snprintf(tmp, sizeof tmp, "%s/.dre-wal-fetch.%ld", dir, (long)getpid());
+	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
+	snprintf(tmp, sizeof tmp, "%s/.%s.dre-%ld", dir, base, (long)getpid()); /* unique per thread's dest too */
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_sys("cannot create %s", tmp);
@@ -529,17 +533,28 @@ static int write_file_atomic(const char *dest, const uint8_t *data, size_t len)
 	return rc;
 }
 
+static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *dest);
+
+static int resolve_system(repo *r, const char *pgdata, uint64_t *system_id)
+{
+	if (*system_id != 0)
+		return 0;
+	int rc = pgdata != NULL ? wal_pgdata_system_id(pgdata, system_id) : 0;
+	if (rc < 0) /* DRE_ENOTFOUND is kept for "not archived" */
+		return err_ctx(rc == DRE_ENOTFOUND ? DRE_EINVAL : rc, "--pgdata %s", pgdata);
+	if (pgdata == NULL && wal_pgdata_system_id(".", system_id) < 0)
+		TRY(only_system(r, system_id));
+	return 0;
+}
+
 int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pgdata, uint64_t system_id)
 {
-	wal_name wn;
-	TRY(wal_name_parse(name, &wn));
-	if (system_id == 0) {
-		int rc = pgdata != NULL ? wal_pgdata_system_id(pgdata, &system_id) : 0;
-		if (rc < 0) /* DRE_ENOTFOUND is kept for "not archived" */
-			return err_ctx(rc == DRE_ENOTFOUND ? DRE_EINVAL : rc, "--pgdata %s", pgdata);
-		if (pgdata == NULL && wal_pgdata_system_id(".", &system_id) < 0)
-			TRY(only_system(r, &system_id));
-	}
+	TRY(resolve_system(r, pgdata, &system_id));
+	return fetch_to(r, system_id, name, dest);
+}
+
+static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *dest)
+{
 	uint8_t *obj, *hdr, *out = NULL;
 	size_t plen;
 	char key[WAL_KEY_MAX];
@@ -572,6 +587,161 @@ int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pg
 	free(out);
 	free(obj);
 	return rc;
+}
+
+/* ---- prefetch (restore_command) ----
+ *
+ * Recovery asks for one segment per call and waits on each, and every call would pay for opening the
+ * repository (scrypt) and one round trip. So a fetch of segment S also fetches the next segments of its
+ * timeline, in parallel, into a spool beside the destination (pg_wal/.dre-prefetch/), each verified and
+ * written under a temporary name first; a later call for one of them only renames it into place, without
+ * opening the repository, and tops the spool up when it runs low. A miss (the end of the archive) empties
+ * the spool, as does the first wal-push after promotion: nothing is left behind in pg_wal.
+ */
+
+#define SPOOL_DIR ".dre-prefetch"
+
+static void spool_dir(const char *dest, char *out, size_t cap)
+{
+	char dir[4096];
+	dirname_of(dest, dir, sizeof dir);
+	snprintf(out, cap, "%s/" SPOOL_DIR, dir);
+}
+
+/* Removes the spool's files: all, or those of segments before `before` on its timeline. */
+static void spool_clean(const char *spool, const wal_name *before)
+{
+	DIR *d = opendir(spool);
+	struct dirent *de;
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		wal_name wn;
+		char path[4400];
+		if (de->d_name[0] == '.')
+			continue;
+		bool old = wal_name_parse(de->d_name, &wn) < 0 || before == NULL ||
+			   (wn.tli == before->tli && (wn.log < before->log || (wn.log == before->log && wn.seg < before->seg)));
+		snprintf(path, sizeof path, "%s/%s", spool, de->d_name);
+		if (old)
+			unlink(path);
+	}
+	closedir(d);
+	if (before == NULL)
+		rmdir(spool);
+}
+
+void wal_spool_remove(const char *wal_path)
+{
+	char spool[4200];
+	spool_dir(wal_path, spool, sizeof spool);
+	spool_clean(spool, NULL);
+}
+
+int wal_spool_take(const char *name, const char *dest, int prefetch, bool *hit, bool *refill)
+{
+	char spool[4200], path[4300];
+	wal_name wn;
+	*hit = *refill = false;
+	TRY(wal_name_parse(name, &wn));
+	if (wn.type != WAL_SEGMENT || prefetch <= 0)
+		return 0;
+	spool_dir(dest, spool, sizeof spool);
+	snprintf(path, sizeof path, "%s/%s", spool, name);
+	if (rename(path, dest) == 0)
+		*hit = true;
+	else if (errno != ENOENT && errno != ENOTDIR)
+		return err_sys("cannot move %s to %s", path, dest);
+	if (!*hit)
+		return 0;
+	spool_clean(spool, &wn);
+	/* top up when fewer than half of the segments fetched ahead are left */
+	int ahead = 0; /* what is left after the cleaning is ahead of this segment */
+	DIR *d = opendir(spool);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL)
+		ahead += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	*refill = ahead < (prefetch + 1) / 2;
+	return 0;
+}
+
+struct prefetch {
+	repo *r;
+	uint64_t sysid;
+	const char *spool;
+	char (*names)[WAL_NAME_MAX];
+	int n, next;
+	bool stop; /* a segment is not archived: the archive ends there */
+	pthread_mutex_t mu;
+};
+
+static void *prefetch_thread(void *arg)
+{
+	struct prefetch *pf = arg;
+	for (;;) {
+		pthread_mutex_lock(&pf->mu);
+		int i = pf->stop ? pf->n : pf->next++;
+		pthread_mutex_unlock(&pf->mu);
+		if (i >= pf->n)
+			return NULL;
+		char path[4400];
+		snprintf(path, sizeof path, "%s/%s", pf->spool, pf->names[i]);
+		if (access(path, F_OK) == 0)
+			continue;
+		int rc = fetch_to(pf->r, pf->sysid, pf->names[i], path);
+		if (rc < 0) { /* the file itself is fetched, and errors reported, when it is asked for */
+			pthread_mutex_lock(&pf->mu);
+			pf->stop = true;
+			pthread_mutex_unlock(&pf->mu);
+		}
+	}
+}
+
+int engine_wal_prefetch(repo *r, const char *name, const char *dest, const char *pgdata, uint64_t system_id,
+			int count)
+{
+	wal_name wn;
+	char spool[4200];
+	uint32_t seg_size;
+	uint16_t magic;
+	TRY(wal_name_parse(name, &wn));
+	if (wn.type != WAL_SEGMENT || count <= 0)
+		return 0;
+	TRY(resolve_system(r, pgdata, &system_id));
+	TRY(system_load(r, system_id, &seg_size, &magic));
+	spool_dir(dest, spool, sizeof spool);
+	if (mkdir(spool, 0700) < 0 && errno != EEXIST)
+		return err_sys("cannot create the prefetch directory %s", spool);
+
+	struct prefetch pf = {.r = r, .sysid = system_id, .spool = spool, .n = count};
+	pf.names = calloc((size_t)count, sizeof *pf.names);
+	if (pf.names == NULL)
+		return err_set(DRE_ENOMEM, "cannot prefetch");
+	uint64_t segno = wal_name_segno(&wn, seg_size);
+	for (int i = 0; i < count; i++)
+		wal_segment_name(wn.tli, segno + 1 + (uint64_t)i, seg_size, pf.names[i]);
+	pthread_mutex_init(&pf.mu, NULL);
+	/* as many at once as the store wants in flight, at least one per core; each holds one segment */
+	size_t nthreads = (size_t)(store_in_flight(r->st) > 0 ? store_in_flight(r->st) : 0);
+	if (nthreads < online_cpus())
+		nthreads = online_cpus();
+	if (nthreads > (size_t)count)
+		nthreads = (size_t)count;
+	pthread_t th[16];
+	size_t started = 0;
+	for (; started < nthreads && started < 16; started++)
+		if (pthread_create(&th[started], NULL, prefetch_thread, &pf) != 0)
+			break;
+	if (started == 0)
+		prefetch_thread(&pf);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&pf.mu);
+	free(pf.names);
+	rmdir(spool); /* only when nothing was fetched: no empty directory left in pg_wal */
+	return 0;
 }
 
 /* ---- the archive's shape ---- */
