@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""An independent reader of the dre repository format (version 1).
+"""An independent reader of the dre repository format (versions 1 and 2).
 
 Written from format-spec.md alone, without looking at dre's C sources: if it reads what dre writes, the spec is
 enough to write a compatible reader. Section numbers (§n) below refer to format-spec.md.
@@ -8,6 +8,7 @@ enough to write a compatible reader. Section numbers (§n) below refer to format
     spec_decoder.py REPO_DIR PASSWORD_FILE restore SNAPSHOT_ID OUTDIR
     spec_decoder.py REPO_DIR PASSWORD_FILE chunks SNAPSHOT_ID
     spec_decoder.py REPO_DIR PASSWORD_FILE verify
+    spec_decoder.py REPO_DIR PASSWORD_FILE wal SYSTEM_ID WAL_FILE_NAME OUTFILE
 
 Any decoding or verification failure prints a message and exits with status 1.
 Needs Debian's python3-cryptography, python3-zstandard and python3-xxhash (run with /usr/bin/python3).
@@ -196,6 +197,38 @@ class Repo:
         check(avg & (avg - 1) == 0 and 0 < lo <= avg <= hi, f"config: bad chunker sizes {lo}/{avg}/{hi}")
         check(comp == 1 and 1 <= level <= 19 and zero == 0, "config: bad compression fields")
         return {"version": version, "id": repo_id, "chunker": (lo, avg, hi), "pack_size": pack_size, "level": level, "time": ctime}
+
+    # -- WAL archive (§15)
+
+    def wal_keys(self):
+        """Every wal/<system>/<timeline>/<name> key, and every wal/<system>/system key."""
+        out = []
+        for sysdir in self.keys("wal"):
+            for k in self.keys(sysdir):
+                out.extend(self.keys(k) if os.path.isdir(os.path.join(self.root, k)) else [k])
+        return out
+
+    def read_wal(self, key):
+        """(kind, fields): the system record, or a file's bytes after its checks."""
+        pt = self.envelope(key, b"W")
+        check(len(pt) >= 2 and pt[0] == 1, f"{key}: unknown WAL object format")
+        if pt[1] == 2:
+            check(key.endswith("/system") and len(pt) == 24, f"{key}: bad system record")
+            magic, seg_size, sysid, created = struct.unpack("<HIQq", pt[2:24])
+            check(seg_size & (seg_size - 1) == 0 and (1 << 20) <= seg_size <= (1 << 30), f"{key}: segment size")
+            check(key == f"wal/{sysid}/system", f"{key}: names system {sysid}")
+            return "system", {"seg_size": seg_size, "system_id": sysid}
+        check(pt[1] == 1 and len(pt) >= 40, f"{key}: not a WAL file object")
+        flags, size, digest, pushed = pt[2], struct.unpack("<Q", pt[8:16])[0], pt[16:32], struct.unpack("<q", pt[32:40])[0]
+        check(flags & ~1 == 0 and pt[3:8] == bytes(5), f"{key}: reserved bits set")
+        body = pt[40:]
+        if flags & 1:
+            body = zstandard.ZstdDecompressor().decompress(body, max_output_size=size)
+        check(len(body) == size, f"{key}: {len(body)} bytes, header says {size}")
+        check(xxhash.xxh3_128_digest(body) == digest, f"{key}: XXH3-128 mismatch")
+        parts = key.split("/")
+        check(len(parts) == 4 and parts[2] == parts[3][:8] and parts[3] == parts[3].lower(), f"{key}: misplaced")
+        return "file", {"bytes": body, "pushed": pushed}
 
     # -- index (§9)
 
@@ -406,13 +439,26 @@ def cmd_verify(repo):
                 check(cid in repo.index, f"snapshot {s['id']}: {node['path']}: chunk {cid.hex()} not indexed")
             size = sum(repo.index[cid][3] for cid in node["chunks"])
             check(size == node["size"], f"snapshot {s['id']}: {node['path']}: chunks sum to {size}")
+    wal_files = 0
+    for key in repo.wal_keys():
+        kind, _ = repo.read_wal(key)
+        wal_files += kind == "file"
     orphans = len(present - set(repo.pack_entries))
     print(f"keys: {len(key_objects)} intact, {opened} opened by this password")
     print(f"config: version {repo.config.get('version', 1)}, chunker min/avg/max {repo.config['chunker']}, zstd level {repo.config['level']}")
     print(f"index: {len(repo.keys('index'))} objects, {len(repo.index)} chunks")
     print(f"packs: {len(packs)} ({orphans} not indexed), {nblobs} blobs, {nbytes} bytes, all authenticated")
     print(f"snapshots: {len(snaps)}, {sum(len(s['nodes']) for s in snaps)} nodes, every chunk indexed")
+    print(f"wal: {wal_files} archived files, all authenticated and checksummed")
     print("verify: OK")
+
+
+def cmd_wal(repo, system, name, out):
+    """Writes archived WAL file NAME of SYSTEM to OUT."""
+    kind, f = repo.read_wal(f"wal/{system}/{name[:8].lower()}/{name.lower()}")
+    check(kind == "file", f"{name}: not a WAL file")
+    with open(out, "wb") as fh:
+        fh.write(f["bytes"])
 
 
 def main(argv):
@@ -424,7 +470,7 @@ def main(argv):
     if password.endswith(b"\n"):  # dre's password files: one trailing newline is ignored
         password = password[:-1]
     commands = {"list": (cmd_list, 0), "restore": (cmd_restore, 2), "chunks": (cmd_chunks, 1),
-                "verify": (cmd_verify, 0)}
+                "verify": (cmd_verify, 0), "wal": (cmd_wal, 3)}
     if cmd not in commands or len(args) != commands[cmd][1]:
         sys.exit(__doc__)
     try:
