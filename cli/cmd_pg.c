@@ -225,8 +225,8 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 		size_t si;
 		json_t *sj;
 		json_array_foreach(systems, si, sj) {
-			printf("system %s (segments of %s bytes)\n", json_string_value(json_object_get(sj, "system_id")),
-			       json_dumps(json_object_get(sj, "segment_size"), JSON_ENCODE_ANY));
+			printf("system %s (segments of %lld bytes)\n", json_string_value(json_object_get(sj, "system_id")),
+			       (long long)json_integer_value(json_object_get(sj, "segment_size")));
 			size_t ti;
 			json_t *tj;
 			json_array_foreach(json_object_get(sj, "timelines"), ti, tj) {
