@@ -22,14 +22,14 @@ static const char *plural(size_t n)
 static int check_print(const cli_ctx *ctx, const check_opts *o, const check_report *rep)
 {
 	if (ctx->json)
-		return cli_print_json(stdout, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "snapshots",
+		return cli_print_json(stdout, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I}", "snapshots",
 							(json_int_t)rep->snapshots, "packs", (json_int_t)rep->packs,
 							"index_objects", (json_int_t)rep->index_objects, "chunks",
 							(json_int_t)rep->chunks, "errors", (json_int_t)rep->errors,
 							"unreferenced_packs", (json_int_t)rep->unreferenced_packs,
 							"incomplete_uploads", (json_int_t)rep->incomplete_uploads,
 							"read_data", o->read_data, "bytes_read",
-							(json_int_t)rep->bytes_read));
+							(json_int_t)rep->bytes_read, "wal_files", (json_int_t)rep->wal_files));
 	if (ctx->quiet)
 		return 0;
 	if (rep->unreferenced_packs > 0)
@@ -44,6 +44,8 @@ static int check_print(const cli_ctx *ctx, const check_opts *o, const check_repo
 	printf("checked %zu snapshot%s, %zu pack%s, %zu index object%s, %zu chunk%s", rep->snapshots,
 	       plural(rep->snapshots), rep->packs, plural(rep->packs), rep->index_objects, plural(rep->index_objects),
 	       rep->chunks, plural(rep->chunks));
+	if (rep->wal_files > 0)
+		printf(", %zu archived WAL file%s", rep->wal_files, plural(rep->wal_files));
 	if (o->read_data)
 		printf(", read %.1f MB", (double)rep->bytes_read / 1e6);
 	if (rep->errors == 0)

@@ -16,6 +16,7 @@
 
 #include "engine/engine.h"
 #include "engine/index.h"
+#include "engine/wal.h"
 #include "engine/pack.h"
 
 struct check {
@@ -225,6 +226,14 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 		check_snapshots(&c);
 		count_unreferenced(&c);
 		rc = err_ctx(store_uploads(r->st, count_upload, rep), "listing unfinished multipart uploads");
+	}
+	if (rc == 0) {
+		wal_check_report wr;
+		rc = wal_check_archive(r, o->read_data, o->hooks.warn, o->hooks.arg, &wr);
+		rep->wal_files = wr.files;
+		rep->errors += wr.errors;
+		if (o->read_data)
+			rep->bytes_read += wr.stored;
 	}
 	if (rc == 0 && !o->read_data)
 		rep->chunks = index_count(c.idx);

@@ -108,6 +108,7 @@ typedef struct check_report {
 	size_t errors;      /* problems that make some snapshot unrestorable or the repository inconsistent */
 	size_t unreferenced_packs; /* packs no index lists (an interrupted push); not an error */
 	size_t incomplete_uploads; /* multipart uploads never completed (a push killed mid-put); not an error */
+	size_t wal_files;          /* archived WAL files (with read_data: each decrypted and checksummed) */
 	uint64_t bytes_read;
 } check_report;
 

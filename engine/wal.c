@@ -553,35 +553,43 @@ int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pg
 	return fetch_to(r, system_id, name, dest);
 }
 
+/* A file object's bytes, decompressed when they are a zstd frame (then *alloc is to be freed) and checked
+ * against the header's XXH3-128. */
+static int file_decode(const char *key, const uint8_t *hdr, size_t plen, uint8_t **alloc, const uint8_t **body,
+		       uint64_t *size)
+{
+	*size = get_le64(hdr + 8);
+	*body = hdr + WAL_FILE_HDR;
+	*alloc = NULL;
+	size_t blen = plen - WAL_FILE_HDR;
+	if (hdr[2] & WAL_FLAG_ZSTD) {
+		if ((*alloc = malloc(*size ? *size : 1)) == NULL)
+			return err_set(DRE_ENOMEM, "cannot allocate %" PRIu64 " bytes for %s", *size, key);
+		size_t n = ZSTD_decompress(*alloc, *size, *body, blen);
+		*body = *alloc;
+		if (ZSTD_isError(n) || n != *size)
+			return err_set(DRE_ECORRUPT, "corrupt object %s: its zstd frame does not decode to %" PRIu64 " bytes",
+				       key, *size);
+	} else if (blen != *size) {
+		return err_set(DRE_ECORRUPT, "corrupt object %s: %zu bytes of data, its header says %" PRIu64, key, blen,
+			       *size);
+	}
+	uint8_t xxh[16];
+	XXH128_canonicalFromHash((XXH128_canonical_t *)xxh, XXH3_128bits(*body, *size));
+	if (memcmp(xxh, hdr + 16, 16) != 0)
+		return err_set(DRE_ECORRUPT, "corrupt object %s: checksum mismatch", key);
+	return 0;
+}
+
 static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *dest)
 {
 	uint8_t *obj, *hdr, *out = NULL;
+	const uint8_t *body;
 	size_t plen;
+	uint64_t size;
 	char key[WAL_KEY_MAX];
 	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
-	uint64_t size = get_le64(hdr + 8);
-	const uint8_t *body = hdr + WAL_FILE_HDR;
-	size_t blen = plen - WAL_FILE_HDR;
-	int rc = 0;
-	if (hdr[2] & WAL_FLAG_ZSTD) {
-		out = malloc(size ? size : 1);
-		if (out == NULL)
-			rc = err_set(DRE_ENOMEM, "cannot allocate %" PRIu64 " bytes for %s", size, key);
-		size_t n = rc == 0 ? ZSTD_decompress(out, size, body, blen) : 0;
-		if (rc == 0 && (ZSTD_isError(n) || n != size))
-			rc = err_set(DRE_ECORRUPT, "corrupt object %s: its zstd frame does not decode to %" PRIu64 " bytes",
-				     key, size);
-		body = out;
-	} else if (blen != size) {
-		rc = err_set(DRE_ECORRUPT, "corrupt object %s: %zu bytes of data, its header says %" PRIu64, key, blen,
-			     size);
-	}
-	if (rc == 0) {
-		uint8_t xxh[16];
-		XXH128_canonicalFromHash((XXH128_canonical_t *)xxh, XXH3_128bits(body, size));
-		if (memcmp(xxh, hdr + 16, 16) != 0)
-			rc = err_set(DRE_ECORRUPT, "corrupt object %s: checksum mismatch", key);
-	}
+	int rc = file_decode(key, hdr, plen, &out, &body, &size);
 	if (rc == 0)
 		rc = write_file_atomic(dest, body, size);
 	free(out);
@@ -935,21 +943,17 @@ int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out
 	if (rc == DRE_ENOTFOUND)
 		return err_set(DRE_ENOTFOUND, "timeline %u has no history file %s in the archive", tli, name);
 	TRY(rc);
-	uint64_t size = get_le64(hdr + 8);
-	if (size > (1u << 20))
+	uint8_t *unz = NULL;
+	const uint8_t *body;
+	uint64_t size;
+	rc = file_decode(key, hdr, plen, &unz, &body, &size);
+	if (rc == 0 && size > (1u << 20))
 		rc = err_set(DRE_ECORRUPT, "%s: a history file of %" PRIu64 " bytes", key, size);
 	if (rc == 0 && (text = malloc(size + 1)) == NULL)
 		rc = err_set(DRE_ENOMEM, "cannot read %s", key);
-	if (rc == 0 && (hdr[2] & WAL_FLAG_ZSTD)) {
-		size_t n = ZSTD_decompress(text, size, hdr + WAL_FILE_HDR, plen - WAL_FILE_HDR);
-		if (ZSTD_isError(n) || n != size)
-			rc = err_set(DRE_ECORRUPT, "corrupt object %s: its zstd frame does not decode", key);
-	} else if (rc == 0) {
-		if (plen - WAL_FILE_HDR != size)
-			rc = err_set(DRE_ECORRUPT, "corrupt object %s: wrong length", key);
-		else
-			memcpy(text, hdr + WAL_FILE_HDR, size);
-	}
+	if (rc == 0)
+		memcpy(text, body, size);
+	free(unz);
 	free(obj);
 	if (rc < 0) {
 		free(text);
@@ -983,4 +987,55 @@ int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out
 	}
 	free(text);
 	return rc;
+}
+
+/* ---- check ---- */
+
+struct wal_check {
+	repo *r;
+	bool read_data;
+	void (*warn)(void *arg, const char *msg);
+	void *arg;
+	wal_check_report *rep;
+};
+
+static int check_one(void *arg, const char *key, uint64_t size)
+{
+	struct wal_check *c = arg;
+	const char *name = strrchr(key, '/');
+	if (name == NULL || strcmp(name, "/system") == 0)
+		return 0;
+	c->rep->files++;
+	c->rep->stored += size;
+	if (!c->read_data)
+		return 0;
+	uint8_t *obj, *hdr, *unz = NULL;
+	const uint8_t *body;
+	size_t len, plen;
+	uint64_t fsize;
+	int rc = store_load(c->r->st, key, WAL_MAX_OBJECT, &obj, &len);
+	if (rc == 0) {
+		rc = repo_open_object(c->r, 'W', key, obj, len, &hdr, &plen);
+		if (rc == 0 && (plen < WAL_FILE_HDR || hdr[0] != WAL_FORMAT || hdr[1] != WAL_KIND_FILE))
+			rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
+		if (rc == 0)
+			rc = file_decode(key, hdr, plen, &unz, &body, &fsize);
+		free(unz);
+		free(obj);
+	}
+	if (rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) {
+		c->rep->errors++;
+		if (c->warn)
+			c->warn(c->arg, err_msg());
+		return 0;
+	}
+	return rc;
+}
+
+int wal_check_archive(repo *r, bool read_data, void (*warn)(void *arg, const char *msg), void *arg,
+		      wal_check_report *rep)
+{
+	struct wal_check c = {r, read_data, warn, arg, rep};
+	memset(rep, 0, sizeof *rep);
+	return store_list(r->st, "wal/", check_one, &c);
 }

@@ -129,4 +129,13 @@ typedef struct wal_history {
 /* Timeline 1 has no history file (n = 0); another timeline's missing history file is DRE_ENOTFOUND. */
 int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out);
 
+/* For dre check: counts the archived files; with read_data decrypts and checksums each, reporting the damaged
+ * ones through warn (errors counted) and returning <0 only when it could not run. */
+typedef struct wal_check_report {
+	size_t files, errors;
+	uint64_t stored;
+} wal_check_report;
+int wal_check_archive(repo *r, bool read_data, void (*warn)(void *arg, const char *msg), void *arg,
+		      wal_check_report *rep);
+
 #endif

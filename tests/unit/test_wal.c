@@ -216,6 +216,11 @@ static void test_corrupt_object_is_an_error(void)
 	CHECK(engine_wal_fetch(r, "000000010000000000000007", out, NULL, SYSID) == DRE_ECORRUPT);
 	CHECK(strstr(err_msg(), res.key) != NULL);
 	CHECK(access(out, F_OK) != 0); /* nothing half-written is left for PostgreSQL to read */
+	wal_check_report rep;
+	CHECK_RC(wal_check_archive(r, false, NULL, NULL, &rep));
+	CHECK(rep.files == 1 && rep.errors == 0); /* without reading, only counted */
+	CHECK_RC(wal_check_archive(r, true, NULL, NULL, &rep));
+	CHECK(rep.files == 1 && rep.errors == 1);
 	free(obj);
 	free(seg);
 	engine_close(r);
