@@ -6,6 +6,7 @@
 #   make demo       build, push and restore a generated dump on the default repository
 #   make bench      speed of each stage and of whole push/restore on generated data
 #   make bench-s3   push/restore on local and S3 stores side by side (starts a Ceph gateway)
+#   make bench-wal  wal-push latency per 16 MiB segment, dre against pgBackRest, and pg-backup speed
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -28,7 +29,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench bench-s3 clean unit
+.PHONY: all deps test asan demo bench bench-s3 bench-wal clean unit
 
 all: dre $(BUILD)/dre-gendump
 
@@ -81,6 +82,10 @@ bench: deps all $(BUILD)/dre-bench
 # push and restore on a local directory and on S3 (a Ceph gateway, directly and behind an emulated wide-area link)
 bench-s3: deps all
 	bench/s3bench --size 1024
+
+# archive_command latency on a private PostgreSQL 15 cluster: dre wal-push against pgbackrest archive-push
+bench-wal: deps all
+	bench/walbench
 
 clean:
 	rm -rf build build-asan dre

@@ -485,16 +485,23 @@ static int wal_check(repo *r, const pg_restore_opts *o, const wal_system *s, con
 						      "%s) cannot be made consistent without it",
 				       name, in->start_wal, in->start_wal, in->stop_wal);
 		if (o->target == PG_TARGET_TIME && sn > first) {
-			/* a target reached before the gap needs nothing after it: what was archived before the gap
-			 * holds the commits up to the time the segment before it was pushed */
-			int64_t pushed;
-			uint64_t size;
-			uint32_t prev_tli = path_tli_for(p, sn - 1, seg);
-			char prev[WAL_NAME_MAX];
-			wal_segment_name(prev_tli, sn - 1, seg, prev);
-			TRY(wal_object_info(r, s->system_id, prev, &pushed, &size));
-			if (o->time_ns <= pushed)
-				return 0;
+			/* recovery stops at the first commit or abort after the target: when one lies before the
+			 * gap, nothing after it is read. The nearest segment before it that ended a transaction
+			 * says (wal-push recorded the time of its last one). */
+			for (uint64_t back = sn - 1, tries = 0; back >= first && tries < 64; back--, tries++) {
+				int64_t pushed, last_xact;
+				uint64_t size;
+				char prev[WAL_NAME_MAX];
+				wal_segment_name(path_tli_for(p, back, seg), back, seg, prev);
+				TRY(wal_object_info(r, s->system_id, prev, &pushed, &last_xact, &size));
+				if (last_xact != 0) {
+					if (o->time_ns < last_xact)
+						return 0;
+					break;
+				}
+				if (back == 0)
+					break;
+			}
 		}
 		return err_set(DRE_ENOTFOUND,
 			       "WAL segment %s is missing from the archive (a gap after %s): recovery to the target "

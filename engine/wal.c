@@ -28,7 +28,7 @@
 #define WAL_KIND_FILE 1
 #define WAL_KIND_SYSTEM 2
 #define WAL_FLAG_ZSTD 1u
-#define WAL_FILE_HDR 40   /* format, kind, flags, zero, u32 zero, u64 size, 16 xxh128, i64 pushed */
+#define WAL_FILE_HDR 48 /* format, kind, flags, 5 zero, u64 size, 16 xxh128, i64 pushed, i64 last xact time */
 #define WAL_SYSTEM_LEN 24 /* format, kind, u16 page magic, u32 segment size, u64 system id, i64 created */
 #define WAL_MAX_FILE (1u << 30)
 #define WAL_MAX_OBJECT (WAL_MAX_FILE + (4u << 20))
@@ -324,6 +324,122 @@ static int find_system_id(const char *path, const char *pgdata, uint64_t *sysid)
 		       "or give --pgdata", path);
 }
 
+/*
+ * The time of the last transaction that ended (commit or abort record) in a segment, ns since the epoch, or 0.
+ * Recovery to a time T stops at the first such record after T, so this is what tells whether a target is
+ * reached before a missing segment. It reads PostgreSQL's record layout (access/xlogrecord.h, unchanged from
+ * 10 to 17): page headers are skipped, each page's address is checked (a recycled segment holds stale pages
+ * past the last record), and the walk stops at an XLOG_SWITCH or at the first record that does not fit.
+ */
+#define XLP_FIRST_IS_CONTRECORD 0x0001
+#define XLOG_SHORT_PHD 24
+#define XLOG_LONG_PHD 40
+#define XLOG_RECORD_HDR 24
+#define RM_XLOG_ID 0
+#define RM_XACT_ID 1
+#define XLOG_SWITCH 0x40
+#define PG_EPOCH_OFFSET_US INT64_C(946684800000000) /* 2000-01-01 in Unix microseconds */
+
+struct wal_cursor {
+	const uint8_t *seg;
+	size_t len;
+	uint32_t blcksz;
+	uint64_t base;  /* LSN of the segment's first byte */
+	uint16_t magic;
+	size_t pos;     /* physical offset of the next payload byte */
+};
+
+/* Moves over a page header when pos is at a page start; false when the page is not this segment's. */
+static bool cursor_page(struct wal_cursor *c)
+{
+	if (c->pos % c->blcksz != 0)
+		return true;
+	if (c->pos + XLOG_LONG_PHD > c->len)
+		return false;
+	const uint8_t *ph = c->seg + c->pos;
+	if (get_le16(ph) != c->magic || get_le64(ph + 8) != c->base + c->pos)
+		return false;
+	c->pos += c->pos == 0 ? XLOG_LONG_PHD : XLOG_SHORT_PHD;
+	return true;
+}
+
+/* Copies (out may be NULL: skips) n payload bytes. */
+static bool cursor_read(struct wal_cursor *c, uint8_t *out, size_t n)
+{
+	while (n > 0) {
+		if (!cursor_page(c))
+			return false;
+		size_t room = c->blcksz - c->pos % c->blcksz;
+		size_t take = n < room ? n : room;
+		if (c->pos + take > c->len)
+			return false;
+		if (out) {
+			memcpy(out, c->seg + c->pos, take);
+			out += take;
+		}
+		c->pos += take;
+		n -= take;
+	}
+	return true;
+}
+
+static int64_t segment_last_xact_ns(const uint8_t *seg, size_t len, uint64_t base)
+{
+	struct wal_cursor c = {seg, len, get_le32(seg + 36), base, get_le16(seg), 0};
+	int64_t last = 0;
+	if (c.blcksz < 1024 || c.blcksz > (1u << 16) || (c.blcksz & (c.blcksz - 1)) || len % c.blcksz)
+		return 0;
+	uint32_t cont = get_le16(seg + 2) & XLP_FIRST_IS_CONTRECORD ? get_le32(seg + 16) : 0;
+	if (!cursor_page(&c) || !cursor_read(&c, NULL, cont))
+		return 0;
+	for (;;) {
+		uint8_t rec[XLOG_RECORD_HDR];
+		c.pos = (c.pos + 7) & ~(size_t)7; /* records start MAXALIGNed */
+		if (c.pos >= len || !cursor_read(&c, rec, sizeof rec))
+			break;
+		uint32_t tot = get_le32(rec);
+		uint8_t info = rec[16], rmid = rec[17];
+		if (tot < XLOG_RECORD_HDR || tot > WAL_MAX_FILE)
+			break;
+		if (rmid == RM_XLOG_ID && (info & 0xf0) == XLOG_SWITCH)
+			break;
+		uint8_t op = info & 0x70; /* XLOG_XACT_OPMASK: commit, abort, commit/abort prepared */
+		bool xact_end = rmid == RM_XACT_ID && (op == 0x00 || op == 0x20 || op == 0x30 || op == 0x40);
+		size_t rest = tot - XLOG_RECORD_HDR;
+		if (!xact_end || rest > 4096) {
+			if (!cursor_read(&c, NULL, rest))
+				break;
+			continue;
+		}
+		uint8_t body[4096];
+		if (!cursor_read(&c, body, rest))
+			break;
+		/* block headers: origin (253, u16), top-level xid (252, u32), then the main data length */
+		size_t off = 0, main_len = 0;
+		bool found = false;
+		while (off < rest && !found) {
+			uint8_t id = body[off++];
+			if (id == 253)
+				off += 2;
+			else if (id == 252)
+				off += 4;
+			else if (id == 255 && off + 1 <= rest)
+				main_len = body[off], found = true;
+			else if (id == 254 && off + 4 <= rest)
+				main_len = get_le32(body + off), found = true;
+			else
+				break; /* a block reference: not a plain commit/abort record */
+		}
+		if (!found || main_len < 8 || main_len > rest)
+			continue;
+		int64_t us = (int64_t)get_le64(body + rest - main_len); /* xl_xact_commit.xact_time */
+		int64_t ns = (us + PG_EPOCH_OFFSET_US) * 1000;
+		if (us > 0 && us < INT64_C(4102444800000000) && ns > last) /* before 2130 */
+			last = ns;
+	}
+	return last;
+}
+
 /* Compares an archived object with the file being pushed: same size and XXH3-128 is the same file. */
 static int same_as_archived(repo *r, const char *key, uint64_t size, const uint8_t xxh[16], bool *same)
 {
@@ -411,6 +527,8 @@ int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_resu
 		put_le64(hdr + 8, len);
 		memcpy(hdr + 16, xxh, 16);
 		put_le64(hdr + 32, (uint64_t)now_ns());
+		if (seg_size != 0)
+			put_le64(hdr + 40, (uint64_t)segment_last_xact_ns(in, len, wal_name_segno(&wn, seg_size) * seg_size));
 		if (clen == 0)
 			memcpy(body, in, len);
 		size_t plain = WAL_FILE_HDR + (clen ? clen : len);
@@ -494,13 +612,15 @@ static int load_file_object(repo *r, uint64_t sysid, const char *name, uint8_t *
 	return rc;
 }
 
-int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *pushed_ns, uint64_t *size)
+int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *pushed_ns, int64_t *last_xact_ns,
+		    uint64_t *size)
 {
 	uint8_t *obj, *hdr;
 	size_t plen;
 	char key[WAL_KEY_MAX];
 	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
 	*pushed_ns = (int64_t)get_le64(hdr + 32);
+	*last_xact_ns = (int64_t)get_le64(hdr + 40);
 	*size = get_le64(hdr + 8);
 	free(obj);
 	return 0;

@@ -86,8 +86,10 @@ int engine_wal_prefetch(repo *r, const char *name, const char *dest, const char 
 int wal_spool_take(const char *name, const char *dest, int prefetch, bool *hit, bool *refill);
 void wal_spool_remove(const char *wal_path);
 
-/* Reads the header of an archived file without keeping its body: when it was pushed and its size. */
-int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *pushed_ns, uint64_t *size);
+/* Reads the header of an archived file without keeping its body: when it was pushed, the time of the last
+ * transaction commit or abort in it (0: none, or not a segment), its size. */
+int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *pushed_ns, int64_t *last_xact_ns,
+		    uint64_t *size);
 
 /* ---- the archive's shape, from one listing ---- */
 

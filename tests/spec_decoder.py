@@ -218,17 +218,18 @@ class Repo:
             check(seg_size & (seg_size - 1) == 0 and (1 << 20) <= seg_size <= (1 << 30), f"{key}: segment size")
             check(key == f"wal/{sysid}/system", f"{key}: names system {sysid}")
             return "system", {"seg_size": seg_size, "system_id": sysid}
-        check(pt[1] == 1 and len(pt) >= 40, f"{key}: not a WAL file object")
-        flags, size, digest, pushed = pt[2], struct.unpack("<Q", pt[8:16])[0], pt[16:32], struct.unpack("<q", pt[32:40])[0]
+        check(pt[1] == 1 and len(pt) >= 48, f"{key}: not a WAL file object")
+        flags, size, digest = pt[2], struct.unpack("<Q", pt[8:16])[0], pt[16:32]
+        pushed, last_xact = struct.unpack("<qq", pt[32:48])
         check(flags & ~1 == 0 and pt[3:8] == bytes(5), f"{key}: reserved bits set")
-        body = pt[40:]
+        body = pt[48:]
         if flags & 1:
             body = zstandard.ZstdDecompressor().decompress(body, max_output_size=size)
         check(len(body) == size, f"{key}: {len(body)} bytes, header says {size}")
         check(xxhash.xxh3_128_digest(body) == digest, f"{key}: XXH3-128 mismatch")
         parts = key.split("/")
         check(len(parts) == 4 and parts[2] == parts[3][:8] and parts[3] == parts[3].lower(), f"{key}: misplaced")
-        return "file", {"bytes": body, "pushed": pushed}
+        return "file", {"bytes": body, "pushed": pushed, "last_xact": last_xact}
 
     # -- index (§9)
 

@@ -307,6 +307,91 @@ static void test_history_and_listing(void)
 	engine_close(r);
 }
 
+
+/* A record as PostgreSQL lays it out: XLogRecord header, then (commit/abort) the main data length and data. */
+static size_t put_record(uint8_t *seg, size_t pos, uint8_t rmid, uint8_t info, int64_t xact_time_us, uint32_t pad)
+{
+	uint8_t rec[4096] = {0};
+	size_t n = 24;
+	if (rmid == 1) {
+		rec[n++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
+		rec[n++] = 8;
+		put_le64(rec + n, (uint64_t)xact_time_us);
+		n += 8;
+	} else {
+		n += pad;
+	}
+	put_le32(rec, (uint32_t)n);
+	rec[16] = info;
+	rec[17] = rmid;
+	/* copy around page headers (8192-byte pages: 40 bytes on the first, 24 on the others) */
+	for (size_t i = 0; i < n; i++) {
+		if (pos % 8192 == 0)
+			pos += pos == 0 ? 40 : 24;
+		seg[pos++] = rec[i];
+	}
+	return (pos + 7) & ~(size_t)7;
+}
+
+static void page_header(uint8_t *seg, size_t page, uint64_t segno, uint16_t info, uint32_t rem_len)
+{
+	uint8_t *ph = seg + page * 8192;
+	memset(ph, 0, 24);
+	put_le16(ph, 0xD110);
+	put_le16(ph + 2, info);
+	put_le32(ph + 4, 1);
+	put_le64(ph + 8, segno * SEG + page * 8192);
+	put_le32(ph + 16, rem_len);
+}
+
+static void test_last_transaction_time(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	const int64_t t1 = INT64_C(849000000000000), t2 = t1 + 5000000, stale = t1 + 99000000; /* µs since 2000 */
+	uint8_t *seg = make_segment(1, 9, SYSID, 4);
+	memset(seg + 40, 0, SEG - 40);
+	for (size_t pg = 1; pg < SEG / 8192; pg++)
+		page_header(seg, pg, 9, 0, 0);
+	size_t pos = put_record(seg, 40, 1, 0x00, t1, 0);               /* a commit */
+	pos = put_record(seg, pos, 0, 0x00, 0, (uint32_t)(8176 - pos - 24)); /* filler up to 16 bytes before page 1 */
+	page_header(seg, 1, 9, 0x0001, 26); /* the next record continues on page 1 */
+	pos = put_record(seg, pos, 1, 0x20, t2, 0);                      /* an abort, across the page boundary */
+	pos = put_record(seg, pos, 0, 0x40, 0, 0);                       /* XLOG_SWITCH: the rest is not WAL */
+	put_record(seg, 3 * 8192 + 24, 1, 0x00, stale, 0);              /* a later commit that must be ignored */
+	char path[400];
+	snprintf(path, sizeof path, "%s/000000010000000000000009", tmpdir);
+	write_file(path, seg, SEG);
+	wal_push_result res;
+	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	int64_t pushed, last;
+	uint64_t size;
+	CHECK_RC(wal_object_info(r, SYSID, "000000010000000000000009", &pushed, &last, &size));
+	CHECK(last == (t2 + INT64_C(946684800000000)) * 1000);
+	CHECK(size == SEG && pushed > 0);
+
+	/* a page from an older use of the file (its address is another segment's) ends the walk as well */
+	size_t after_abort = pos - 24; /* where the switch record went: overwrite it with a filler to page 2 */
+	memset(seg + after_abort, 0, 64);
+	put_record(seg, after_abort, 0, 0x00, 0, (uint32_t)(2 * 8192 - after_abort - 24));
+	page_header(seg, 2, 1234, 0, 0);
+	put_record(seg, 2 * 8192, 1, 0x00, stale, 0);
+	snprintf(path, sizeof path, "%s/pg_wal2", tmpdir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof path, "%s/pg_wal2/000000010000000000000009", tmpdir);
+	write_file(path, seg, SEG);
+	repo *r2 = make_repo();
+	if (r2 != NULL) {
+		CHECK_RC(engine_wal_push(r2, path, NULL, &res));
+		CHECK_RC(wal_object_info(r2, SYSID, "000000010000000000000009", &pushed, &last, &size));
+		CHECK(last == (t2 + INT64_C(946684800000000)) * 1000);
+		engine_close(r2);
+	}
+	free(seg);
+	engine_close(r);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "%s/dre-wal-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -318,5 +403,6 @@ int main(void)
 	RUN(test_push_refuses_bad_files);
 	RUN(test_corrupt_object_is_an_error);
 	RUN(test_history_and_listing);
+	RUN(test_last_transaction_time);
 	return unit_exit();
 }
