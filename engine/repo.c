@@ -104,6 +104,42 @@ static int derive_chunking(repo *r, const uint8_t master[CRYPTO_KEY_LEN])
 	return 0;
 }
 
+/* A generated key ("dre1k-" and 64 hex digits, 256 random bits) needs no stretching: its key objects use HKDF,
+ * which costs microseconds where scrypt costs 0.1 s on every open (every archive_command call). */
+#define GENERATED_KEY_PREFIX "dre1k-"
+#define KDF_SCRYPT 1
+#define KDF_HKDF 2
+
+bool repo_is_generated_key(const char *pass)
+{
+	size_t plen = sizeof GENERATED_KEY_PREFIX - 1;
+	if (strncmp(pass, GENERATED_KEY_PREFIX, plen) != 0 || strlen(pass) != plen + 64)
+		return false;
+	for (const char *p = pass + plen; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+int repo_generate_key(char out[REPO_GENERATED_KEY_LEN + 1])
+{
+	uint8_t raw[32];
+	TRY(crypto_random(raw, sizeof raw));
+	memcpy(out, GENERATED_KEY_PREFIX, sizeof GENERATED_KEY_PREFIX - 1);
+	hex_encode(raw, sizeof raw, out + sizeof GENERATED_KEY_PREFIX - 1);
+	crypto_wipe(raw, sizeof raw);
+	return 0;
+}
+
+static int key_kek(const uint8_t *obj, const char *pass, uint8_t kek[CRYPTO_KEY_LEN])
+{
+	static const char info[] = "dre v1 generated key";
+	if (obj[4] == KDF_HKDF)
+		return crypto_hkdf((const uint8_t *)pass, strlen(pass), obj + 8, 32, info, sizeof info - 1, kek,
+				   CRYPTO_KEY_LEN);
+	return crypto_scrypt(pass, strlen(pass), obj + 8, 32, obj[5], obj[6], obj[7], kek, CRYPTO_KEY_LEN);
+}
+
 static int key_write(repo *r, const uint8_t master[CRYPTO_KEY_LEN], const char *pass, char name_out[80])
 {
 	uint8_t obj[KEY_OBJ_LEN];
@@ -115,15 +151,19 @@ static int key_write(repo *r, const uint8_t master[CRYPTO_KEY_LEN], const char *
 
 	memset(obj, 0, sizeof obj);
 	memcpy(obj, KEY_MAGIC, 4);
-	obj[4] = 1; /* kdf: scrypt */
-	obj[5] = (uint8_t)r->params.scrypt_log2n;
-	obj[6] = (uint8_t)r->params.scrypt_r;
-	obj[7] = (uint8_t)r->params.scrypt_p;
+	if (repo_is_generated_key(pass)) {
+		obj[4] = KDF_HKDF;
+	} else {
+		obj[4] = KDF_SCRYPT;
+		obj[5] = (uint8_t)r->params.scrypt_log2n;
+		obj[6] = (uint8_t)r->params.scrypt_r;
+		obj[7] = (uint8_t)r->params.scrypt_p;
+	}
 	TRY(crypto_random(obj + 8, 32));
 	put_le64(obj + 40, (uint64_t)time(NULL));
 	TRY(crypto_random(id, sizeof id));
 	repo_object_key("keys/", id, name);
-	TRY(crypto_scrypt(pass, strlen(pass), obj + 8, 32, obj[5], obj[6], obj[7], kek, sizeof kek));
+	TRY(key_kek(obj, pass, kek));
 	memcpy(obj + KEY_HDR_LEN, master, CRYPTO_KEY_LEN);
 
 	uint8_t aad[KEY_HDR_LEN + 80];
@@ -144,29 +184,36 @@ static int key_write(repo *r, const uint8_t master[CRYPTO_KEY_LEN], const char *
 	return rc;
 }
 
-/* Tries one key object; 1 = opened (master filled), 0 = wrong password, <0 = error. */
-static int key_try(store *st, const char *name, const char *pass, uint8_t master[CRYPTO_KEY_LEN])
+/* Loads and checks one key object (obj: KEY_OBJ_LEN bytes). */
+static int key_load(store *st, const char *name, uint8_t obj[KEY_OBJ_LEN])
 {
-	uint8_t *obj = NULL;
+	uint8_t *p = NULL;
 	size_t len = 0;
-	uint8_t kek[CRYPTO_KEY_LEN];
+	TRY(store_load(st, name, REPO_MAX_KEY_OBJECT, &p, &len));
+	int rc = 0;
+	if (len != KEY_OBJ_LEN || memcmp(p, KEY_MAGIC, 4) != 0 || (p[4] != KDF_SCRYPT && p[4] != KDF_HKDF))
+		rc = err_set(DRE_ECORRUPT, "corrupt key object %s: not a dre v1 key (%zu bytes)", name, len);
+	else if (get_le64(p + KEY_SUM_OFF) != XXH3_64bits(p, KEY_SUM_OFF))
+		rc = err_set(DRE_ECORRUPT, "corrupt key object %s: checksum mismatch", name);
+	else if (p[4] == KDF_HKDF && (p[5] || p[6] || p[7]))
+		rc = err_set(DRE_ECORRUPT, "corrupt key object %s: KDF parameters on a generated key", name);
+	else
+		memcpy(obj, p, KEY_OBJ_LEN);
+	free(p);
+	return rc;
+}
+
+/* Tries one loaded key object; 1 = opened (master filled), 0 = wrong password, <0 = error. */
+static int key_try(const uint8_t *stored, const char *name, const char *pass, uint8_t master[CRYPTO_KEY_LEN])
+{
+	uint8_t kek[CRYPTO_KEY_LEN], obj[KEY_OBJ_LEN];
 	crypto_ctx *cc = NULL;
 	int rc;
 
-	TRY(store_load(st, name, REPO_MAX_KEY_OBJECT, &obj, &len));
-	if (len != KEY_OBJ_LEN || memcmp(obj, KEY_MAGIC, 4) != 0 || obj[4] != 1) {
-		free(obj);
-		return err_set(DRE_ECORRUPT, "corrupt key object %s: not a dre v1 key (%zu bytes)", name, len);
-	}
-	if (get_le64(obj + KEY_SUM_OFF) != XXH3_64bits(obj, KEY_SUM_OFF)) {
-		free(obj);
-		return err_set(DRE_ECORRUPT, "corrupt key object %s: checksum mismatch", name);
-	}
-	rc = crypto_scrypt(pass, strlen(pass), obj + 8, 32, obj[5], obj[6], obj[7], kek, sizeof kek);
-	if (rc < 0) {
-		free(obj);
+	memcpy(obj, stored, KEY_OBJ_LEN);
+	rc = key_kek(obj, pass, kek);
+	if (rc < 0)
 		return err_ctx(rc, "key object %s", name);
-	}
 	uint8_t aad[KEY_HDR_LEN + 80];
 	size_t nlen = strlen(name) < 80 ? strlen(name) : 79;
 	memcpy(aad, obj, KEY_HDR_LEN);
@@ -181,8 +228,7 @@ static int key_try(store *st, const char *name, const char *pass, uint8_t master
 		memcpy(master, obj + KEY_HDR_LEN, CRYPTO_KEY_LEN);
 	crypto_ctx_free(cc);
 	crypto_wipe(kek, sizeof kek);
-	crypto_wipe(obj, len);
-	free(obj);
+	crypto_wipe(obj, sizeof obj);
 	return rc;
 }
 
@@ -312,17 +358,43 @@ int repo_open(store *st, const char *pass, repo **out)
 		return err_set(DRE_ENOMEM, "cannot allocate the repository");
 	}
 	r->st = st;
-	for (size_t i = 0; i < kl.n && !opened; i++) {
-		rc = key_try(st, kl.names[i], pass, master);
-		if (rc == 1) {
-			opened = 1;
-			snprintf(r->key_name, sizeof r->key_name, "%s", kl.names[i]);
-		} else if (rc < 0) {
-			/* one damaged key must not lock out the holders of the others */
+	/* A generated key opens its own (HKDF) key objects: try those first, and scrypt ones only when none does, so
+	 * that it never pays for the stretching meant for typed passwords; a typed password tries scrypt ones only. */
+	bool generated = repo_is_generated_key(pass);
+	uint8_t (*objs)[KEY_OBJ_LEN] = calloc(kl.n ? kl.n : 1, KEY_OBJ_LEN);
+	bool *usable = calloc(kl.n ? kl.n : 1, sizeof *usable);
+	if (objs == NULL || usable == NULL) {
+		free(objs);
+		free(usable);
+		free(kl.names);
+		repo_close(r);
+		return err_set(DRE_ENOMEM, "cannot read the key objects");
+	}
+	for (size_t i = 0; i < kl.n; i++) {
+		usable[i] = key_load(st, kl.names[i], objs[i]) == 0;
+		if (!usable[i]) { /* one damaged key must not lock out the holders of the others */
 			corrupt++;
 			snprintf(corrupt_msg, sizeof corrupt_msg, "%s", err_msg());
 		}
 	}
+	for (int round = 0; round < (generated ? 2 : 1) && !opened; round++) {
+		bool want_hkdf = generated && round == 0;
+		for (size_t i = 0; i < kl.n && !opened; i++) {
+			if (!usable[i] || (objs[i][4] == KDF_HKDF) != want_hkdf)
+				continue;
+			rc = key_try(objs[i], kl.names[i], pass, master);
+			if (rc == 1) {
+				opened = 1;
+				snprintf(r->key_name, sizeof r->key_name, "%s", kl.names[i]);
+			} else if (rc < 0) {
+				corrupt++;
+				snprintf(corrupt_msg, sizeof corrupt_msg, "%s", err_msg());
+			}
+		}
+	}
+	crypto_wipe(objs, (kl.n ? kl.n : 1) * KEY_OBJ_LEN);
+	free(objs);
+	free(usable);
 	free(kl.names);
 	if (!opened) {
 		repo_close(r);

@@ -58,7 +58,14 @@ int repo_init(store *st, const char *pass, const repo_params *p, repo **out);
 /* Opens with pass; DRE_EAUTH when no key object accepts it, DRE_ENOTFOUND when the store has no repository. */
 int repo_open(store *st, const char *pass, repo **out);
 
-/* Adds a key object wrapping the same master key under another password. */
+/* Generated keys: "dre1k-" and 64 lowercase hex digits from the CSPRNG. Their key objects derive the wrapping
+ * key with HKDF instead of scrypt (format-spec.md §5): 256 random bits need no stretching, and opening the
+ * repository then costs microseconds, which archive_command pays on every call. */
+#define REPO_GENERATED_KEY_LEN 70
+bool repo_is_generated_key(const char *pass);
+int repo_generate_key(char out[REPO_GENERATED_KEY_LEN + 1]);
+
+/* Adds a key object wrapping the same master key under another password (HKDF for a generated key). */
 int repo_key_add(repo *r, const char *pass, char name_out[80]);
 
 void repo_close(repo *r);

@@ -173,8 +173,12 @@ class Repo:
         check(xxhash.xxh3_64_intdigest(data[:96]) == struct.unpack("<Q", data[96:])[0], f"{key}: checksum mismatch")
         magic, kdf, log_n, r, p = struct.unpack("<4s4B", data[:8])
         check(magic == b"DRK1", f"{key}: bad magic {magic!r}")
-        check(kdf == 1 and 10 <= log_n <= 24 and 1 <= r <= 32 and 1 <= p <= 16, f"{key}: bad KDF parameters")
-        kek = Scrypt(salt=data[8:40], length=32, n=1 << log_n, r=r, p=p).derive(password)
+        if kdf == 2:  # a generated key (format version 2): HKDF, no parameters
+            check(log_n == r == p == 0, f"{key}: KDF parameters on a generated key")
+            kek = hkdf(password, data[8:40], b"dre v1 generated key")
+        else:
+            check(kdf == 1 and 10 <= log_n <= 24 and 1 <= r <= 32 and 1 <= p <= 16, f"{key}: bad KDF parameters")
+            kek = Scrypt(salt=data[8:40], length=32, n=1 << log_n, r=r, p=p).derive(password)
         try:
             return AESGCM(kek).decrypt(ZERO_NONCE, data[48:96], data[:48] + key.encode())
         except InvalidTag:

@@ -20,6 +20,8 @@ decode() {
 	sed 's/^/    decoder: /' "$T/cmd.err" | head -5
 	return 1
 }
+# decode_with_key: the decoder verifies $R opened with the generated key $T/genkey.
+decode_with_key() { "${DEC[@]}" "$R" "$T/genkey" verify >"$T/cmd.out" 2>"$T/cmd.err"; }
 # decode_fails ARGS...: the decoder on $R exits non-zero.
 decode_fails() { ! "${DEC[@]}" "$@" >"$T/cmd.out" 2>"$T/cmd.err"; }
 
@@ -66,6 +68,17 @@ check "spec chunker cuts each file as dre did" decode chunks "$tree_id"
 
 check "decoder verifies every object" decode verify
 check "verify summary says OK" grep -q "verify: OK" "$T/cmd.out"
+
+# a generated key (dre key generate): its key object uses HKDF instead of scrypt (§5, KDF 2)
+expect_rc 0 "key generate writes a key file" "$DRE" key generate "$T/genkey"
+check "the key file is 0600 and holds dre1k- and 64 hex digits" \
+	sh -c "test \"\$(stat -c %a '$T/genkey')\" = 600 && grep -qxE 'dre1k-[0-9a-f]{64}' '$T/genkey'"
+expect_rc 1 "key generate refuses to replace an existing file" "$DRE" key generate "$T/genkey"
+check "... saying so" err_has "refusing to replace"
+expect_rc 0 "key add with the generated key" env DRE_NEW_PASSWORD_FILE="$T/genkey" "$DRE" -r "$R" key add
+expect_rc 0 "dre opens the repository with the generated key" env DRE_PASSWORD_FILE="$T/genkey" "$DRE" -r "$R" snapshots
+check "the decoder opens it with the generated key too" decode_with_key
+check "and the typed password still opens it" decode list
 
 # the decoder is not a pushover: it refuses what it should
 printf 'not the password\n' >"$T/wrong"
