@@ -83,9 +83,11 @@ bench: deps all $(BUILD)/dre-bench
 bench-s3: deps all
 	bench/s3bench --size 1024
 
-# archive_command latency on a private PostgreSQL 15 cluster: dre wal-push against pgbackrest archive-push
+# archive_command latency on a private PostgreSQL 15 cluster (dre wal-push against pgbackrest archive-push),
+# then base backups: speed and what the next ones store
 bench-wal: deps all
 	bench/walbench
+	bench/pgbackupbench
 
 clean:
 	rm -rf build build-asan dre

@@ -246,18 +246,27 @@ static uint32_t name_tli(const char *walfile)
 	return wal_name_parse(walfile, &wn) == 0 ? wn.tli : 0;
 }
 
-static int add_meta_u64(push_session *s, const char *key, uint64_t v)
+/* The manifest's record of the backup (format-spec.md §10.1), read back by pg_base_info_get(). */
+static int backup_meta(push_session *ps, const pg_base_info *in, const char *pgdata)
 {
-	char text[32];
-	snprintf(text, sizeof text, "%" PRIu64, v);
-	return push_session_add_meta(s, key, text);
-}
-
-static int add_meta_lsn(push_session *s, const char *key, uint64_t lsn)
-{
-	char text[24];
-	wal_lsn_format(lsn, text);
-	return push_session_add_meta(s, key, text);
+	char num[6][24], start[24], stop[24];
+	snprintf(num[0], sizeof num[0], "%" PRIu64, in->system_id);
+	snprintf(num[1], sizeof num[1], "%u", in->version);
+	snprintf(num[2], sizeof num[2], "%u", in->timeline);
+	snprintf(num[3], sizeof num[3], "%u", in->seg_size);
+	snprintf(num[4], sizeof num[4], "%" PRId64, in->start_ns);
+	snprintf(num[5], sizeof num[5], "%" PRId64, in->stop_ns);
+	wal_lsn_format(in->start_lsn, start);
+	wal_lsn_format(in->stop_lsn, stop);
+	const char *const meta[][2] = {
+		{"pg.system-id", num[0]},   {"pg.version", num[1]},	   {"pg.timeline", num[2]},
+		{"pg.wal-segment-size", num[3]}, {"pg.start-lsn", start},   {"pg.stop-lsn", stop},
+		{"pg.start-wal", in->start_wal}, {"pg.stop-wal", in->stop_wal}, {"pg.start-time", num[4]},
+		{"pg.stop-time", num[5]},   {"pg.data-directory", pgdata},
+	};
+	for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++)
+		TRY(push_session_add_meta(ps, meta[i][0], meta[i][1]));
+	return 0;
 }
 
 /* Everything between pg_backup_start and pg_backup_stop on one connection, then the archive wait. */
@@ -344,27 +353,7 @@ static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct 
 			      wal_lsn_segno(in->stop_lsn - 1, in->seg_size), in->seg_size,
 			      o->archive_timeout > 0 ? o->archive_timeout : 60, &res->wal_wait_seconds);
 	if (rc == 0)
-		rc = add_meta_u64(ps, "pg.system-id", in->system_id);
-	if (rc == 0)
-		rc = add_meta_u64(ps, "pg.version", in->version);
-	if (rc == 0)
-		rc = add_meta_u64(ps, "pg.timeline", in->timeline);
-	if (rc == 0)
-		rc = add_meta_u64(ps, "pg.wal-segment-size", in->seg_size);
-	if (rc == 0)
-		rc = add_meta_lsn(ps, "pg.start-lsn", in->start_lsn);
-	if (rc == 0)
-		rc = add_meta_lsn(ps, "pg.stop-lsn", in->stop_lsn);
-	if (rc == 0)
-		rc = push_session_add_meta(ps, "pg.start-wal", in->start_wal);
-	if (rc == 0)
-		rc = push_session_add_meta(ps, "pg.stop-wal", in->stop_wal);
-	if (rc == 0)
-		rc = add_meta_u64(ps, "pg.start-time", (uint64_t)in->start_ns);
-	if (rc == 0)
-		rc = add_meta_u64(ps, "pg.stop-time", (uint64_t)in->stop_ns);
-	if (rc == 0)
-		rc = push_session_add_meta(ps, "pg.data-directory", pgdata);
+		rc = backup_meta(ps, in, pgdata);
 	return push_session_end(ps, rc, true, &res->push);
 }
 

@@ -410,6 +410,8 @@ q "$C1" "CREATE TABLE in_ts TABLESPACE ts AS SELECT g FROM generate_series(1, 12
 ts_oid=$(q "$C1" "SELECT oid FROM pg_tablespace WHERE spcname = 'ts'")
 seg_f=$(switch "$C1")
 expect_rc 0 "f: pg-backup with a tablespace" dre1 pg-backup --fast --dbname "$CONNINFO"
+# something to switch away from (a switch right after pg_backup_stop's own would name the segment before it)
+q "$C1" "CREATE TABLE f_mark (i int)" || not_ok "create table f_mark"
 seg_f=$(switch "$C1")
 wait_archived "$C1" "$seg_f" "f: the WAL after the tablespace backup is archived"
 expect_fail "f: pg-backup with a connection string that reaches nothing" \
