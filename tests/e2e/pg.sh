@@ -433,6 +433,26 @@ start "$C1" "f: PostgreSQL starts with the relocated tablespace"
 wait_promoted "$C1" "f: the recovery to the end of the archive promotes"
 expect_query "$C1" "f: the table in the tablespace is back" 12345 "SELECT count(*) FROM in_ts"
 
+# recovery to an LSN: batch 20 before it, batch 21 after it
+batch "$C1" 20
+lsn=$(q "$C1" "SELECT pg_current_wal_lsn()")
+batch "$C1" 21
+seg_l=$(switch "$C1")
+wait_archived "$C1" "$seg_l" "f: the WAL of batches 20 and 21 is archived"
+stop_wipe "$C1"
+expect_fail "f: pg-restore --lsn before the backup's end is refused" \
+	dre1 pg-restore --pgdata "$C1/data" --lsn 0/1000 --tablespace-map "$ts_oid=$T/ts3"
+check "f: ... saying no backup ended before it" err_has "no base backup finished before the target"
+rm -rf "$C1/data"
+mkdir -p "$T/ts3"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$T/ts3"
+expect_rc 0 "f: pg-restore --lsn $lsn" dre1 pg-restore --pgdata "$C1/data" --lsn "$lsn" --tablespace-map "$ts_oid=$T/ts3"
+check "f: postgresql.auto.conf names the target LSN" grep -q "recovery_target_lsn = '$lsn'" "$C1/data/postgresql.auto.conf"
+start "$C1" "f: PostgreSQL starts on the restore to an LSN"
+wait_promoted "$C1" "f: the recovery to the LSN promotes"
+expect_query "$C1" "f: batch 20 is back, batch 21 is not" "2000|0" \
+	"SELECT count(*) FILTER (WHERE batch = 20), count(*) FILTER (WHERE batch = 21) FROM t"
+
 # wal-fetch: a real error is not "not in the archive" (exit 1), so that recovery stops instead of promoting
 printf 'not the password\n' >"$PGT/wrong"
 chmod 600 "$PGT/wrong"

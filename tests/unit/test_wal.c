@@ -311,24 +311,23 @@ static void test_history_and_listing(void)
 /* A record as PostgreSQL lays it out: XLogRecord header, then (commit/abort) the main data length and data. */
 static size_t put_record(uint8_t *seg, size_t pos, uint8_t rmid, uint8_t info, int64_t xact_time_us, uint32_t pad)
 {
-	uint8_t rec[4096] = {0};
-	size_t n = 24;
+	uint8_t rec[64] = {0};
+	size_t n = 24, total;
 	if (rmid == 1) {
 		rec[n++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
 		rec[n++] = 8;
 		put_le64(rec + n, (uint64_t)xact_time_us);
 		n += 8;
-	} else {
-		n += pad;
 	}
-	put_le32(rec, (uint32_t)n);
+	total = n + (rmid == 1 ? 0 : pad); /* a filler's body is zeros */
+	put_le32(rec, (uint32_t)total);
 	rec[16] = info;
 	rec[17] = rmid;
 	/* copy around page headers (8192-byte pages: 40 bytes on the first, 24 on the others) */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < total; i++) {
 		if (pos % 8192 == 0)
 			pos += pos == 0 ? 40 : 24;
-		seg[pos++] = rec[i];
+		seg[pos++] = i < n ? rec[i] : 0;
 	}
 	return (pos + 7) & ~(size_t)7;
 }
