@@ -589,6 +589,14 @@ static void warn(struct push *p, const char *fmt, const char *arg)
 		p->o->hooks.warn(p->o->hooks.arg, msg);
 }
 
+static void node_attrs(snap_node *n, const struct stat *st)
+{
+	n->mode = st->st_mode & 07777;
+	n->uid = st->st_uid;
+	n->gid = st->st_gid;
+	n->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
 static int feed_path(struct push *p, struct feed *f, const char *fs_path, const char *rel)
 {
 	struct stat st;
@@ -605,11 +613,7 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 		if (!S_ISDIR(st.st_mode))
 			st.st_mode = S_IFDIR | 0700;
 		TRY(node_new(p, NODE_DIR, rel, &node));
-		snap_node *n = &p->snap.nodes[node];
-		n->mode = st.st_mode & 07777;
-		n->uid = st.st_uid;
-		n->gid = st.st_gid;
-		n->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		node_attrs(&p->snap.nodes[node], &st);
 		return 0;
 	}
 	uint8_t type = S_ISREG(st.st_mode) ? NODE_FILE : S_ISDIR(st.st_mode) ? NODE_DIR : S_ISLNK(st.st_mode) ? NODE_SYMLINK : 0;
@@ -619,10 +623,7 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 	}
 	TRY(node_new(p, type, *rel ? rel : ".", &node));
 	snap_node *n = &p->snap.nodes[node];
-	n->mode = st.st_mode & 07777;
-	n->uid = st.st_uid;
-	n->gid = st.st_gid;
-	n->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	node_attrs(n, &st);
 	if (type == NODE_SYMLINK) {
 		char target[4096];
 		ssize_t len = readlink(fs_path, target, sizeof target - 1);
@@ -702,7 +703,6 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 struct push_session {
 	struct push p;
 	struct feed f;
-	push_result res;
 };
 
 int push_session_start(repo *r, const push_opts *o, uint8_t kind, push_session **out)
@@ -749,9 +749,7 @@ int push_session_add_data(push_session *s, const char *rel, const void *data, si
 		rc = node_new(&s->p, NODE_FILE, rel, &node);
 	if (rc == 0) {
 		snap_node *n = &s->p.snap.nodes[node];
-		n->mode = like->st_mode & 07777;
-		n->uid = like->st_uid;
-		n->gid = like->st_gid;
+		node_attrs(n, like);
 		n->mtime_ns = now_ns();
 		rc = feed_input(&s->p, &s->f, fd, true, node, rel);
 	}
