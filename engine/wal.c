@@ -732,6 +732,16 @@ static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *d
 
 #define SPOOL_DIR ".dre-prefetch"
 
+/* Only for PostgreSQL's own restore_command (%p is pg_wal/RECOVERYXLOG): a fetch by hand into any other
+ * directory must not leave segments fetched ahead beside it. */
+static bool spool_wanted(const char *dest)
+{
+	char dir[4096];
+	dirname_of(dest, dir, sizeof dir);
+	const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+	return strcmp(base, "pg_wal") == 0;
+}
+
 static void spool_dir(const char *dest, char *out, size_t cap)
 {
 	char dir[4096];
@@ -775,7 +785,7 @@ int wal_spool_take(const char *name, const char *dest, int prefetch, bool *hit, 
 	wal_name wn;
 	*hit = *refill = false;
 	TRY(wal_name_parse(name, &wn));
-	if (wn.type != WAL_SEGMENT || prefetch <= 0)
+	if (wn.type != WAL_SEGMENT || prefetch <= 0 || !spool_wanted(dest))
 		return 0;
 	spool_dir(dest, spool, sizeof spool);
 	snprintf(path, sizeof path, "%s/%s", spool, name);
@@ -838,7 +848,7 @@ int engine_wal_prefetch(repo *r, const char *name, const char *dest, const char 
 	uint32_t seg_size;
 	uint16_t magic;
 	TRY(wal_name_parse(name, &wn));
-	if (wn.type != WAL_SEGMENT || count <= 0)
+	if (wn.type != WAL_SEGMENT || count <= 0 || !spool_wanted(dest))
 		return 0;
 	TRY(resolve_system(r, pgdata, &system_id));
 	TRY(system_load(r, system_id, &seg_size, &magic));

@@ -75,8 +75,8 @@ int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_resu
 int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pgdata, uint64_t system_id);
 
 /*
- * Prefetch for recovery: engine_wal_prefetch fetches the count segments after name (same timeline) into the
- * spool directory beside dest (".dre-prefetch"), in parallel, stopping at the first one not archived; errors
+ * Prefetch for recovery, when dest is in a pg_wal directory (restore_command's %p): engine_wal_prefetch fetches
+ * the count segments after name (same timeline) into the spool directory beside dest (".dre-prefetch"), in parallel, stopping at the first one not archived; errors
  * are left for the call that asks for that file. wal_spool_take moves name from the spool to dest if it is
  * there (*hit), drops older ones, and says whether the spool is low (*refill: fewer than prefetch/2 left).
  * wal_spool_remove empties the spool beside wal_path (after a miss, and at the first wal-push).

@@ -391,6 +391,52 @@ static void test_last_transaction_time(void)
 	engine_close(r);
 }
 
+static void test_prefetch_spool(void)
+{
+	repo *r = make_repo();
+	if (r == NULL)
+		return;
+	char dir[300], path[600], dest[400], spool[400];
+	wal_push_result res;
+	snprintf(dir, sizeof dir, "%s/pf/pg_wal", tmpdir);
+	snprintf(path, sizeof path, "%s/pf", tmpdir);
+	mkdir(path, 0700);
+	mkdir(dir, 0700);
+	for (unsigned i = 1; i <= 4; i++) {
+		uint8_t *seg = make_segment(1, i, SYSID, i);
+		snprintf(path, sizeof path, "%s/00000001000000000000000%u", dir, i);
+		write_file(path, seg, SEG);
+		CHECK_RC(engine_wal_push(r, path, NULL, &res));
+		unlink(path);
+		free(seg);
+	}
+	snprintf(dest, sizeof dest, "%s/RECOVERYXLOG", dir);
+	snprintf(spool, sizeof spool, "%s/.dre-prefetch", dir);
+	bool hit, refill;
+	CHECK_RC(wal_spool_take("000000010000000000000001", dest, 8, &hit, &refill));
+	CHECK(!hit);
+	CHECK_RC(engine_wal_fetch(r, "000000010000000000000001", dest, NULL, SYSID));
+	CHECK_RC(engine_wal_prefetch(r, "000000010000000000000001", dest, NULL, SYSID, 8));
+	snprintf(path, sizeof path, "%s/000000010000000000000004", spool);
+	CHECK(access(path, F_OK) == 0); /* 2, 3, 4 fetched ahead; 5 is not archived: the spool ends there */
+	CHECK_RC(wal_spool_take("000000010000000000000002", dest, 8, &hit, &refill));
+	CHECK(hit && refill); /* 2 of the 8 are left: time to top up */
+	uint8_t *back, *want = make_segment(1, 2, SYSID, 2);
+	size_t len;
+	CHECK(read_file(dest, &back, &len) == 0 && len == SEG && memcmp(back, want, SEG) == 0);
+	free(back);
+	free(want);
+	/* the end of the archive empties it; a fetch outside pg_wal never starts one */
+	wal_spool_remove(dest);
+	CHECK(access(spool, F_OK) != 0);
+	snprintf(dest, sizeof dest, "%s/elsewhere", tmpdir);
+	CHECK_RC(engine_wal_fetch(r, "000000010000000000000001", dest, NULL, SYSID));
+	CHECK_RC(engine_wal_prefetch(r, "000000010000000000000001", dest, NULL, SYSID, 8));
+	snprintf(path, sizeof path, "%s/.dre-prefetch", tmpdir);
+	CHECK(access(path, F_OK) != 0);
+	engine_close(r);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "%s/dre-wal-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -403,5 +449,6 @@ int main(void)
 	RUN(test_corrupt_object_is_an_error);
 	RUN(test_history_and_listing);
 	RUN(test_last_transaction_time);
+	RUN(test_prefetch_spool);
 	return unit_exit();
 }
