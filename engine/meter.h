@@ -6,6 +6,7 @@
 #define DRE_METER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "engine/engine.h"
@@ -21,5 +22,8 @@ double meter_seconds(const meter *m);
 /* True when a progress report is due now (there is a hook, and it is final or half a second has passed);
  * the caller then gathers its figures and calls hooks->progress with meter_seconds(). */
 bool meter_due(meter *m, bool final);
+
+/* The wall clock, ns since the epoch (UTC): what snapshots, WAL objects and base backups record. */
+int64_t meter_now_ns(void);
 
 #endif

@@ -21,14 +21,8 @@
 #include <unistd.h>
 
 #include "engine/bytes.h"
+#include "engine/meter.h"
 #include "engine/push.h"
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- the snapshot meta ---- */
 
@@ -76,8 +70,7 @@ int pg_base_info_get(const snapshot *s, pg_base_info *out)
 	TRY(meta_lsn(s, "pg.stop-lsn", &out->stop_lsn));
 	TRY(meta_u64(s, "pg.start-time", &start));
 	TRY(meta_u64(s, "pg.stop-time", &stop));
-	if (tli == 0 || tli > UINT32_MAX || seg < (1u << 20) || seg > (1u << 30) || (seg & (seg - 1)) ||
-	    out->stop_lsn < out->start_lsn)
+	if (tli == 0 || tli > UINT32_MAX || !wal_seg_size_valid(seg) || out->stop_lsn < out->start_lsn)
 		return err_set(DRE_ECORRUPT, "base backup %s: its timeline, segment size or LSNs make no sense", s->name);
 	out->timeline = (uint32_t)tli;
 	out->version = (uint32_t)version;
@@ -149,7 +142,7 @@ static int server_facts(PGconn *c, struct server *s)
 		return err_set(DRE_EINVAL, "archive_mode is off on the server: a base backup is useless without its "
 					   "WAL. HINT: set archive_mode = on and archive_command = 'dre --config FILE "
 					   "wal-push %%p', then restart PostgreSQL");
-	if (s->seg_size < (1u << 20) || (s->seg_size & (s->seg_size - 1)))
+	if (!wal_seg_size_valid(s->seg_size))
 		return err_set(DRE_EIO, "PostgreSQL reports wal_segment_size %u", s->seg_size);
 	return 0;
 }
@@ -204,7 +197,7 @@ static push_verdict pgdata_filter(void *arg, const char *rel, const struct stat 
 static int wal_wait(repo *r, uint64_t sysid, uint32_t tli, uint64_t first, uint64_t last, uint32_t seg_size,
 		    int timeout_s, double *waited)
 {
-	int64_t start = now_ns(), deadline = start + (int64_t)timeout_s * 1000000000;
+	int64_t start = meter_now_ns(), deadline = start + (int64_t)timeout_s * 1000000000;
 	long sleep_ms = 20;
 	uint64_t next = first;
 	for (;;) {
@@ -220,10 +213,10 @@ static int wal_wait(repo *r, uint64_t sysid, uint32_t tli, uint64_t first, uint6
 			next++;
 		}
 		if (next > last) {
-			*waited = (double)(now_ns() - start) / 1e9;
+			*waited = (double)(meter_now_ns() - start) / 1e9;
 			return 0;
 		}
-		if (now_ns() > deadline) {
+		if (meter_now_ns() > deadline) {
 			char name[WAL_NAME_MAX];
 			wal_segment_name(tli, next, seg_size, name);
 			return err_set(DRE_ENOTFOUND,
@@ -296,7 +289,7 @@ static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct 
 	TRY(engine_check_name(po.name));
 	TRY(push_session_start(r, &po, SNAP_PG_BASE, &ps));
 
-	in->start_ns = now_ns();
+	in->start_ns = meter_now_ns();
 	snprintf(label, sizeof label, "dre base backup %" PRId64, in->start_ns / 1000000000);
 	const char *params[2] = {label, o->fast ? "true" : "false"};
 	int rc = pg_row(c, "pg_backup_start",
@@ -323,7 +316,7 @@ static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct 
 	if (rc == 0)
 		rc = stop_rc;
 	if (stop_rc == 0) {
-		in->stop_ns = now_ns();
+		in->stop_ns = meter_now_ns();
 		if (rc == 0)
 			rc = wal_lsn_parse(PQgetvalue(q, 0, 0), &stop_lsn);
 		struct stat lst = pst; /* backup_label: the data directory's owner, mode 0600 */
@@ -571,11 +564,11 @@ static int pick(const pg_restore_opts *o, struct candidates *c, const struct tl_
 		       skipped_branch ? " on the target timeline's history" : "");
 }
 
-static bool dir_empty(const char *path, bool *exists)
+/* Absent or empty (a restore may go there); a file or an unreadable directory is not. */
+static bool dir_empty(const char *path)
 {
 	struct stat st;
-	*exists = stat(path, &st) == 0;
-	if (!*exists)
+	if (stat(path, &st) != 0)
 		return true;
 	DIR *d = opendir(path);
 	if (d == NULL)
@@ -728,10 +721,9 @@ static int tablespaces_plan(const pg_restore_opts *o, const snapshot *s, struct 
 		m = *end ? end + 1 : end;
 	}
 	for (size_t i = 0; i < ts->n; i++) {
-		bool exists;
 		if (ts->dir[i][0] != '/')
 			return err_set(DRE_EINVAL, "tablespace %s: '%s' is not an absolute path", ts->oid[i], ts->dir[i]);
-		if (!dir_empty(ts->dir[i], &exists) && !o->force)
+		if (!dir_empty(ts->dir[i]) && !o->force)
 			return err_set(DRE_EEXIST, "tablespace %s goes to %s, which is not empty: refusing to restore over "
 						   "it. HINT: --tablespace-map %s=NEWDIR, or --force",
 				       ts->oid[i], ts->dir[i], ts->oid[i]);
@@ -757,16 +749,15 @@ static int tablespaces_link(const pg_restore_opts *o, const struct tablespaces *
 
 int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 {
-	static struct tablespaces ts;
+	struct tablespaces *ts = NULL; /* 64 paths: on the heap */
 	struct candidates c = {0};
 	wal_archive a = {0};
 	struct tl_path path;
 	uint64_t sysid = 0;
 	size_t chosen = 0;
-	bool exists;
 	memset(res, 0, sizeof *res);
 
-	if (!dir_empty(o->pgdata, &exists) && !o->force)
+	if (!dir_empty(o->pgdata) && !o->force)
 		return err_set(DRE_EEXIST, "%s is not empty: refusing to restore over it. HINT: restore into a new "
 					   "directory, or give --force to write over what is there",
 			       o->pgdata);
@@ -795,10 +786,12 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 		memcpy(res->id, snap->id, CRYPTO_ID_LEN);
 		rc = wal_check(r, o, s, &path, &res->info, res);
 	}
+	if (rc == 0 && (ts = calloc(1, sizeof *ts)) == NULL)
+		rc = err_set(DRE_ENOMEM, "cannot plan the tablespaces");
 	if (rc == 0)
-		rc = tablespaces_plan(o, snap, &ts);
+		rc = tablespaces_plan(o, snap, ts);
 	if (rc == 0) {
-		restore_opts ro = {.target = o->pgdata, .relocate = ts.rl, .nrelocate = ts.n, .out_fd = -1,
+		restore_opts ro = {.target = o->pgdata, .relocate = ts->rl, .nrelocate = ts->n, .out_fd = -1,
 				   .threads = o->threads, .hooks = o->hooks};
 		rc = engine_restore(r, snap, &ro, &res->restore);
 	}
@@ -815,9 +808,10 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 	if (rc == 0 && geteuid() == 0 && chown(o->pgdata, uid, gid) < 0)
 		rc = err_sys("cannot give %s to its owner", o->pgdata);
 	if (rc == 0)
-		rc = tablespaces_link(o, &ts, uid, gid);
+		rc = tablespaces_link(o, ts, uid, gid);
 	if (rc == 0)
 		rc = write_recovery(o, res, uid, gid);
+	free(ts);
 	wal_archive_free(&a);
 	snap_list_free(&c.l);
 	free(c.info);

@@ -88,13 +88,6 @@ struct push {
 	const push_tree *tree; /* a session's filter, NULL for engine_push_paths */
 };
 
-static int64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 /* Records the entries of a pack that is durable in the store; the index object that lists them follows later.
  * Runs on a worker, or on an upload thread (uploader_done_fn). */
 static int pack_stored(void *arg, const uint8_t id[CRYPTO_ID_LEN], const pack_entry *entries, size_t n,
@@ -290,7 +283,7 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	TRY(engine_check_name(o->name));
 
 	p->snap.kind = kind;
-	p->snap.time_ns = now_ns();
+	p->snap.time_ns = meter_now_ns();
 	p->snap.name = strdup(o->name);
 	char host[256] = "";
 	gethostname(host, sizeof host - 1);
@@ -409,7 +402,7 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 		return rc;
 
 	snapshot *s = &p->snap;
-	s->end_time_ns = now_ns();
+	s->end_time_ns = meter_now_ns();
 	s->size = p->bytes_in;
 	s->stored_new = p->stored_new;
 	s->chunks_new = p->chunks_new;
@@ -750,7 +743,7 @@ int push_session_add_data(push_session *s, const char *rel, const void *data, si
 	if (rc == 0) {
 		snap_node *n = &s->p.snap.nodes[node];
 		node_attrs(n, like);
-		n->mtime_ns = now_ns();
+		n->mtime_ns = meter_now_ns();
 		rc = feed_input(&s->p, &s->f, fd, true, node, rel);
 	}
 	close(fd);

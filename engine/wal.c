@@ -22,6 +22,8 @@
 #include <zstd.h>
 
 #include "engine/bytes.h"
+#include "engine/meter.h"
+#include "engine/workq.h"
 #include "store/err.h"
 
 #define WAL_FORMAT 1
@@ -41,13 +43,6 @@
 #define XLP_OFF_SYSID 24
 #define XLP_OFF_SEG_SIZE 32
 #define XLP_LONG_LEN 40
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static bool hex_run(const char *s, size_t n)
 {
@@ -133,7 +128,7 @@ void wal_lsn_format(uint64_t lsn, char out[24])
 	snprintf(out, 24, "%X/%X", (uint32_t)(lsn >> 32), (uint32_t)lsn);
 }
 
-static int read_whole(const char *path, size_t max, size_t front, size_t back, uint8_t **out, size_t *len)
+static int read_whole(const char *path, size_t max, uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -151,14 +146,14 @@ static int read_whole(const char *path, size_t max, size_t front, size_t back, u
 			       (long long)st.st_size, max);
 	}
 	size_t size = (size_t)st.st_size;
-	uint8_t *data = malloc(front + size + back + 1);
+	uint8_t *data = malloc(size ? size : 1);
 	if (data == NULL) {
 		close(fd);
 		return err_set(DRE_ENOMEM, "cannot allocate %zu bytes for %s", size, path);
 	}
 	size_t got = 0;
 	while (got < size) {
-		ssize_t n = read(fd, data + front + got, size - got);
+		ssize_t n = read(fd, data + got, size - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -182,7 +177,7 @@ int wal_pgdata_system_id(const char *pgdata, uint64_t *out)
 	uint8_t *ctl;
 	size_t len;
 	snprintf(path, sizeof path, "%s/global/pg_control", pgdata);
-	TRY(read_whole(path, 1u << 20, 0, 0, &ctl, &len));
+	TRY(read_whole(path, 1u << 20, &ctl, &len));
 	/* ControlFileData starts with the system identifier, then pg_control_version (1300 for 13 to 16) */
 	int rc = 0;
 	if (len < 16 || get_le32(ctl + 8) < 900 || get_le32(ctl + 8) > 9999)
@@ -191,6 +186,11 @@ int wal_pgdata_system_id(const char *pgdata, uint64_t *out)
 		*out = get_le64(ctl);
 	free(ctl);
 	return rc;
+}
+
+bool wal_seg_size_valid(uint64_t seg_size)
+{
+	return seg_size >= (1u << 20) && seg_size <= WAL_MAX_FILE && (seg_size & (seg_size - 1)) == 0;
 }
 
 static void system_key(uint64_t sysid, char out[96])
@@ -217,39 +217,6 @@ int wal_object_key(uint64_t system_id, const char *name, char out[WAL_KEY_MAX])
 	return file_key(system_id, &wn, name, out);
 }
 
-/* The repository's record of the system: written by the first push of a segment, compared by the others. */
-static int system_check(repo *r, uint64_t sysid, uint32_t seg_size, uint16_t magic)
-{
-	char key[96];
-	uint8_t *p;
-	size_t len;
-	system_key(sysid, key);
-	int rc = repo_get_object(r, 'W', key, &p, &len);
-	if (rc == DRE_ENOTFOUND) {
-		uint8_t rec[WAL_SYSTEM_LEN] = {WAL_FORMAT, WAL_KIND_SYSTEM};
-		put_le16(rec + 2, magic);
-		put_le32(rec + 4, seg_size);
-		put_le64(rec + 8, sysid);
-		put_le64(rec + 16, (uint64_t)now_ns());
-		rc = repo_put_object(r, 'W', key, rec, sizeof rec, STORE_PUT_CREATE_ONCE);
-		if (rc != DRE_EEXIST) /* another push created it meanwhile: compare with that one */
-			return rc;
-		rc = repo_get_object(r, 'W', key, &p, &len);
-	}
-	TRY(rc);
-	if (len != WAL_SYSTEM_LEN || p[0] != WAL_FORMAT || p[1] != WAL_KIND_SYSTEM) {
-		free(p);
-		return err_set(DRE_ECORRUPT, "corrupt object %s: not a WAL system record", key);
-	}
-	uint32_t have = get_le32(p + 4);
-	free(p);
-	if (have != seg_size)
-		return err_set(DRE_EINVAL,
-			       "system %" PRIu64 " archives %u-byte WAL segments in this repository, this one is %u bytes",
-			       sysid, have, seg_size);
-	return 0;
-}
-
 static int system_load(repo *r, uint64_t sysid, uint32_t *seg_size, uint16_t *magic)
 {
 	char key[96];
@@ -263,11 +230,38 @@ static int system_load(repo *r, uint64_t sysid, uint32_t *seg_size, uint16_t *ma
 	else {
 		*magic = get_le16(p + 2);
 		*seg_size = get_le32(p + 4);
-		if (*seg_size < (1u << 20) || *seg_size > WAL_MAX_FILE || (*seg_size & (*seg_size - 1)))
+		if (!wal_seg_size_valid(*seg_size))
 			rc = err_set(DRE_ECORRUPT, "corrupt object %s: segment size %u", key, *seg_size);
 	}
 	free(p);
 	return rc;
+}
+
+/* The repository's record of the system: written by the first push of a segment, compared by the others. */
+static int system_check(repo *r, uint64_t sysid, uint32_t seg_size, uint16_t magic)
+{
+	uint32_t have;
+	uint16_t have_magic;
+	int rc = system_load(r, sysid, &have, &have_magic);
+	if (rc == DRE_ENOTFOUND) {
+		char key[96];
+		uint8_t rec[WAL_SYSTEM_LEN] = {WAL_FORMAT, WAL_KIND_SYSTEM};
+		system_key(sysid, key);
+		put_le16(rec + 2, magic);
+		put_le32(rec + 4, seg_size);
+		put_le64(rec + 8, sysid);
+		put_le64(rec + 16, (uint64_t)meter_now_ns());
+		rc = repo_put_object(r, 'W', key, rec, sizeof rec, STORE_PUT_CREATE_ONCE);
+		if (rc != DRE_EEXIST) /* another push created it meanwhile: compare with that one */
+			return rc;
+		rc = system_load(r, sysid, &have, &have_magic);
+	}
+	TRY(rc);
+	if (have != seg_size)
+		return err_set(DRE_EINVAL,
+			       "system %" PRIu64 " archives %u-byte WAL segments in this repository, this one is %u bytes",
+			       sysid, have, seg_size);
+	return 0;
 }
 
 /* A segment proves whose it is: its first page carries the system identifier and the segment size. */
@@ -282,7 +276,7 @@ static int segment_header(const char *path, const wal_name *n, const uint8_t *da
 	*seg_size = get_le32(data + XLP_OFF_SEG_SIZE);
 	if ((*magic & 0xff00) != 0xd100 || !(info & XLP_LONG_HEADER))
 		return err_set(DRE_EINVAL, "%s does not start with a WAL long page header (magic 0x%04x)", path, *magic);
-	if (*seg_size < (1u << 20) || *seg_size > WAL_MAX_FILE || (*seg_size & (*seg_size - 1)))
+	if (!wal_seg_size_valid(*seg_size))
 		return err_set(DRE_EINVAL, "%s: segment size %u in its header is not a power of two from 1 MiB to 1 GiB",
 			       path, *seg_size);
 	if (len != *seg_size)
@@ -440,41 +434,51 @@ static int64_t segment_last_xact_ns(const uint8_t *seg, size_t len, uint64_t bas
 	return last;
 }
 
+/* Loads, decrypts and checks the header of the file object at key; *hdr points into *obj (free that). */
+static int open_file_object(repo *r, const char *key, uint8_t **obj, uint8_t **hdr, size_t *plen)
+{
+	size_t len;
+	TRY(store_load(r->st, key, WAL_MAX_OBJECT, obj, &len));
+	int rc = repo_open_object(r, 'W', key, *obj, len, hdr, plen);
+	if (rc == 0 && (*plen < WAL_FILE_HDR || (*hdr)[0] != WAL_FORMAT || (*hdr)[1] != WAL_KIND_FILE ||
+			((*hdr)[2] & ~WAL_FLAG_ZSTD) || get_le64(*hdr + 8) > WAL_MAX_FILE))
+		rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
+	if (rc < 0)
+		free(*obj);
+	return rc;
+}
+
+static int load_file_object(repo *r, uint64_t sysid, const char *name, uint8_t **obj, uint8_t **hdr,
+			    size_t *plen, char key[WAL_KEY_MAX])
+{
+	TRY(wal_object_key(sysid, name, key));
+	return open_file_object(r, key, obj, hdr, plen);
+}
+
 /* Compares an archived object with the file being pushed: same size and XXH3-128 is the same file. */
 static int same_as_archived(repo *r, const char *key, uint64_t size, const uint8_t xxh[16], bool *same)
 {
 	uint8_t *obj, *p;
-	size_t len, plen;
-	TRY(store_load(r->st, key, WAL_MAX_OBJECT, &obj, &len));
-	int rc = repo_open_object(r, 'W', key, obj, len, &p, &plen);
-	if (rc == 0 && (plen < WAL_FILE_HDR || p[0] != WAL_FORMAT || p[1] != WAL_KIND_FILE))
-		rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
-	if (rc == 0)
-		*same = get_le64(p + 8) == size && memcmp(p + 16, xxh, 16) == 0;
+	size_t plen;
+	TRY(open_file_object(r, key, &obj, &p, &plen));
+	*same = get_le64(p + 8) == size && memcmp(p + 16, xxh, 16) == 0;
 	free(obj);
-	return rc;
-}
-
-static size_t online_cpus(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (size_t)n : 1;
+	return 0;
 }
 
 /* Compresses src into dst (cap bytes); returns 0 with *out_len = 0 when zstd does not shrink it. */
-static int compress_wal(const repo *r, const uint8_t *src, size_t len, uint8_t *dst, size_t cap, size_t *out_len)
+static int compress_wal(const uint8_t *src, size_t len, uint8_t *dst, size_t cap, size_t *out_len)
 {
 	ZSTD_CCtx *zc = ZSTD_createCCtx();
 	if (zc == NULL)
 		return err_set(DRE_ENOMEM, "cannot create a zstd context");
 	/* level 1: on WAL it is as small as the default level 3 (4.6 against 5.0 MB for a 16 MiB segment of
 	 * inserts, measured) and takes half the time, which the archiver waits for */
-	(void)r;
 	ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, 1);
 	/* the archiver waits on this call: spread a segment over the cores (ignored by a single-threaded zstd) */
-	size_t cpus = online_cpus();
+	int cpus = workq_workers(0); /* one per online CPU */
 	if (cpus > 1 && len >= (2u << 20))
-		ZSTD_CCtx_setParameter(zc, ZSTD_c_nbWorkers, (int)(cpus < 8 ? cpus : 8));
+		ZSTD_CCtx_setParameter(zc, ZSTD_c_nbWorkers, cpus < 8 ? cpus : 8);
 	size_t n = ZSTD_compress2(zc, dst, cap, src, len);
 	ZSTD_freeCCtx(zc);
 	*out_len = ZSTD_isError(n) || n >= len ? 0 : n;
@@ -492,7 +496,7 @@ int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_resu
 		return err_set(DRE_EUNSUPP, "repository format %u has no WAL archive: create a new repository with "
 					    "'dre init' (format %d) for WAL archiving", r->format, REPO_FORMAT_VERSION);
 	TRY(wal_name_parse(name, &wn));
-	TRY(read_whole(path, WAL_MAX_FILE, 0, 0, &in, &len));
+	TRY(read_whole(path, WAL_MAX_FILE, &in, &len));
 	wal_spool_remove(path); /* archiving means recovery is over: what was fetched ahead is not needed */
 
 	uint32_t seg_size = 0;
@@ -519,14 +523,14 @@ int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_resu
 	if (rc == 0) {
 		uint8_t *hdr = obj + REPO_ENVELOPE_HDR, *body = hdr + WAL_FILE_HDR;
 		size_t clen = 0;
-		rc = compress_wal(r, in, len, body, bound, &clen);
+		rc = compress_wal(in, len, body, bound, &clen);
 		memset(hdr, 0, WAL_FILE_HDR);
 		hdr[0] = WAL_FORMAT;
 		hdr[1] = WAL_KIND_FILE;
 		hdr[2] = clen ? WAL_FLAG_ZSTD : 0;
 		put_le64(hdr + 8, len);
 		memcpy(hdr + 16, xxh, 16);
-		put_le64(hdr + 32, (uint64_t)now_ns());
+		put_le64(hdr + 32, (uint64_t)meter_now_ns());
 		if (seg_size != 0)
 			put_le64(hdr + 40, (uint64_t)segment_last_xact_ns(in, len, wal_name_segno(&wn, seg_size) * seg_size));
 		if (clen == 0)
@@ -595,23 +599,6 @@ static int only_system(repo *r, uint64_t *sysid)
 		       s.n);
 }
 
-static int load_file_object(repo *r, uint64_t sysid, const char *name, uint8_t **obj, uint8_t **hdr,
-			    size_t *plen, char key[WAL_KEY_MAX])
-{
-	wal_name wn;
-	size_t len;
-	TRY(wal_name_parse(name, &wn));
-	TRY(file_key(sysid, &wn, name, key));
-	TRY(store_load(r->st, key, WAL_MAX_OBJECT, obj, &len));
-	int rc = repo_open_object(r, 'W', key, *obj, len, hdr, plen);
-	if (rc == 0 && (*plen < WAL_FILE_HDR || (*hdr)[0] != WAL_FORMAT || (*hdr)[1] != WAL_KIND_FILE ||
-			((*hdr)[2] & ~WAL_FLAG_ZSTD) || get_le64(*hdr + 8) > WAL_MAX_FILE))
-		rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
-	if (rc < 0)
-		free(*obj);
-	return rc;
-}
-
 int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *pushed_ns, int64_t *last_xact_ns,
 		    uint64_t *size)
 {
@@ -654,26 +641,6 @@ static int write_file_atomic(const char *dest, const uint8_t *data, size_t len)
 	if (rc < 0)
 		unlink(tmp);
 	return rc;
-}
-
-static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *dest);
-
-static int resolve_system(repo *r, const char *pgdata, uint64_t *system_id)
-{
-	if (*system_id != 0)
-		return 0;
-	int rc = pgdata != NULL ? wal_pgdata_system_id(pgdata, system_id) : 0;
-	if (rc < 0) /* DRE_ENOTFOUND is kept for "not archived" */
-		return err_ctx(rc == DRE_ENOTFOUND ? DRE_EINVAL : rc, "--pgdata %s", pgdata);
-	if (pgdata == NULL && wal_pgdata_system_id(".", system_id) < 0)
-		TRY(only_system(r, system_id));
-	return 0;
-}
-
-int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pgdata, uint64_t system_id)
-{
-	TRY(resolve_system(r, pgdata, &system_id));
-	return fetch_to(r, system_id, name, dest);
 }
 
 /* A file object's bytes, decompressed when they are a zstd frame (then *alloc is to be freed) and checked
@@ -719,6 +686,25 @@ static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *d
 	free(obj);
 	return rc;
 }
+
+static int resolve_system(repo *r, const char *pgdata, uint64_t *system_id)
+{
+	if (*system_id != 0)
+		return 0;
+	int rc = pgdata != NULL ? wal_pgdata_system_id(pgdata, system_id) : 0;
+	if (rc < 0) /* DRE_ENOTFOUND is kept for "not archived" */
+		return err_ctx(rc == DRE_ENOTFOUND ? DRE_EINVAL : rc, "--pgdata %s", pgdata);
+	if (pgdata == NULL && wal_pgdata_system_id(".", system_id) < 0)
+		TRY(only_system(r, system_id));
+	return 0;
+}
+
+int engine_wal_fetch(repo *r, const char *name, const char *dest, const char *pgdata, uint64_t system_id)
+{
+	TRY(resolve_system(r, pgdata, &system_id));
+	return fetch_to(r, system_id, name, dest);
+}
+
 
 /* ---- prefetch (restore_command) ----
  *
@@ -866,8 +852,8 @@ int engine_wal_prefetch(repo *r, const char *name, const char *dest, const char 
 	pthread_mutex_init(&pf.mu, NULL);
 	/* as many at once as the store wants in flight, at least one per core; each holds one segment */
 	size_t nthreads = (size_t)(store_in_flight(r->st) > 0 ? store_in_flight(r->st) : 0);
-	if (nthreads < online_cpus())
-		nthreads = online_cpus();
+	if (nthreads < (size_t)workq_workers(0))
+		nthreads = (size_t)workq_workers(0);
 	if (nthreads > (size_t)count)
 		nthreads = (size_t)count;
 	pthread_t th[16];
@@ -1144,15 +1130,11 @@ static int check_one(void *arg, const char *key, uint64_t size)
 		return 0;
 	uint8_t *obj, *hdr, *unz = NULL;
 	const uint8_t *body;
-	size_t len, plen;
+	size_t plen;
 	uint64_t fsize;
-	int rc = store_load(c->r->st, key, WAL_MAX_OBJECT, &obj, &len);
+	int rc = open_file_object(c->r, key, &obj, &hdr, &plen);
 	if (rc == 0) {
-		rc = repo_open_object(c->r, 'W', key, obj, len, &hdr, &plen);
-		if (rc == 0 && (plen < WAL_FILE_HDR || hdr[0] != WAL_FORMAT || hdr[1] != WAL_KIND_FILE))
-			rc = err_set(DRE_ECORRUPT, "corrupt object %s: not an archived WAL file", key);
-		if (rc == 0)
-			rc = file_decode(key, hdr, plen, &unz, &body, &fsize);
+		rc = file_decode(key, hdr, plen, &unz, &body, &fsize);
 		free(unz);
 		free(obj);
 	}

@@ -32,6 +32,8 @@ typedef struct wal_name {
 
 /* DRE_EINVAL naming the text when it is not one of the four forms. */
 int wal_name_parse(const char *name, wal_name *out);
+/* A segment size PostgreSQL allows: a power of two from 1 MiB to 1 GiB. */
+bool wal_seg_size_valid(uint64_t seg_size);
 /* The segment number: log * (2^32 / seg_size) + seg. */
 uint64_t wal_name_segno(const wal_name *n, uint32_t seg_size);
 /* "TTTTTTTTLLLLLLLLSSSSSSSS" of segment segno on timeline tli. */
