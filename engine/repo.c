@@ -552,10 +552,15 @@ int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, 
 
 int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len)
 {
-	uint8_t *obj = NULL;
+	uint8_t *obj = NULL, *p;
 	size_t obj_len = 0;
 	TRY(store_load(r->st, key, REPO_MAX_META_OBJECT, &obj, &obj_len));
-	int rc = repo_open_envelope(r, type, key, obj, obj_len, plain, len);
-	free(obj);
+	int rc = repo_open_object(r, type, key, obj, obj_len, &p, len); /* in the buffer just read: no copy */
+	if (rc == 0) {
+		memmove(obj, p, *len);
+		*plain = obj;
+	} else {
+		free(obj);
+	}
 	return rc;
 }
