@@ -88,6 +88,12 @@ start() {
 	fi
 }
 
+# create_t DIR: the table the batches go into
+create_t() {
+	q "$1" "CREATE TABLE t (id int PRIMARY KEY, batch int NOT NULL, ts timestamptz DEFAULT clock_timestamp(), pad text)" ||
+		not_ok "create table t in $1"
+}
+
 # batch DIR N: 2000 rows of batch N (ids from (N-1)*2000+1), committed
 batch() {
 	q "$1" "INSERT INTO t (id, batch, pad) SELECT g, $2, repeat(md5(g::text), 4)
@@ -191,8 +197,7 @@ start "$C1" "the cluster with archive_command = dre wal-push starts"
 eval "$(sed 's/^/C1_/' "$C1/env")" # C1_PGPORT, C1_PGHOST
 CONNINFO="host=$C1_PGHOST port=$C1_PGPORT user=postgres dbname=postgres"
 
-q "$C1" "CREATE TABLE t (id int PRIMARY KEY, batch int NOT NULL, ts timestamptz DEFAULT clock_timestamp(), pad text)" ||
-	not_ok "create table t"
+create_t "$C1"
 batch "$C1" 1
 switch "$C1" >/dev/null
 expect_rc 0 "pg-backup --fast (libpq via --dbname, the data directory from the server)" \
@@ -299,8 +304,7 @@ else
 	fi
 	start "$C2" "d: a second cluster, archiving into the second repository"
 	eval "$(sed 's/^/C2_/' "$C2/env")"
-	q "$C2" "CREATE TABLE t (id int PRIMARY KEY, batch int NOT NULL, ts timestamptz DEFAULT clock_timestamp(), pad text)" ||
-		not_ok "create table t (second cluster)"
+	create_t "$C2"
 	batch "$C2" 10
 	switch "$C2" >/dev/null
 	expect_rc 0 "d: pg-backup of the second cluster" \

@@ -20,19 +20,6 @@
 
 static char tmpdir[256];
 
-static repo *make_repo(void)
-{
-	static int n;
-	char path[300];
-	repo_params p;
-	repo *r = NULL;
-	repo_params_default(&p);
-	p.scrypt_log2n = 10; /* fast for tests */
-	snprintf(path, sizeof path, "%s/repo%d", tmpdir, n++);
-	CHECK_RC(engine_init(path, NULL, "pw", &p, &r));
-	return r;
-}
-
 static void test_hmac_rfc4231(void)
 {
 	/* RFC 4231 test case 2 uses a 4-byte key; HMAC keys shorter than the block are zero-padded, so a 32-byte
@@ -96,7 +83,7 @@ static void test_padme(void)
 
 static void test_pack_roundtrip(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	pack_writer pw;
@@ -160,7 +147,7 @@ static void test_pack_roundtrip(void)
 
 static void test_envelope_binding(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	const uint8_t msg[] = "snapshot bytes";
@@ -264,7 +251,7 @@ static void test_parse_time(void)
 /* A snapshot that restores a symlink and then a directory "under" it must not write outside the target. */
 static void test_restore_refuses_symlink_escape(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	char outside[300], target[300], escaped[400];
@@ -293,7 +280,7 @@ static void test_restore_refuses_symlink_escape(void)
 /* Restore checks each stream against its XXH3-128: a manifest that disagrees with the data is a loud error. */
 static void test_restore_detects_checksum_mismatch(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	char path[300];
@@ -349,7 +336,7 @@ static int upload_done(void *arg, const uint8_t id[CRYPTO_ID_LEN], const pack_en
 
 static void test_uploader_hands_packs_over(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	struct upload_seen seen = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0, 0};

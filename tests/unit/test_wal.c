@@ -16,19 +16,6 @@
 
 static char tmpdir[256];
 
-static repo *make_repo(void)
-{
-	static int n;
-	char path[300];
-	repo_params p;
-	repo *r = NULL;
-	repo_params_default(&p);
-	p.scrypt_log2n = 10;
-	snprintf(path, sizeof path, "%s/repo%d", tmpdir, n++);
-	CHECK_RC(engine_init(path, NULL, "pw", &p, &r));
-	return r;
-}
-
 /* A segment as PostgreSQL writes one: the long page header, then record-like bytes. */
 static uint8_t *make_segment(uint32_t tli, uint64_t segno, uint64_t sysid, unsigned seed)
 {
@@ -64,6 +51,18 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	*len = (size_t)read(fd, *out, (size_t)st.st_size);
 	close(fd);
 	return 0;
+}
+
+/* Writes segment segno of timeline tli (make_segment with seed) as DIR/<its name> and pushes it. */
+static int push_segment(repo *r, const char *dir, uint32_t tli, uint64_t segno, unsigned seed, wal_push_result *res)
+{
+	char name[WAL_NAME_MAX], path[600];
+	uint8_t *seg = make_segment(tli, segno, SYSID, seed);
+	wal_segment_name(tli, segno, SEG, name);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	write_file(path, seg, SEG);
+	free(seg);
+	return engine_wal_push(r, path, NULL, res);
 }
 
 static void test_names(void)
@@ -110,7 +109,7 @@ static void test_lsns(void)
 
 static void test_push_fetch_roundtrip(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	char dir[300], path[400], out[400];
@@ -162,7 +161,7 @@ static void test_push_fetch_roundtrip(void)
 
 static void test_push_refuses_bad_files(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	char path[400];
@@ -197,15 +196,12 @@ static void test_push_refuses_bad_files(void)
 
 static void test_corrupt_object_is_an_error(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
-	char path[400], out[400];
+	char out[400];
 	wal_push_result res;
-	uint8_t *seg = make_segment(1, 7, SYSID, 3);
-	snprintf(path, sizeof path, "%s/000000010000000000000007", tmpdir);
-	write_file(path, seg, SEG);
-	CHECK_RC(engine_wal_push(r, path, NULL, &res));
+	CHECK_RC(push_segment(r, tmpdir, 1, 7, 3, &res));
 	uint8_t *obj;
 	size_t len;
 	CHECK_RC(store_load(r->st, res.key, 1u << 30, &obj, &len));
@@ -222,13 +218,12 @@ static void test_corrupt_object_is_an_error(void)
 	CHECK_RC(wal_check_archive(r, true, NULL, NULL, &rep));
 	CHECK(rep.files == 1 && rep.errors == 1);
 	free(obj);
-	free(seg);
 	engine_close(r);
 }
 
 static void test_history_and_listing(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	char pgdata[300], path[500];
@@ -247,27 +242,15 @@ static void test_history_and_listing(void)
 	mkdir(path, 0700);
 
 	/* timeline 1: segments 1, 2, 3, 5 (4 is missing) and 0x1A; timeline 2 branches at 0/3800000 */
-	uint8_t *hexseg = make_segment(1, 0x1A, SYSID, 7);
-	snprintf(path, sizeof path, "%s/pg_wal/00000001000000000000001A", pgdata);
-	write_file(path, hexseg, SEG);
-	CHECK_RC(engine_wal_push(r, path, NULL, &res));
-	free(hexseg);
+	snprintf(path, sizeof path, "%s/pg_wal", pgdata);
+	CHECK_RC(push_segment(r, path, 1, 0x1A, 7, &res));
 	char out[600];
 	snprintf(out, sizeof out, "%s/fetched-hex", tmpdir);
 	CHECK_RC(engine_wal_fetch(r, "00000001000000000000001A", out, NULL, SYSID));
 	unsigned segs[] = {1, 2, 3, 5};
-	for (size_t i = 0; i < 4; i++) {
-		uint8_t *seg = make_segment(1, segs[i], SYSID, segs[i]);
-		snprintf(path, sizeof path, "%s/pg_wal/00000001000000000000000%u", pgdata, segs[i]);
-		write_file(path, seg, SEG);
-		CHECK_RC(engine_wal_push(r, path, NULL, &res));
-		free(seg);
-	}
-	uint8_t *seg = make_segment(2, 3, SYSID, 9);
-	snprintf(path, sizeof path, "%s/pg_wal/000000020000000000000003", pgdata);
-	write_file(path, seg, SEG);
-	CHECK_RC(engine_wal_push(r, path, NULL, &res));
-	free(seg);
+	for (size_t i = 0; i < 4; i++)
+		CHECK_RC(push_segment(r, path, 1, segs[i], segs[i], &res));
+	CHECK_RC(push_segment(r, path, 2, 3, 9, &res));
 	const char hist[] = "1\t0/3800000\tbefore 2026-11-21 14:30:00+00\n";
 	snprintf(path, sizeof path, "%s/pg_wal/00000002.history", pgdata);
 	write_file(path, hist, sizeof hist - 1);
@@ -345,7 +328,7 @@ static void page_header(uint8_t *seg, size_t page, uint64_t segno, uint16_t info
 
 static void test_last_transaction_time(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	const int64_t t1 = INT64_C(849000000000000), t2 = t1 + 5000000, stale = t1 + 99000000; /* µs since 2000 */
@@ -380,7 +363,7 @@ static void test_last_transaction_time(void)
 	mkdir(path, 0700);
 	snprintf(path, sizeof path, "%s/pg_wal2/000000010000000000000009", tmpdir);
 	write_file(path, seg, SEG);
-	repo *r2 = make_repo();
+	repo *r2 = unit_make_repo(tmpdir);
 	if (r2 != NULL) {
 		CHECK_RC(engine_wal_push(r2, path, NULL, &res));
 		CHECK_RC(wal_object_info(r2, SYSID, "000000010000000000000009", &pushed, &last, &size));
@@ -393,7 +376,7 @@ static void test_last_transaction_time(void)
 
 static void test_prefetch_spool(void)
 {
-	repo *r = make_repo();
+	repo *r = unit_make_repo(tmpdir);
 	if (r == NULL)
 		return;
 	char dir[300], path[600], dest[400], spool[400];
@@ -403,12 +386,11 @@ static void test_prefetch_spool(void)
 	mkdir(path, 0700);
 	mkdir(dir, 0700);
 	for (unsigned i = 1; i <= 4; i++) {
-		uint8_t *seg = make_segment(1, i, SYSID, i);
-		snprintf(path, sizeof path, "%s/00000001000000000000000%u", dir, i);
-		write_file(path, seg, SEG);
-		CHECK_RC(engine_wal_push(r, path, NULL, &res));
+		char name[WAL_NAME_MAX];
+		CHECK_RC(push_segment(r, dir, 1, i, i, &res));
+		wal_segment_name(1, i, SEG, name);
+		snprintf(path, sizeof path, "%s/%s", dir, name); /* archived: PostgreSQL would recycle it */
 		unlink(path);
-		free(seg);
 	}
 	snprintf(dest, sizeof dest, "%s/RECOVERYXLOG", dir);
 	snprintf(spool, sizeof spool, "%s/.dre-prefetch", dir);

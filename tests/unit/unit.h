@@ -55,6 +55,22 @@ static inline void unit_fill(unsigned char *p, size_t n, unsigned seed)
 	}
 }
 
+#ifdef DRE_ENGINE_H /* for the tests of the engine, which include engine/engine.h first */
+/* A fresh repository dir/repoN (password "pw", scrypt cut down so tests stay fast); NULL after a failed check. */
+static inline repo *unit_make_repo(const char *dir)
+{
+	static int n;
+	char path[300];
+	repo_params p;
+	repo *r = NULL;
+	repo_params_default(&p);
+	p.scrypt_log2n = 10;
+	snprintf(path, sizeof path, "%s/repo%d", dir, n++);
+	CHECK_RC(engine_init(path, NULL, "pw", &p, &r));
+	return r;
+}
+#endif
+
 static inline int unit_exit(void)
 {
 	return unit_failed_tests ? 1 : 0;
