@@ -134,6 +134,7 @@ int cli_with_snapshot(cli_ctx *ctx, const char *what, int64_t before_ns, cli_sna
 void fmt_size(uint64_t n, char out[32]);
 void fmt_ratio(uint64_t size, uint64_t stored, char out[32]);
 void fmt_time_local(int64_t ns, char out[32]);
+void fmt_time_utc(int64_t ns, char out[40]); /* "2026-11-21 14:30:00+00", as PostgreSQL reads it */
 void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9]);
 double mb_per_s(uint64_t bytes, double seconds);
 /* Prints j (taking the reference) indented, with a newline. */

@@ -161,14 +161,6 @@ static json_t *gaps_json(const wal_timeline *t, uint32_t seg_size, size_t *ngaps
 	return a;
 }
 
-static void fmt_time_utc(int64_t ns, char out[40])
-{
-	time_t t = (time_t)(ns / 1000000000);
-	struct tm tm;
-	if (gmtime_r(&t, &tm) == NULL || strftime(out, 40, "%Y-%m-%d %H:%M:%S+00", &tm) == 0)
-		snprintf(out, 40, "?");
-}
-
 static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 {
 	(void)arg;

@@ -45,6 +45,14 @@ void fmt_time_local(int64_t ns, char out[32])
 		snprintf(out, 32, "?");
 }
 
+void fmt_time_utc(int64_t ns, char out[40])
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, 40, "%Y-%m-%d %H:%M:%S+00", &tm) == 0)
+		snprintf(out, 40, "?");
+}
+
 void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9])
 {
 	hex_encode(id, 4, out);
