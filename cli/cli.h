@@ -48,6 +48,8 @@ typedef struct cli_ctx {
 	int threads; /* 0 = the engine's default */
 	store_opts store; /* --s3-* options; what they leave unset the S3 driver takes from the environment */
 	const char *config_path; /* --config */
+	const char *cache_dir;   /* --cache-dir */
+	bool no_cache;           /* --no-cache */
 	cli_config config;
 	const char *command; /* the command being run, for "Try 'dre help COMMAND'" */
 } cli_ctx;

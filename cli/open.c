@@ -29,6 +29,26 @@ int cli_repo_url(cli_ctx *ctx, const char **out)
 	return 0;
 }
 
+/* --cache-dir, else DRE_CACHE_DIR, else $XDG_CACHE_HOME/dre, else ~/.cache/dre; NULL with --no-cache. */
+static const char *cache_dir(const cli_ctx *ctx)
+{
+	static char path[4096];
+	const char *env = getenv("DRE_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (ctx->no_cache)
+		return NULL;
+	if (ctx->cache_dir != NULL)
+		return ctx->cache_dir;
+	if (env != NULL && *env != '\0')
+		return env;
+	if (xdg != NULL && *xdg == '/')
+		snprintf(path, sizeof path, "%s/dre", xdg);
+	else if (home != NULL && *home != '\0')
+		snprintf(path, sizeof path, "%s/.cache/dre", home);
+	else
+		return NULL;
+	return path;
+}
+
 int cli_open_repo(cli_ctx *ctx, repo **out)
 {
 	const char *url;
@@ -37,6 +57,8 @@ int cli_open_repo(cli_ctx *ctx, repo **out)
 	TRY(cli_password_open(url, &ctx->config, &pass));
 	int rc = engine_open(url, &ctx->store, pass, out);
 	cli_password_free(pass);
+	if (rc == 0)
+		engine_set_cache_dir(*out, cache_dir(ctx));
 	return rc;
 }
 

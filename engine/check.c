@@ -91,13 +91,14 @@ static int check_packs_present(struct check *c)
 	index_each(c->idx, note_need, &u);
 	for (uint32_t i = 0; i < np; i++) {
 		char hex[65];
-		const index_entry *p = index_find(c->present, index_pack_id(c->idx, i));
+		index_entry p;
+		bool present = index_find(c->present, index_pack_id(c->idx, i), &p);
 		hex_encode(index_pack_id(c->idx, i), CRYPTO_ID_LEN, hex);
-		if (p == NULL)
+		if (!present)
 			problem(c, "missing pack %s: the index lists chunks in it but the store does not have it", hex);
-		else if (c->present_size[p->pack] < u.need[i] + PACK_TRAILER_LEN)
+		else if (c->present_size[p.pack] < u.need[i] + PACK_TRAILER_LEN)
 			problem(c, "corrupt pack %s: %llu bytes, too short for the chunks the index places in it", hex,
-				(unsigned long long)c->present_size[p->pack]);
+				(unsigned long long)c->present_size[p.pack]);
 	}
 	free(u.need);
 	return 0;
@@ -118,8 +119,8 @@ static void check_snapshots(struct check *c)
 		const char *first_path = NULL;
 		for (size_t k = 0; k < s->nnodes; k++)
 			for (uint32_t m = 0; m < s->nodes[k].nchunks; m++) {
-				const index_entry *e = index_find(c->idx, s->nodes[k].chunks[m]);
-				if (e == NULL) {
+				index_entry e;
+				if (!index_find(c->idx, s->nodes[k].chunks[m], &e)) {
 					if (missing++ == 0) {
 						first_path = s->nodes[k].path;
 						hex_encode(s->nodes[k].chunks[m], CRYPTO_ID_LEN, chex);
@@ -139,7 +140,7 @@ static void check_snapshots(struct check *c)
 static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCtx *zd, uint8_t *out)
 {
 	const uint8_t *pid = index_pack_id(c->idx, pack_no);
-	const index_entry *present = index_find(c->present, pid);
+	index_entry present;
 	char key[80], hex[65];
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -147,7 +148,7 @@ static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCt
 	pack_entry *es = NULL;
 	size_t n = 0;
 
-	if (present == NULL)
+	if (!index_find(c->present, pid, &present))
 		return 0; /* reported as missing already */
 	hex_encode(pid, CRYPTO_ID_LEN, hex);
 	repo_pack_key(pid, key);
@@ -168,9 +169,9 @@ static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCt
 	size_t bad = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t id[CRYPTO_ID_LEN];
-		const index_entry *ie = index_find(c->idx, es[i].id);
+		index_entry ie;
 		/* a chunk stored twice by concurrent pushes may be indexed in the other pack: only absence is bad */
-		if (ie == NULL)
+		if (!index_find(c->idx, es[i].id, &ie))
 			bad++;
 		if (es[i].raw_len > c->r->params.cdc_max ||
 		    pack_blob_open(cc, zd, subkey, &es[i], data + es[i].offset, out) < 0 ||
@@ -195,8 +196,9 @@ static int count_unreferenced(struct check *c)
 	/* packs in the store that no index lists: left by an interrupted push, harmless, removed by prune */
 	size_t np = index_pack_count(c->idx);
 	size_t referenced = 0;
+	index_entry e;
 	for (uint32_t i = 0; i < np; i++)
-		referenced += index_find(c->present, index_pack_id(c->idx, i)) != NULL;
+		referenced += index_find(c->present, index_pack_id(c->idx, i), &e);
 	c->rep->unreferenced_packs = c->present_n - referenced;
 	return 0;
 }
@@ -217,7 +219,7 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 	if (rc == 0)
 		rc = index_new(&c.present);
 	if (rc == 0)
-		rc = index_load(r, c.idx, index_warn, &c, &rep->index_objects);
+		rc = index_load(r, c.idx, NULL, index_warn, &c, &rep->index_objects);
 	if (rc == 0)
 		rc = store_list(r->st, "packs/", list_pack, &c);
 	if (rc == 0)

@@ -70,14 +70,25 @@ int crypto_random(void *buf, size_t len)
 	return 0;
 }
 
+int crypto_hmacv(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const struct iovec *iov, int n,
+		 uint8_t out[CRYPTO_ID_LEN])
+{
+	size_t outl = 0;
+	if (!EVP_MAC_init(c->hmac, key, CRYPTO_KEY_LEN, NULL))
+		return ossl_fail("HMAC-SHA-256");
+	for (int i = 0; i < n; i++)
+		if (!EVP_MAC_update(c->hmac, iov[i].iov_base, iov[i].iov_len))
+			return ossl_fail("HMAC-SHA-256");
+	if (!EVP_MAC_final(c->hmac, out, &outl, CRYPTO_ID_LEN) || outl != CRYPTO_ID_LEN)
+		return ossl_fail("HMAC-SHA-256");
+	return 0;
+}
+
 int crypto_hmac(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const void *msg, size_t len,
 		uint8_t out[CRYPTO_ID_LEN])
 {
-	size_t outl = 0;
-	if (!EVP_MAC_init(c->hmac, key, CRYPTO_KEY_LEN, NULL) || !EVP_MAC_update(c->hmac, msg, len) ||
-	    !EVP_MAC_final(c->hmac, out, &outl, CRYPTO_ID_LEN) || outl != CRYPTO_ID_LEN)
-		return ossl_fail("HMAC-SHA-256");
-	return 0;
+	struct iovec v = {(void *)msg, len};
+	return crypto_hmacv(c, key, &v, 1, out);
 }
 
 /* Runs one of OpenSSL's KDFs by name with its parameters (what, for messages: "HKDF-SHA-256", "scrypt"). */

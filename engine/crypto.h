@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define CRYPTO_KEY_LEN 32
 #define CRYPTO_ID_LEN 32
@@ -27,6 +28,10 @@ int crypto_random(void *buf, size_t len);
 /* HMAC-SHA-256(key, msg) into out[32]; the MAC context in c is reused. */
 int crypto_hmac(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const void *msg, size_t len,
 		uint8_t out[CRYPTO_ID_LEN]);
+
+/* The same over the concatenation of iov[0..n): a MAC of a file written in pieces, without joining them. */
+int crypto_hmacv(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const struct iovec *iov, int n,
+		 uint8_t out[CRYPTO_ID_LEN]);
 
 /* HKDF-SHA-256 (RFC 5869, extract and expand) of outlen bytes. */
 int crypto_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len, const void *info,

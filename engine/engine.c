@@ -27,6 +27,11 @@ int engine_init(const char *url, const store_opts *so, const char *pass, const r
 	return rc;
 }
 
+void engine_set_cache_dir(repo *r, const char *dir)
+{
+	r->cache_dir = dir;
+}
+
 void engine_close(repo *r)
 {
 	if (r == NULL)

@@ -27,6 +27,10 @@ int engine_open(const char *url, const store_opts *so, const char *pass, repo **
 int engine_init(const char *url, const store_opts *so, const char *pass, const repo_params *p, repo **out);
 void engine_close(repo *r);
 
+/* Where this machine keeps caches for r (the index cache, index.h); dir must outlive r. NULL: no cache, every
+ * push and restore reads all index objects from the store. */
+void engine_set_cache_dir(repo *r, const char *dir);
+
 /* Adds a key object for another password; lists key object names. */
 int engine_key_add(repo *r, const char *new_pass, char name_out[80]);
 int engine_key_list(repo *r, int (*fn)(void *arg, const char *name), void *arg);

@@ -1,27 +1,118 @@
 #include "engine/index.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "engine/localfile.h"
 #include "store/err.h"
 
+/* raw length and flags share a word: chunks are at most CDC_MAX_LIMIT (2^26) bytes */
+#define RAW_BITS 28
+#define RAW_MASK ((1u << RAW_BITS) - 1)
+#define FLAGS_MAX 0x0Fu
+#define DELTA_MIN_MERGE 32768 /* the delta is merged into the sorted array at this size, or at 1/16 of it */
+#define DELTA_MIN_CAP 1024
+
+typedef struct slot {
+	uint8_t key[INDEX_KEY_LEN];
+	uint32_t pack, offset, stored_len;
+	uint32_t raw_flags; /* raw length | flags << RAW_BITS */
+} slot;
+
+_Static_assert(sizeof(slot) == 32, "an index slot is 32 bytes");
+_Static_assert(CDC_MAX_LIMIT <= RAW_MASK, "raw lengths fit below the flags");
+
 struct chunk_index {
-	index_entry *slots; /* open addressing, linear probing; used[i] marks an occupied slot */
-	uint8_t *used;
-	size_t cap, count; /* cap is a power of two */
+	/* sorted by key; dir[b] .. dir[b + 1] are the entries whose key starts with the dir_bits bits b */
+	slot *base;
+	size_t nbase, base_cap;
+	uint32_t *dir;
+	unsigned dir_bits;
+	/* entries added since the last merge: open addressing, linear probing */
+	slot *delta;
+	uint8_t *dused;
+	size_t dcap, dcount;
+
 	uint8_t (*packs)[CRYPTO_ID_LEN];
 	size_t npacks, packs_cap;
-	/* pack ID → number, a second small open-addressing table */
-	uint32_t *pack_slots; /* number + 1, 0 = empty */
+	uint32_t *pack_slots; /* pack ID → number + 1, 0 = empty */
 	size_t pack_slots_cap;
+
+	/* index objects whose entries are all in here, sorted once loaded (the cache records them) */
+	uint8_t (*objects)[CRYPTO_ID_LEN];
+	size_t nobjects, objects_cap;
 };
 
-static inline uint64_t id_hash(const uint8_t *id)
+static inline uint64_t key_prefix(const uint8_t *key) /* big-endian: the order of memcmp */
 {
-	uint64_t h;
-	memcpy(&h, id, sizeof h);
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = h << 8 | key[i];
 	return h;
+}
+
+/* For the hash tables. Chunk IDs are uniform already; the mixing keeps IDs that are not (tests, pack IDs of
+ * a damaged store) from piling up in one run of slots. */
+static inline uint64_t key_hash(const uint8_t *key)
+{
+	uint64_t a, b;
+	memcpy(&a, key, sizeof a);
+	memcpy(&b, key + 8, sizeof b);
+	uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+	return h ^ h >> 31;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, INDEX_KEY_LEN);
+}
+
+static void slot_from_entry(slot *s, const index_entry *e)
+{
+	memcpy(s->key, e->loc.id, INDEX_KEY_LEN);
+	s->pack = e->pack;
+	s->offset = e->loc.offset;
+	s->stored_len = e->loc.stored_len;
+	s->raw_flags = e->loc.raw_len | (uint32_t)e->loc.flags << RAW_BITS;
+}
+
+static void slot_to_entry(const slot *s, const uint8_t *id, index_entry *e)
+{
+	if (id != NULL)
+		memcpy(e->loc.id, id, CRYPTO_ID_LEN);
+	else {
+		memcpy(e->loc.id, s->key, INDEX_KEY_LEN);
+		memset(e->loc.id + INDEX_KEY_LEN, 0, CRYPTO_ID_LEN - INDEX_KEY_LEN);
+	}
+	e->pack = s->pack;
+	e->loc.offset = s->offset;
+	e->loc.stored_len = s->stored_len;
+	e->loc.raw_len = s->raw_flags & RAW_MASK;
+	e->loc.flags = (uint8_t)(s->raw_flags >> RAW_BITS);
+}
+
+static int delta_alloc(chunk_index *idx, size_t cap)
+{
+	slot *d = malloc(cap * sizeof *d);
+	uint8_t *u = calloc(cap, 1);
+	if (d == NULL || u == NULL) {
+		free(d);
+		free(u);
+		return err_set(DRE_ENOMEM, "cannot allocate the chunk index (%zu entries)", cap);
+	}
+	free(idx->delta);
+	free(idx->dused);
+	idx->delta = d;
+	idx->dused = u;
+	idx->dcap = cap;
+	idx->dcount = 0;
+	return 0;
 }
 
 int index_new(chunk_index **out)
@@ -29,14 +120,14 @@ int index_new(chunk_index **out)
 	chunk_index *idx = calloc(1, sizeof *idx);
 	if (idx == NULL)
 		return err_set(DRE_ENOMEM, "cannot allocate the chunk index");
-	idx->cap = 1024;
-	idx->slots = malloc(idx->cap * sizeof *idx->slots);
-	idx->used = calloc(idx->cap, 1);
 	idx->pack_slots_cap = 256;
 	idx->pack_slots = calloc(idx->pack_slots_cap, sizeof *idx->pack_slots);
-	if (idx->slots == NULL || idx->used == NULL || idx->pack_slots == NULL) {
+	idx->dir = calloc(2, sizeof *idx->dir);
+	int rc = idx->pack_slots && idx->dir ? delta_alloc(idx, DELTA_MIN_CAP)
+					     : err_set(DRE_ENOMEM, "cannot allocate the chunk index");
+	if (rc < 0) {
 		index_free(idx);
-		return err_set(DRE_ENOMEM, "cannot allocate the chunk index");
+		return rc;
 	}
 	*out = idx;
 	return 0;
@@ -46,16 +137,19 @@ void index_free(chunk_index *idx)
 {
 	if (idx == NULL)
 		return;
-	free(idx->slots);
-	free(idx->used);
+	free(idx->base);
+	free(idx->dir);
+	free(idx->delta);
+	free(idx->dused);
 	free(idx->packs);
 	free(idx->pack_slots);
+	free(idx->objects);
 	free(idx);
 }
 
 size_t index_count(const chunk_index *idx)
 {
-	return idx->count;
+	return idx->nbase + idx->dcount;
 }
 
 size_t index_pack_count(const chunk_index *idx)
@@ -63,19 +157,26 @@ size_t index_pack_count(const chunk_index *idx)
 	return idx->npacks;
 }
 
+size_t index_memory(const chunk_index *idx)
+{
+	return idx->base_cap * sizeof(slot) + (((size_t)1 << idx->dir_bits) + 1) * sizeof(uint32_t) +
+	       idx->dcap * (sizeof(slot) + 1) + idx->packs_cap * CRYPTO_ID_LEN +
+	       idx->pack_slots_cap * sizeof(uint32_t) + idx->objects_cap * CRYPTO_ID_LEN;
+}
+
 const uint8_t *index_pack_id(const chunk_index *idx, uint32_t pack_no)
 {
 	return pack_no < idx->npacks ? idx->packs[pack_no] : NULL;
 }
 
-static int pack_slots_grow(chunk_index *idx)
+/* Rebuilds the pack ID lookup with cap slots (a power of two above twice the packs). */
+static int pack_slots_rebuild(chunk_index *idx, size_t cap)
 {
-	size_t cap = idx->pack_slots_cap * 2;
 	uint32_t *slots = calloc(cap, sizeof *slots);
 	if (slots == NULL)
 		return err_set(DRE_ENOMEM, "cannot grow the pack table");
 	for (size_t n = 0; n < idx->npacks; n++) {
-		size_t i = id_hash(idx->packs[n]) & (cap - 1);
+		size_t i = key_hash(idx->packs[n]) & (cap - 1);
 		while (slots[i] != 0)
 			i = (i + 1) & (cap - 1);
 		slots[i] = (uint32_t)n + 1;
@@ -89,7 +190,7 @@ static int pack_slots_grow(chunk_index *idx)
 int index_pack_intern(chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN], uint32_t *pack_no)
 {
 	size_t mask = idx->pack_slots_cap - 1;
-	size_t i = id_hash(pack_id) & mask;
+	size_t i = key_hash(pack_id) & mask;
 	while (idx->pack_slots[i] != 0) {
 		uint32_t n = idx->pack_slots[i] - 1;
 		if (memcmp(idx->packs[n], pack_id, CRYPTO_ID_LEN) == 0) {
@@ -105,17 +206,52 @@ int index_pack_intern(chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN], ui
 	memcpy(idx->packs[idx->npacks], pack_id, CRYPTO_ID_LEN);
 	*pack_no = (uint32_t)idx->npacks++;
 	if (idx->npacks * 2 > idx->pack_slots_cap)
-		return pack_slots_grow(idx);
+		return pack_slots_rebuild(idx, idx->pack_slots_cap * 2);
 	idx->pack_slots[i] = *pack_no + 1;
 	return 0;
 }
 
-static size_t slot_of(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], bool *found)
+/* About two entries per bucket: a lookup reads one directory word and one or two cache lines of slots. */
+static int dir_build(chunk_index *idx)
 {
-	size_t mask = idx->cap - 1;
-	size_t i = id_hash(id) & mask;
-	while (idx->used[i]) {
-		if (memcmp(idx->slots[i].loc.id, id, CRYPTO_ID_LEN) == 0) {
+	unsigned bits = 0;
+	while (bits < 31 && ((size_t)2 << bits) <= idx->nbase / 2)
+		bits++;
+	size_t nb = (size_t)1 << bits;
+	uint32_t *dir = realloc(idx->dir, (nb + 1) * sizeof *dir);
+	if (dir == NULL)
+		return err_set(DRE_ENOMEM, "cannot allocate the chunk index directory");
+	idx->dir = dir;
+	idx->dir_bits = bits;
+	size_t e = 0;
+	for (size_t b = 0; b < nb; b++) {
+		dir[b] = (uint32_t)e;
+		while (e < idx->nbase && (bits == 0 ? 0 : key_prefix(idx->base[e].key) >> (64 - bits)) == b)
+			e++;
+	}
+	dir[nb] = (uint32_t)idx->nbase;
+	return 0;
+}
+
+static slot *base_find(const chunk_index *idx, const uint8_t *key)
+{
+	size_t b = idx->dir_bits == 0 ? 0 : key_prefix(key) >> (64 - idx->dir_bits);
+	for (size_t i = idx->dir[b]; i < idx->dir[b + 1]; i++) {
+		int c = memcmp(idx->base[i].key, key, INDEX_KEY_LEN);
+		if (c == 0)
+			return &idx->base[i];
+		if (c > 0)
+			break;
+	}
+	return NULL;
+}
+
+static size_t delta_slot(const chunk_index *idx, const uint8_t *key, bool *found)
+{
+	size_t mask = idx->dcap - 1;
+	size_t i = key_hash(key) & mask;
+	while (idx->dused[i]) {
+		if (memcmp(idx->delta[i].key, key, INDEX_KEY_LEN) == 0) {
 			*found = true;
 			return i;
 		}
@@ -125,55 +261,112 @@ static size_t slot_of(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], b
 	return i;
 }
 
-static int index_grow(chunk_index *idx)
+static slot *find_slot(const chunk_index *idx, const uint8_t *key)
 {
-	size_t cap = idx->cap * 2;
-	index_entry *slots = malloc(cap * sizeof *slots);
-	uint8_t *used = calloc(cap, 1);
-	if (slots == NULL || used == NULL) {
-		free(slots);
-		free(used);
+	bool found;
+	size_t i = delta_slot(idx, key, &found);
+	return found ? &idx->delta[i] : base_find(idx, key);
+}
+
+/*
+ * Merges n sorted slots, none of them already in base, into base: it grows in place (realloc, which moves
+ * large blocks by remapping pages rather than copying) and the merge runs from the back, so no second copy of
+ * the array is ever held.
+ */
+static int base_merge(chunk_index *idx, const slot *add, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (idx->nbase + n > UINT32_MAX)
+		return err_set(DRE_EINVAL, "too many chunks in one repository index");
+	if (idx->nbase + n > idx->base_cap) {
+		size_t cap = idx->nbase + n;
+		slot *b = realloc(idx->base, cap * sizeof *b);
+		if (b == NULL)
+			return err_set(DRE_ENOMEM, "cannot grow the chunk index to %zu entries", cap);
+		idx->base = b;
+		idx->base_cap = cap;
+	}
+	size_t i = idx->nbase, j = n, d = idx->nbase + n;
+	while (j > 0) {
+		if (i > 0 && memcmp(idx->base[i - 1].key, add[j - 1].key, INDEX_KEY_LEN) > 0)
+			idx->base[--d] = idx->base[--i];
+		else
+			idx->base[--d] = add[--j];
+	}
+	idx->nbase += n;
+	return dir_build(idx);
+}
+
+/* Moves the delta's entries into the sorted array and empties it. */
+static int delta_merge(chunk_index *idx)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < idx->dcap; i++)
+		if (idx->dused[i])
+			idx->delta[n++] = idx->delta[i];
+	if (n > 0)
+		qsort(idx->delta, n, sizeof *idx->delta, slot_cmp);
+	TRY(base_merge(idx, idx->delta, n));
+	return delta_alloc(idx, DELTA_MIN_CAP);
+}
+
+static int delta_grow(chunk_index *idx)
+{
+	size_t cap = idx->dcap * 2;
+	slot *d = malloc(cap * sizeof *d);
+	uint8_t *u = calloc(cap, 1);
+	if (d == NULL || u == NULL) {
+		free(d);
+		free(u);
 		return err_set(DRE_ENOMEM, "cannot grow the chunk index to %zu entries", cap);
 	}
-	for (size_t j = 0; j < idx->cap; j++) {
-		if (!idx->used[j])
+	for (size_t j = 0; j < idx->dcap; j++) {
+		if (!idx->dused[j])
 			continue;
-		size_t i = id_hash(idx->slots[j].loc.id) & (cap - 1);
-		while (used[i])
+		size_t i = key_hash(idx->delta[j].key) & (cap - 1);
+		while (u[i])
 			i = (i + 1) & (cap - 1);
-		slots[i] = idx->slots[j];
-		used[i] = 1;
+		d[i] = idx->delta[j];
+		u[i] = 1;
 	}
-	free(idx->slots);
-	free(idx->used);
-	idx->slots = slots;
-	idx->used = used;
-	idx->cap = cap;
+	free(idx->delta);
+	free(idx->dused);
+	idx->delta = d;
+	idx->dused = u;
+	idx->dcap = cap;
 	return 0;
 }
 
-const index_entry *index_find(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
+bool index_find(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], index_entry *out)
 {
-	bool found;
-	size_t i = slot_of(idx, id, &found);
-	return found ? &idx->slots[i] : NULL;
+	const slot *s = find_slot(idx, id);
+	if (s != NULL)
+		slot_to_entry(s, id, out);
+	return s != NULL;
 }
 
 int index_insert(chunk_index *idx, const index_entry *e)
 {
-	bool found;
-	if ((idx->count + 1) * 10 > idx->cap * 7)
-		TRY(index_grow(idx));
-	size_t i = slot_of(idx, e->loc.id, &found);
-	if (found) {
+	if (e->loc.flags > FLAGS_MAX || e->loc.raw_len > RAW_MASK)
+		return err_set(DRE_ECORRUPT, "index entry with unknown flags 0x%02x or raw length %u", e->loc.flags,
+			       e->loc.raw_len);
+	slot *s = find_slot(idx, e->loc.id);
+	if (s != NULL) {
 		/* a location found by loading beats a pending reservation */
-		if (idx->slots[i].pack == INDEX_PACK_PENDING && e->pack != INDEX_PACK_PENDING)
-			idx->slots[i] = *e;
+		if (s->pack == INDEX_PACK_PENDING && e->pack != INDEX_PACK_PENDING)
+			slot_from_entry(s, e);
 		return 0;
 	}
-	idx->slots[i] = *e;
-	idx->used[i] = 1;
-	idx->count++;
+	if ((idx->dcount + 1) * 4 > idx->dcap * 3)
+		TRY(delta_grow(idx));
+	bool found;
+	size_t i = delta_slot(idx, e->loc.id, &found);
+	slot_from_entry(&idx->delta[i], e);
+	idx->dused[i] = 1;
+	idx->dcount++;
+	if (idx->dcount >= DELTA_MIN_MERGE && idx->dcount >= idx->nbase / 16)
+		TRY(delta_merge(idx));
 	return 1;
 }
 
@@ -188,20 +381,35 @@ int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
 
 int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *pe)
 {
-	bool found;
-	size_t i = slot_of(idx, pe->id, &found);
-	if (!found)
+	slot *s = find_slot(idx, pe->id);
+	if (s == NULL)
 		return err_set(DRE_EINVAL, "internal: committing a chunk that was never reserved");
-	idx->slots[i].loc = *pe;
-	idx->slots[i].pack = pack_no;
+	index_entry e = {.loc = *pe, .pack = pack_no};
+	slot_from_entry(s, &e);
 	return 0;
 }
 
 int index_each(const chunk_index *idx, int (*fn)(void *arg, const index_entry *e), void *arg)
 {
-	for (size_t i = 0; i < idx->cap; i++)
-		if (idx->used[i])
-			TRY(fn(arg, &idx->slots[i]));
+	index_entry e;
+	for (size_t i = 0; i < idx->nbase; i++) {
+		slot_to_entry(&idx->base[i], NULL, &e);
+		TRY(fn(arg, &e));
+	}
+	for (size_t i = 0; i < idx->dcap; i++) {
+		if (!idx->dused[i])
+			continue;
+		slot_to_entry(&idx->delta[i], NULL, &e);
+		TRY(fn(arg, &e));
+	}
+	return 0;
+}
+
+static int object_note(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
+{
+	if (!array_room(&idx->objects, &idx->objects_cap, idx->nobjects, CRYPTO_ID_LEN, 64))
+		return err_set(DRE_ENOMEM, "cannot grow the list of index objects");
+	memcpy(idx->objects[idx->nobjects++], id, CRYPTO_ID_LEN);
 	return 0;
 }
 
@@ -215,7 +423,7 @@ int index_builder_add_pack(index_builder *b, const uint8_t pack_id[CRYPTO_ID_LEN
 	return buf_check(&b->data, "the index being built");
 }
 
-int index_builder_flush(index_builder *b, repo *r)
+int index_builder_flush(index_builder *b, repo *r, chunk_index *idx)
 {
 	uint8_t id[CRYPTO_ID_LEN];
 	char key[80];
@@ -232,6 +440,8 @@ int index_builder_flush(index_builder *b, repo *r)
 	if (rc == 0)
 		rc = repo_put_object(r, 'I', key, obj.data, obj.len, STORE_PUT_CREATE_ONCE);
 	buf_free(&obj);
+	if (rc == 0)
+		rc = object_note(idx, id);
 	if (rc == 0) {
 		b->data.len = 0;
 		b->npacks = 0;
@@ -245,7 +455,13 @@ void index_builder_free(index_builder *b)
 	buf_free(&b->data);
 }
 
-static int index_decode(chunk_index *idx, const char *key, const uint8_t *p, size_t len)
+/* Entries read from index objects, gathered unsorted and merged into the sorted array once at the end. */
+struct staging {
+	slot *s;
+	size_t n, cap;
+};
+
+static int index_decode(chunk_index *idx, struct staging *st, const char *key, const uint8_t *p, size_t len)
 {
 	rd in = rd_make(p, len);
 	uint32_t npacks = rd_u32(&in);
@@ -256,10 +472,16 @@ static int index_decode(chunk_index *idx, const char *key, const uint8_t *p, siz
 		if (in.failed || (uint64_t)n * PACK_ENTRY_LEN > in.len - in.off)
 			break;
 		TRY(index_pack_intern(idx, pack_id, &pack_no));
+		while (st->cap < st->n + n)
+			if (!array_room(&st->s, &st->cap, st->cap, sizeof *st->s, 4096))
+				return err_set(DRE_ENOMEM, "cannot grow the chunk index");
 		for (uint32_t i = 0; i < n; i++) {
 			index_entry e = {.pack = pack_no};
 			pack_entry_get(&in, &e.loc);
-			TRY(index_insert(idx, &e));
+			if (e.loc.flags > FLAGS_MAX || e.loc.raw_len > RAW_MASK)
+				return err_set(DRE_ECORRUPT, "corrupt index %s: an entry with flags 0x%02x", key,
+					       e.loc.flags);
+			slot_from_entry(&st->s[st->n++], &e);
 		}
 	}
 	if (in.failed || in.off != in.len)
@@ -267,38 +489,310 @@ static int index_decode(chunk_index *idx, const char *key, const uint8_t *p, siz
 	return 0;
 }
 
-struct load_ctx {
-	repo *r;
-	chunk_index *idx;
-	index_warn_fn warn;
-	void *warn_arg;
-	size_t objects;
-};
-
-static int load_one(void *arg, const char *key, uint64_t size)
+/* Sorts the staged entries, drops those already known, and merges the rest into the sorted array. */
+static int staging_merge(chunk_index *idx, struct staging *st)
 {
-	struct load_ctx *lc = arg;
-	uint8_t *plain = NULL;
-	size_t len = 0;
-	(void)size;
-	lc->objects++;
-	int rc = repo_get_object(lc->r, 'I', key, &plain, &len);
-	if (rc == 0)
-		rc = index_decode(lc->idx, key, plain, len);
-	free(plain);
-	if (rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) {
-		if (lc->warn)
-			lc->warn(lc->warn_arg, err_msg());
-		return 0;
+	if (st->n > 0)
+		qsort(st->s, st->n, sizeof *st->s, slot_cmp);
+	size_t n = 0;
+	for (size_t i = 0; i < st->n; i++) {
+		if (n > 0 && memcmp(st->s[n - 1].key, st->s[i].key, INDEX_KEY_LEN) == 0)
+			continue; /* the same chunk in two packs (concurrent pushes): one location is enough */
+		if (base_find(idx, st->s[i].key) != NULL)
+			continue;
+		st->s[n++] = st->s[i];
 	}
+	int rc;
+	if (idx->nbase == 0 && idx->base == NULL) {
+		/* the first load: the staging array becomes the sorted array, trimmed to size */
+		slot *b = n > 0 ? realloc(st->s, n * sizeof *b) : NULL;
+		idx->base = b ? b : st->s;
+		idx->base_cap = b ? n : st->cap;
+		idx->nbase = n;
+		st->s = NULL;
+		rc = dir_build(idx);
+	} else
+		rc = base_merge(idx, st->s, n);
+	free(st->s);
+	st->s = NULL;
+	st->n = st->cap = 0;
 	return rc;
 }
 
-int index_load(repo *r, chunk_index *idx, index_warn_fn warn, void *warn_arg, size_t *objects)
+static int id_cmp(const void *a, const void *b)
 {
-	struct load_ctx lc = {r, idx, warn, warn_arg, 0};
-	TRY_CTX(store_list(r->st, "index/", load_one, &lc), "loading the index");
-	if (objects)
-		*objects = lc.objects;
+	return memcmp(a, b, CRYPTO_ID_LEN);
+}
+
+struct listing {
+	uint8_t (*ids)[CRYPTO_ID_LEN];
+	size_t n, cap;
+	index_warn_fn warn;
+	void *warn_arg;
+};
+
+static int list_one(void *arg, const char *key, uint64_t size)
+{
+	struct listing *l = arg;
+	(void)size;
+	const char *hex = strrchr(key, '/');
+	uint8_t id[CRYPTO_ID_LEN];
+	if (hex == NULL || strlen(hex + 1) != 2 * CRYPTO_ID_LEN || !hex_decode(hex + 1, id, CRYPTO_ID_LEN)) {
+		char msg[400];
+		snprintf(msg, sizeof msg, "ignoring %s: not named like an index object", key);
+		if (l->warn)
+			l->warn(l->warn_arg, msg);
+		return 0;
+	}
+	if (!array_room(&l->ids, &l->cap, l->n, CRYPTO_ID_LEN, 64))
+		return err_set(DRE_ENOMEM, "cannot list the index objects");
+	memcpy(l->ids[l->n++], id, CRYPTO_ID_LEN);
 	return 0;
+}
+
+static void warn_msg(index_warn_fn warn, void *arg, const char *msg)
+{
+	if (warn)
+		warn(arg, msg);
+}
+
+/* Resets idx to empty (a cache that turned out not to match the store). */
+static void index_clear(chunk_index *idx)
+{
+	free(idx->base);
+	idx->base = NULL;
+	idx->nbase = idx->base_cap = 0;
+	idx->dir_bits = 0;
+	idx->dir[0] = idx->dir[1] = 0;
+	idx->npacks = 0;
+	memset(idx->pack_slots, 0, idx->pack_slots_cap * sizeof *idx->pack_slots);
+	idx->nobjects = 0;
+}
+
+static int cache_load(repo *r, chunk_index *idx, const char *path);
+
+int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn warn, void *warn_arg,
+	       size_t *objects)
+{
+	struct listing l = {.warn = warn, .warn_arg = warn_arg};
+	struct staging st = {0};
+	char key[80], msg[1200];
+	bool cached = false;
+
+	if (cache_path != NULL && idx->nbase == 0 && idx->dcount == 0) {
+		int rc = cache_load(r, idx, cache_path);
+		if (rc < 0 && rc != DRE_ENOTFOUND) {
+			snprintf(msg, sizeof msg, "index cache not used, rebuilding it: %s", err_msg());
+			warn_msg(warn, warn_arg, msg);
+			index_clear(idx);
+		}
+		cached = rc == 0;
+	}
+	int rc = store_list(r->st, "index/", list_one, &l);
+	if (rc < 0) {
+		free(l.ids);
+		return err_ctx(rc, "loading the index");
+	}
+	if (l.n > 0)
+		qsort(l.ids, l.n, CRYPTO_ID_LEN, id_cmp);
+	/* every object the cache covers must still be in the store: one that is gone (removed, or a repository
+	 * restored from an older copy) may have taken its packs with it */
+	for (size_t i = 0; cached && i < idx->nobjects; i++) {
+		if (l.n == 0 || bsearch(idx->objects[i], l.ids, l.n, CRYPTO_ID_LEN, id_cmp) == NULL) {
+			hex_encode(idx->objects[i], CRYPTO_ID_LEN, key);
+			snprintf(msg, sizeof msg, "index cache not used, rebuilding it: index/%.16s… it covers is no "
+				 "longer in the store", key);
+			warn_msg(warn, warn_arg, msg);
+			index_clear(idx);
+			cached = false;
+		}
+	}
+	size_t fresh = 0;
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		if (cached && idx->nobjects > 0 &&
+		    bsearch(l.ids[i], idx->objects, idx->nobjects, CRYPTO_ID_LEN, id_cmp) != NULL)
+			continue; /* the cache has its entries */
+		uint8_t *plain = NULL;
+		size_t len = 0, before = st.n;
+		repo_object_key("index/", l.ids[i], key);
+		rc = repo_get_object(r, 'I', key, &plain, &len);
+		if (rc == 0)
+			rc = index_decode(idx, &st, key, plain, len);
+		free(plain);
+		if (rc == 0) {
+			rc = object_note(idx, l.ids[i]);
+			fresh++;
+		} else if (rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) {
+			st.n = before; /* a damaged object adds nothing, and is not covered */
+			warn_msg(warn, warn_arg, err_msg());
+			rc = 0;
+		}
+	}
+	free(l.ids);
+	if (rc == 0)
+		rc = staging_merge(idx, &st);
+	free(st.s);
+	if (rc == 0 && idx->nobjects > 0)
+		qsort(idx->objects, idx->nobjects, CRYPTO_ID_LEN, id_cmp);
+	if (rc < 0)
+		return err_ctx(rc, "loading the index");
+	if (objects)
+		*objects = l.n;
+	if (cache_path != NULL && fresh > 0 && index_cache_save(r, idx, cache_path) < 0) {
+		snprintf(msg, sizeof msg, "index cache not written: %s", err_msg());
+		warn_msg(warn, warn_arg, msg);
+	}
+	return 0;
+}
+
+/*
+ * The cache file (native byte order; it never leaves this machine):
+ *   header | nobjects × index object ID | npacks × pack ID | nentries × slot, sorted | HMAC-SHA-256
+ * The MAC key is derived from the repository's keys, so only a process that opened the repository can write a
+ * cache it will accept: a wrong entry would make a push skip a chunk the repository does not have.
+ */
+#define CACHE_MAGIC "DREIXC1\n"
+#define CACHE_BYTE_ORDER 0x01020304u
+
+struct cache_header {
+	char magic[8];
+	uint32_t byte_order, slot_size;
+	uint8_t repo_id[REPO_ID_LEN];
+	uint64_t nobjects, npacks, nentries;
+};
+
+static int cache_key(const repo *r, uint8_t key[CRYPTO_KEY_LEN])
+{
+	static const char info[] = "dre v1 index cache";
+	return crypto_hkdf(r->enc_key, CRYPTO_KEY_LEN, r->repo_id, REPO_ID_LEN, info, sizeof info - 1, key,
+			   CRYPTO_KEY_LEN);
+}
+
+static int cache_mac(const repo *r, const struct iovec *iov, int n, uint8_t mac[CRYPTO_ID_LEN])
+{
+	uint8_t key[CRYPTO_KEY_LEN];
+	crypto_ctx *cc;
+	TRY(crypto_ctx_new(&cc));
+	int rc = cache_key(r, key);
+	if (rc == 0)
+		rc = crypto_hmacv(cc, key, iov, n, mac);
+	crypto_wipe(key, sizeof key);
+	crypto_ctx_free(cc);
+	return rc;
+}
+
+const char *index_cache_path(const repo *r, char *out, size_t len)
+{
+	char hex[2 * REPO_ID_LEN + 1];
+	if (r->cache_dir == NULL || r->cache_dir[0] == '\0')
+		return NULL;
+	hex_encode(r->repo_id, REPO_ID_LEN, hex);
+	if (snprintf(out, len, "%s/%s/index", r->cache_dir, hex) >= (int)len)
+		return NULL;
+	return out;
+}
+
+int index_cache_save(repo *r, chunk_index *idx, const char *cache_path)
+{
+	TRY(delta_merge(idx));
+	for (size_t i = 0; i < idx->nbase; i++)
+		if (idx->base[i].pack == INDEX_PACK_PENDING)
+			return err_set(DRE_EINVAL, "internal: the index holds chunks whose packs are not written");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", cache_path);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		TRY(localfile_mkdirs(dir, 0700));
+	}
+	struct cache_header h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.magic, CACHE_MAGIC, sizeof h.magic);
+	h.byte_order = CACHE_BYTE_ORDER;
+	h.slot_size = sizeof(slot);
+	memcpy(h.repo_id, r->repo_id, REPO_ID_LEN);
+	h.nobjects = idx->nobjects;
+	h.npacks = idx->npacks;
+	h.nentries = idx->nbase;
+	uint8_t mac[CRYPTO_ID_LEN];
+	struct iovec iov[5] = {{&h, sizeof h},
+			       {idx->objects, idx->nobjects * CRYPTO_ID_LEN},
+			       {idx->packs, idx->npacks * CRYPTO_ID_LEN},
+			       {idx->base, idx->nbase * sizeof(slot)},
+			       {mac, sizeof mac}};
+	if (idx->nobjects > 0)
+		qsort(idx->objects, idx->nobjects, CRYPTO_ID_LEN, id_cmp);
+	TRY(cache_mac(r, iov, 4, mac));
+	return localfile_write(cache_path, iov, 5, 0600, true);
+}
+
+/* Reads the cache into an empty idx: DRE_ENOTFOUND when there is none, DRE_ECORRUPT when it is not valid. */
+static int cache_load(repo *r, chunk_index *idx, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? DRE_ENOTFOUND : err_sys("cannot open %s", path);
+	struct cache_header h;
+	struct stat sb;
+	uint8_t mac[CRYPTO_ID_LEN], want[CRYPTO_ID_LEN];
+	slot *base = NULL;
+	int rc = fstat(fd, &sb) < 0 ? err_sys("cannot read %s", path) : 0;
+	if (rc == 0)
+		rc = localfile_read_exact(fd, &h, sizeof h, path);
+	uint64_t size = (uint64_t)sb.st_size, rest = size - sizeof h - CRYPTO_ID_LEN;
+	if (rc == 0 && (memcmp(h.magic, CACHE_MAGIC, sizeof h.magic) != 0 || h.byte_order != CACHE_BYTE_ORDER ||
+			h.slot_size != sizeof(slot)))
+		rc = err_set(DRE_ECORRUPT, "%s is not an index cache of this dre", path);
+	if (rc == 0 && memcmp(h.repo_id, r->repo_id, REPO_ID_LEN) != 0)
+		rc = err_set(DRE_ECORRUPT, "%s is the index cache of another repository", path);
+	if (rc == 0 && (size < sizeof h + CRYPTO_ID_LEN || h.nobjects > rest / CRYPTO_ID_LEN ||
+			h.npacks > rest / CRYPTO_ID_LEN || h.nentries > rest / sizeof(slot) ||
+			(h.nobjects + h.npacks) * CRYPTO_ID_LEN + h.nentries * sizeof(slot) != rest ||
+			h.npacks >= INDEX_PACK_PENDING || h.nentries > UINT32_MAX))
+		rc = err_set(DRE_ECORRUPT, "%s is damaged: its counts do not match its size", path);
+	if (rc == 0) {
+		idx->objects = malloc(h.nobjects ? h.nobjects * CRYPTO_ID_LEN : 1);
+		idx->objects_cap = h.nobjects;
+		idx->packs = malloc(h.npacks ? h.npacks * CRYPTO_ID_LEN : 1);
+		base = malloc(h.nentries ? h.nentries * sizeof *base : 1);
+		if (idx->objects == NULL || idx->packs == NULL || base == NULL)
+			rc = err_set(DRE_ENOMEM, "cannot allocate the chunk index (%" PRIu64 " entries)", h.nentries);
+		else
+			idx->packs_cap = h.npacks;
+	}
+	struct iovec iov[4] = {{&h, sizeof h},
+			       {idx->objects, h.nobjects * CRYPTO_ID_LEN},
+			       {idx->packs, h.npacks * CRYPTO_ID_LEN},
+			       {base, h.nentries * sizeof(slot)}};
+	for (int i = 1; rc == 0 && i < 4; i++)
+		rc = localfile_read_exact(fd, iov[i].iov_base, iov[i].iov_len, path);
+	if (rc == 0)
+		rc = localfile_read_exact(fd, mac, sizeof mac, path);
+	close(fd);
+	if (rc == 0)
+		rc = cache_mac(r, iov, 4, want);
+	if (rc == 0 && memcmp(mac, want, sizeof mac) != 0)
+		rc = err_set(DRE_ECORRUPT, "%s is damaged or not written by this repository's keys (MAC mismatch)",
+			     path);
+	for (uint64_t i = 0; rc == 0 && i < h.nentries; i++)
+		if ((i > 0 && memcmp(base[i - 1].key, base[i].key, INDEX_KEY_LEN) >= 0) || base[i].pack >= h.npacks ||
+		    (base[i].raw_flags & RAW_MASK) > r->params.cdc_max || base[i].raw_flags >> RAW_BITS > FLAGS_MAX)
+			rc = err_set(DRE_ECORRUPT, "%s is damaged: entry %" PRIu64 " is out of order or out of range",
+				     path, i);
+	if (rc == 0) {
+		idx->nobjects = h.nobjects;
+		idx->base = base;
+		idx->nbase = idx->base_cap = h.nentries;
+		base = NULL;
+		/* the pack table was read whole; its lookup table is rebuilt */
+		size_t cap = idx->pack_slots_cap;
+		idx->npacks = h.npacks;
+		while (cap < idx->npacks * 2)
+			cap *= 2;
+		rc = pack_slots_rebuild(idx, cap);
+		if (rc == 0)
+			rc = dir_build(idx);
+	}
+	free(base);
+	return rc;
 }

@@ -1,13 +1,29 @@
 /*
  * index.h — where each chunk lives: chunk ID → pack, offset, lengths, flags.
  *
- * In memory: an open-addressing hash table keyed by the chunk ID (an HMAC output, so its first bytes are
- * already uniformly distributed) plus a table of pack IDs that entries refer to by number. Not thread-safe:
- * the push pipeline serialises calls with its own mutex; restore only reads after loading.
+ * In memory an entry takes 32 bytes: the first INDEX_KEY_LEN bytes of the chunk ID, the pack number, the
+ * offset, the stored length, and the raw length with the flags in its top bits. Entries sit in one array
+ * sorted by ID with a directory of bucket starts (1–2 bytes per entry), plus a small hash table of entries
+ * added since the last merge, merged into the array when it reaches 1/16 of it: about 36 bytes per chunk in
+ * all, where a hash table of whole entries would take 80 to 150. A pack table holds the pack IDs that entries
+ * refer to by number.
+ *
+ * Keying by 128 bits of the 256-bit ID: two different chunks of one repository share a key with probability
+ * about n²/2¹²⁹ (10⁻²¹ for a billion chunks). If it ever happened, a push would take the new chunk for the
+ * old one, and the restore would fail loudly rather than return wrong data: each blob's AES-GCM tag
+ * authenticates its full chunk ID, which index_find passes through from the caller.
+ *
+ * Not thread-safe: the push pipeline serialises calls with its own mutex; restore only reads after loading.
  *
  * In the store: index objects ("index/<hex>", envelope type 'I') written by each push after its packs and
  * before its snapshot (format-spec.md §Index). Loading tolerates a damaged index object: it is reported through
  * the warning callback and skipped, so snapshots that do not need it still restore.
+ *
+ * On this machine: a cache of the loaded index (index_load with a cache path), so a push does not fetch and
+ * decrypt every index object of the repository again. It records which index objects it covers and is
+ * authenticated with a key derived from the repository's keys; it is used only when it belongs to this
+ * repository, its MAC and structure check out and every index object it covers is still listed in the store.
+ * Otherwise it is rebuilt from the index objects.
  */
 #ifndef DRE_INDEX_H
 #define DRE_INDEX_H
@@ -21,6 +37,7 @@
 #include "engine/repo.h"
 
 #define INDEX_PACK_PENDING UINT32_MAX /* entry reserved by a push whose pack is not written yet */
+#define INDEX_KEY_LEN 16 /* bytes of the chunk ID that key the in-memory index */
 
 typedef struct index_entry {
 	pack_entry loc; /* chunk ID and where the blob lies in its pack */
@@ -39,8 +56,8 @@ const uint8_t *index_pack_id(const chunk_index *idx, uint32_t pack_no);
 /* Number of a pack ID in the pack table, adding it when new. */
 int index_pack_intern(chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN], uint32_t *pack_no);
 
-/* The entry of a chunk, or NULL. The pointer is valid until the next insert. */
-const index_entry *index_find(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]);
+/* Whether the index holds the chunk; when it does, *out is its entry, with out->loc.id = id. */
+bool index_find(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], index_entry *out);
 
 /* Adds an entry; a chunk already present keeps its first location (1 returned when added, 0 when present). */
 int index_insert(chunk_index *idx, const index_entry *e);
@@ -52,7 +69,7 @@ int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]);
 /* Push: a reserved chunk's pack has been written; its entry gets the location. */
 int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *e);
 
-/* Calls fn for every entry (check). */
+/* Calls fn for every entry (check); e->loc.id holds the INDEX_KEY_LEN bytes of the key, then zeros. */
 int index_each(const chunk_index *idx, int (*fn)(void *arg, const index_entry *e), void *arg);
 
 /* Index objects. An index_builder collects the packs a push wrote and encodes them. */
@@ -63,14 +80,28 @@ typedef struct index_builder {
 } index_builder;
 
 int index_builder_add_pack(index_builder *b, const uint8_t pack_id[CRYPTO_ID_LEN], const pack_entry *e, size_t n);
-/* Writes the collected packs as one index object (nothing when empty) and clears the builder. */
-int index_builder_flush(index_builder *b, repo *r);
+/* Writes the collected packs as one index object (nothing when empty) and clears the builder; the object is
+ * noted in idx as covered (its entries were committed there), for the cache. */
+int index_builder_flush(index_builder *b, repo *r, chunk_index *idx);
 void index_builder_free(index_builder *b);
 
 typedef void (*index_warn_fn)(void *arg, const char *msg);
 
 /* Reads every index object in the store into idx; damaged ones are reported via warn and skipped.
- * *objects (when not NULL) counts the index objects found, damaged ones included. */
-int index_load(repo *r, chunk_index *idx, index_warn_fn warn, void *warn_arg, size_t *objects);
+ * *objects (when not NULL) counts the index objects found, damaged ones included.
+ * With cache_path (NULL: none) it starts from the cache there when that is valid, reads only the index objects
+ * the cache does not cover, and rewrites the cache when it read any. A cache that cannot be read or written
+ * is reported via warn, never an error: the store is the authority. */
+int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn warn, void *warn_arg,
+	       size_t *objects);
+
+/* The cache file of r's index, <cache_dir>/<repository ID>/index, in out; NULL when r has no cache dir. */
+const char *index_cache_path(const repo *r, char *out, size_t len);
+
+/* Writes the cache of idx (every committed entry, and the index objects it covers) to cache_path. */
+int index_cache_save(repo *r, chunk_index *idx, const char *cache_path);
+
+/* Bytes of memory idx holds (bench, tests: the per-chunk cost). */
+size_t index_memory(const chunk_index *idx);
 
 #endif

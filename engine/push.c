@@ -102,7 +102,7 @@ static int pack_stored(void *arg, const uint8_t id[CRYPTO_ID_LEN], const pack_en
 	if (rc == 0)
 		rc = index_builder_add_pack(&p->ib, id, entries, n);
 	if (rc == 0 && p->ib.nentries >= INDEX_FLUSH_ENTRIES)
-		rc = index_builder_flush(&p->ib, p->r);
+		rc = index_builder_flush(&p->ib, p->r, p->idx);
 	p->stored_new += size;
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -294,7 +294,8 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 
 	TRY(index_new(&p->idx));
 	TRY(reader_new(&p->rd));
-	TRY(index_load(r, p->idx, o->hooks.warn, o->hooks.arg, NULL));
+	char cache[4200];
+	TRY(index_load(r, p->idx, index_cache_path(r, cache, sizeof cache), o->hooks.warn, o->hooks.arg, NULL));
 
 	p->nworkers = workq_workers(o->threads);
 	/* two buffers per worker keep every worker busy while the main thread fills the next one */
@@ -383,6 +384,18 @@ static int node_new(struct push *p, uint8_t type, const char *path, uint32_t *ou
 	return 0;
 }
 
+/* The next push starts from what this one knows, without reading its index objects back. */
+static void push_cache_save(struct push *p)
+{
+	char cache[4200], msg[1200];
+	const char *path = index_cache_path(p->r, cache, sizeof cache);
+	if (path == NULL || p->chunks_new == 0 || index_cache_save(p->r, p->idx, path) == 0)
+		return;
+	snprintf(msg, sizeof msg, "index cache not written: %s", err_msg());
+	if (p->o->hooks.warn)
+		p->o->hooks.warn(p->o->hooks.arg, msg);
+}
+
 /*
  * Ends a push: submits the last partial job, takes every job back, joins the workers (every pack is durable
  * after that), and — only when record is set and nothing failed — writes the index object, then the snapshot.
@@ -397,9 +410,10 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	rc = workq_close(&p->q, rc); /* joins the workers */
 	rc = uploader_finish(&p->up, rc); /* waits for the last uploads: every pack is durable after this */
 	if (rc == 0 && record)
-		rc = index_builder_flush(&p->ib, p->r);
+		rc = index_builder_flush(&p->ib, p->r, p->idx);
 	if (rc < 0 || !record)
 		return rc;
+	push_cache_save(p);
 
 	snapshot *s = &p->snap;
 	s->end_time_ns = meter_now_ns();

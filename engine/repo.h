@@ -49,6 +49,7 @@ typedef struct repo {
 	uint8_t id_key[CRYPTO_KEY_LEN];  /* HMAC key of chunk IDs */
 	cdc chunker;                      /* gear table derived from the master key */
 	char key_name[80];                /* the key object that opened it: "keys/<hex>" */
+	const char *cache_dir;            /* this machine's cache directory (the caller's string), NULL: none */
 } repo;
 
 /* Creates a repository in an empty store: one key object for pass, then config (create-once).

@@ -394,8 +394,8 @@ static int feed_node(struct restore *rs, uint32_t node)
 		j->first = k;
 		size_t raw = 0;
 		while (k < n->nchunks) {
-			const index_entry *e = index_find(rs->idx, n->chunks[k]);
-			if (e == NULL || e->pack == INDEX_PACK_PENDING) {
+			index_entry e;
+			if (!index_find(rs->idx, n->chunks[k], &e) || e.pack == INDEX_PACK_PENDING) {
 				hex_encode(n->chunks[k], CRYPTO_ID_LEN, chex);
 				hex_encode(rs->s->id, CRYPTO_ID_LEN, shex);
 				j->in_use = false;
@@ -404,12 +404,12 @@ static int feed_node(struct restore *rs, uint32_t node)
 					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
 					       shex, chex, n->path);
 			}
-			if (raw + e->loc.raw_len > j->out_cap && j->n > 0)
+			if (raw + e.loc.raw_len > j->out_cap && j->n > 0)
 				break;
 			if (!array_room(&j->ent, &j->ent_cap, j->n, sizeof *j->ent, 256))
 				return err_set(DRE_ENOMEM, "cannot grow a restore job");
-			j->ent[j->n++] = *e;
-			raw += e->loc.raw_len;
+			j->ent[j->n++] = e;
+			raw += e.loc.raw_len;
 			k++;
 		}
 		j->last = k == n->nchunks;
@@ -550,9 +550,11 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 		snprintf(target, sizeof target, "%s", o->target);
 		TRY(mkdir_p(target, strlen(target), 0700));
 	}
+	char cache[4200];
 	int rc = index_new(&rs.idx);
 	if (rc == 0)
-		rc = index_load(r, rs.idx, o->hooks.warn, o->hooks.arg, NULL);
+		rc = index_load(r, rs.idx, index_cache_path(r, cache, sizeof cache), o->hooks.warn, o->hooks.arg,
+				NULL);
 	if (rc == 0)
 		rc = restore_setup(&rs);
 	for (size_t i = 0; rc == 0 && i < s->nnodes; i++) {
