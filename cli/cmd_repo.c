@@ -79,8 +79,8 @@ const cli_command cmd_init = {
 		 "  --chunk-min N          smallest chunk (default 32K)\n"
 		 "  --chunk-avg N          average chunk, a power of two (default 128K)\n"
 		 "  --chunk-max N          largest chunk (default 512K)\n"
-		 "  --pack-size N          target size of a pack object (default 32M)\n"
-		 "  --compression-level N  zstd level, 1..19 (default 3)\n",
+		 "  --pack-size N          target size of a pack object (default 16M)\n"
+		 "  --compression-level N  zstd level, 1..19 (default 1)\n",
 };
 
 /* ---- key ---- */

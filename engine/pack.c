@@ -113,7 +113,14 @@ int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint
 		return err_set(DRE_EINVAL, "chunk of %zu bytes does not fit the pack buffer", len);
 	if (!array_room(&pw->entries, &pw->entries_cap, pw->n, sizeof *pw->entries, 1024))
 		return err_set(DRE_ENOMEM, "cannot grow the pack entry list");
-	size_t stored = ZSTD_compress2(pw->zc, dst, room, data, len);
+	size_t stored = len;
+	if (pw->skip_zstd > 0)
+		pw->skip_zstd--;
+	else {
+		stored = ZSTD_compress2(pw->zc, dst, room, data, len);
+		if (ZSTD_isError(stored) || stored > len - len / PACK_GAIN_MIN)
+			pw->skip_zstd = PACK_SKIP_RUN;
+	}
 	if (ZSTD_isError(stored) || stored >= len) {
 		/* incompressible: keep it as it is, flagged, so restore does not run zstd on it */
 		memcpy(dst, data, len);

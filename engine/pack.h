@@ -36,6 +36,15 @@ typedef struct pack_entry {
 	uint8_t flags;
 } pack_entry;
 
+/*
+ * The early 'incompressible' decision: a chunk that zstd shrinks by less than 1/PACK_GAIN_MIN makes the next
+ * PACK_SKIP_RUN chunks go in as they are, without trying. Already-compressed input (pg_dump -Fc, archives,
+ * encrypted files) then costs no compression time, and data that turns compressible again loses at most
+ * PACK_SKIP_RUN chunks of savings. Cut points and chunk IDs do not depend on it, so dedup is unaffected.
+ */
+#define PACK_GAIN_MIN 32
+#define PACK_SKIP_RUN 8
+
 typedef struct pack_writer {
 	const repo *r;
 	ZSTD_CCtx *zc;
@@ -47,13 +56,15 @@ typedef struct pack_writer {
 	pack_entry *entries;
 	size_t n, entries_cap;
 	uint64_t raw_bytes; /* plaintext bytes in this pack */
+	unsigned skip_zstd; /* chunks still to store without trying zstd */
 	buf header;
 } pack_writer;
 
 int pack_writer_init(pack_writer *pw, const repo *r);
 void pack_writer_free(pack_writer *pw);
 
-/* Compresses (or stores raw when zstd does not shrink it), encrypts and appends one chunk. The pack must not
+/* Compresses (or stores raw when zstd does not shrink it, or after an incompressible chunk, see above),
+ * encrypts and appends one chunk. The pack must not
  * be full (pack_writer_full) before the call; len ≤ the repository's max chunk size. */
 int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len);
 

@@ -27,8 +27,8 @@ void repo_params_default(repo_params *p)
 	p->cdc_min = 32u << 10;
 	p->cdc_avg = 128u << 10;
 	p->cdc_max = 512u << 10;
-	p->pack_size = 32u << 20;
-	p->zstd_level = 3;
+	p->pack_size = 16u << 20;
+	p->zstd_level = 1;
 	p->scrypt_log2n = 15;
 	p->scrypt_r = 8;
 	p->scrypt_p = 1;

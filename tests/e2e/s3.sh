@@ -119,7 +119,7 @@ expect_rc 0 "check passes after the failed push" "$DRE" check --read-data
 "$DRE" restore live >"$T/live.back2"
 check "earlier snapshots restore after the failed push" cmp -s "$T/live" "$T/live.back2"
 
-# multipart: with a 5 MiB threshold every 32 MiB pack goes up in parts
+# multipart: with a 5 MiB threshold every 16 MiB pack goes up in parts
 export DRE_S3_MULTIPART_THRESHOLD=5M DRE_S3_PART_SIZE=5M
 head -c 70M /dev/urandom >"$T/big"
 expect_rc 0 "push in multipart uploads" env DRE_S3_TRACE=1 "$DRE" push big "$T/big"

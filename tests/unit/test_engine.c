@@ -145,6 +145,43 @@ static void test_pack_roundtrip(void)
 	engine_close(r);
 }
 
+/* After a chunk zstd cannot shrink, the next PACK_SKIP_RUN go in raw without trying; then zstd is tried again. */
+static void test_pack_skips_zstd_after_incompressible(void)
+{
+	repo *r = unit_make_repo(tmpdir);
+	if (r == NULL)
+		return;
+	pack_writer pw;
+	CHECK_RC(pack_writer_init(&pw, r));
+	uint8_t *chunk = malloc(65536), *out = malloc(65536), id[32];
+	crypto_ctx *cc;
+	ZSTD_DCtx *zd = ZSTD_createDCtx();
+	CHECK_RC(crypto_ctx_new(&cc));
+	for (int k = 0; k < PACK_SKIP_RUN + 2; k++) {
+		if (k == 0)
+			unit_fill(chunk, 65536, 7);
+		else
+			for (size_t i = 0; i < 65536; i++)
+				chunk[i] = (uint8_t)("COPY public.orders "[(i + (size_t)k) % 19]);
+		CHECK_RC(crypto_hmac(cc, r->id_key, chunk, 65536, id));
+		CHECK_RC(pack_writer_add(&pw, id, chunk, 65536));
+	}
+	CHECK(pw.entries[0].flags == 0);
+	for (int k = 1; k <= PACK_SKIP_RUN; k++)
+		CHECK(pw.entries[k].flags == 0 && pw.entries[k].stored_len == 65536);
+	CHECK(pw.entries[PACK_SKIP_RUN + 1].flags == BLOB_ZSTD && pw.entries[PACK_SKIP_RUN + 1].stored_len < 1000);
+	/* the raw ones open like any other blob */
+	uint8_t *blob = pw.data + pw.entries[3].offset;
+	CHECK_RC(pack_blob_open(cc, zd, pw.subkey, &pw.entries[3], blob, out));
+	CHECK(out[0] == (uint8_t)"COPY public.orders "[3 % 19]);
+	free(chunk);
+	free(out);
+	crypto_ctx_free(cc);
+	ZSTD_freeDCtx(zd);
+	pack_writer_free(&pw);
+	engine_close(r);
+}
+
 static void test_envelope_binding(void)
 {
 	repo *r = unit_make_repo(tmpdir);
@@ -513,6 +550,7 @@ int main(void)
 	RUN(test_gcm_roundtrip_and_tamper);
 	RUN(test_padme);
 	RUN(test_pack_roundtrip);
+	RUN(test_pack_skips_zstd_after_incompressible);
 	RUN(test_envelope_binding);
 	RUN(test_wrong_password_and_second_key);
 	RUN(test_snapshot_codec);
