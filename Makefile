@@ -7,6 +7,7 @@
 #   make bench      speed of each stage and of whole push/restore on generated data
 #   make bench-s3   push/restore on local and S3 stores side by side (starts a Ceph gateway)
 #   make bench-wal  wal-push latency per 16 MiB segment, dre against pgBackRest, and pg-backup speed
+#   make bench-compare  dre, restic and borg on the same dumps and model files (installs restic, borgbackup)
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -29,7 +30,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench bench-s3 bench-wal clean unit
+.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare clean unit
 
 all: dre $(BUILD)/dre-gendump
 
@@ -55,6 +56,10 @@ $(BUILD)/dre-bench: bench/bench.c $(BUILD)/libdre.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
 
 $(BUILD)/dre-gendump: bench/gendump.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+$(BUILD)/dre-genmodel: bench/genmodel.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
@@ -88,6 +93,9 @@ bench-s3: deps all
 bench-wal: deps all
 	bench/walbench
 	bench/pgbackupbench
+
+bench-compare: deps all $(BUILD)/dre-genmodel
+	bench/compare --size 1024
 
 clean:
 	rm -rf build build-asan dre
