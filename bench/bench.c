@@ -207,7 +207,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dre-bench: cannot run %s\n", gendump);
 		return 1;
 	}
-	bench_stages(data, len, 3);
+	repo_params defaults;
+	repo_params_default(&defaults);
+	bench_stages(data, len, defaults.zstd_level); /* the level a new repository gets */
 	free(data);
 
 	char input[] = "/tmp/dre-bench-input-XXXXXX";
