@@ -97,15 +97,24 @@ static void slot_to_entry(const slot *s, const uint8_t *id, index_entry *e)
 	e->loc.flags = (uint8_t)(s->raw_flags >> RAW_BITS);
 }
 
-static int delta_alloc(chunk_index *idx, size_t cap)
+/* An empty delta table of cap slots. */
+static int delta_new(size_t cap, slot **d, uint8_t **u)
 {
-	slot *d = malloc(cap * sizeof *d);
-	uint8_t *u = calloc(cap, 1);
-	if (d == NULL || u == NULL) {
-		free(d);
-		free(u);
+	*d = malloc(cap * sizeof **d);
+	*u = calloc(cap, 1);
+	if (*d == NULL || *u == NULL) {
+		free(*d);
+		free(*u);
 		return err_set(DRE_ENOMEM, "cannot allocate the chunk index (%zu entries)", cap);
 	}
+	return 0;
+}
+
+static int delta_alloc(chunk_index *idx, size_t cap)
+{
+	slot *d;
+	uint8_t *u;
+	TRY(delta_new(cap, &d, &u));
 	free(idx->delta);
 	free(idx->dused);
 	idx->delta = d;
@@ -314,13 +323,9 @@ static int delta_merge(chunk_index *idx)
 static int delta_grow(chunk_index *idx)
 {
 	size_t cap = idx->dcap * 2;
-	slot *d = malloc(cap * sizeof *d);
-	uint8_t *u = calloc(cap, 1);
-	if (d == NULL || u == NULL) {
-		free(d);
-		free(u);
-		return err_set(DRE_ENOMEM, "cannot grow the chunk index to %zu entries", cap);
-	}
+	slot *d;
+	uint8_t *u;
+	TRY(delta_new(cap, &d, &u));
 	for (size_t j = 0; j < idx->dcap; j++) {
 		if (!idx->dused[j])
 			continue;
