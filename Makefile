@@ -4,7 +4,7 @@
 #   make test       install missing build dependencies, build, run every test
 #   make asan       the same tests against an AddressSanitizer + UBSan build (build-asan/)
 #   make demo       build, push and restore a generated dump on the default repository
-#   make bench      speed of each stage and of whole push/restore on generated data
+#   make bench      `dre bench`: speed of each stage and of whole push/restore on generated data
 #   make bench-s3   push/restore on local and S3 stores side by side (starts a Ceph gateway)
 #   make bench-wal  wal-push latency per 16 MiB segment, dre against pgBackRest, and pg-backup speed
 #   make bench-compare  dre, restic and borg on the same dumps and model files (installs restic, borgbackup)
@@ -52,12 +52,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libdre.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
 
-$(BUILD)/dre-bench: bench/bench.c $(BUILD)/libdre.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
-
-$(BUILD)/dre-gendump: bench/gendump.c
+$(BUILD)/dre-gendump: bench/gendump.c $(BUILD)/libdre.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $<
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
 
 $(BUILD)/dre-genmodel: bench/genmodel.c
 	@mkdir -p $(dir $@)
@@ -81,8 +78,8 @@ asan: deps
 demo: deps all
 	bench/demo
 
-bench: deps all $(BUILD)/dre-bench
-	$(BUILD)/dre-bench --size 1024
+bench: deps all
+	./dre bench --size 1024
 
 # push and restore on a local directory and on S3 (a Ceph gateway, directly and behind an emulated wide-area link)
 bench-s3: deps all

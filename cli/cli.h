@@ -88,6 +88,7 @@ int cli_exit_status(int rc);
 
 extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls, cmd_cat, cmd_check, cmd_key;
 extern const cli_command cmd_wal_push, cmd_wal_fetch, cmd_wal_show, cmd_pg_backup, cmd_pg_restore;
+extern const cli_command cmd_bench;
 
 /* args.c — parsing. */
 /* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */
