@@ -236,6 +236,61 @@ static void test_fast_equals_ref(void)
 }
 
 /*
+ * The fast path hashes 8 KiB rounds in four 2 KiB lanes (fastcdc.c), the last three warmed over the 64 bytes
+ * before their slice. Chunk sizes large enough for whole rounds, with gears sparse enough that cuts fall
+ * everywhere, must cut as the reference does; and the cuts seen must include ones in every lane and in the
+ * first 64 bytes of a lane's slice, or the comparison did not reach the code it is for.
+ */
+static void test_fast_equals_ref_lanes(void)
+{
+	enum { ROUND = 8192, SPAN = 2048 };
+	sm_state = 3;
+	size_t n = 2u << 20;
+	uint8_t *buf = malloc(n);
+	CHECK(buf != NULL);
+	if (!buf)
+		return;
+	long mismatches = 0, calls = 0, in_lane[4] = {0}, in_warm = 0;
+	for (int trial = 0; trial < 48; trial++) {
+		uint32_t av = 1u << (14 + rnd(4)); /* 16..128 KiB */
+		uint32_t mn = CDC_MIN_LIMIT + rnd(av / 2 - CDC_MIN_LIMIT);
+		uint32_t mx = av + 1 + rnd(3 * av);
+		uint64_t gear[256];
+		random_gear(gear, trial % 4);
+		random_data(buf, n, trial % 3);
+		cdc c;
+		CHECK(cdc_init(&c, gear, mn, av, mx));
+		for (size_t off = 0; off < n;) {
+			size_t rem = n - off, pre = 1 + rnd((uint32_t)(rem < 4 * (size_t)mx ? rem : 4 * (size_t)mx));
+			size_t f = cdc_next_boundary(&c, buf + off, rem, true);
+			size_t r = cdc_next_boundary_ref(&c, buf + off, rem, true);
+			size_t fp = cdc_next_boundary(&c, buf + off, pre, false);
+			size_t rp = cdc_next_boundary_ref(&c, buf + off, pre, false);
+			calls += 2;
+			if ((f != r || fp != rp) && mismatches++ < 5)
+				fprintf(stderr, "lanes trial %d %u/%u/%u off %zu: %zu/%zu %zu/%zu\n", trial, mn, av, mx, off,
+					f, r, fp, rp);
+			/* where the cutting byte was, in the rounds of the first scan, [min, avg) */
+			size_t at = r - 1;
+			if (r > mn && at < av && av - mn >= ROUND && (at - mn) < (av - mn) / ROUND * ROUND) {
+				in_lane[(at - mn) % ROUND / SPAN]++;
+				in_warm += (at - mn) % SPAN < 64 && (at - mn) % ROUND >= SPAN;
+			}
+			off += r;
+		}
+	}
+	CHECK(mismatches == 0);
+	CHECK(calls > 1000);
+	for (int l = 0; l < 4; l++) {
+		if (in_lane[l] < 10)
+			fprintf(stderr, "lane %d: %ld cuts\n", l, in_lane[l]);
+		CHECK(in_lane[l] >= 10);
+	}
+	CHECK(in_warm >= 3);
+	free(buf);
+}
+
+/*
  * A consumer that receives the stream in random pieces, asks with final = false until it gets a cut, and
  * with final = true once the stream has ended, must produce the same chunks as one pass over all the data.
  */
@@ -469,6 +524,7 @@ int main(void)
 	RUN(test_golden_64k);
 	RUN(test_masks);
 	RUN(test_fast_equals_ref);
+	RUN(test_fast_equals_ref_lanes);
 	RUN(test_streaming_pieces);
 	RUN(test_edit_locality);
 	RUN(test_empty_and_short);
