@@ -63,7 +63,7 @@ int pack_writer_init(pack_writer *pw, const repo *r)
 	pw->r = r;
 	/* room for one more chunk past the target, compressed worst case, plus its tag */
 	pw->cap = r->params.pack_size + ZSTD_compressBound(r->params.cdc_max) + CRYPTO_TAG_LEN;
-	pw->data = malloc(pw->cap);
+	pw->data = store_buffer_alloc(pw->cap); /* aligned: a local store writes it past the page cache */
 	pw->zc = ZSTD_createCCtx();
 	if (pw->data == NULL || pw->zc == NULL) {
 		pack_writer_free(pw);
@@ -161,9 +161,11 @@ int pack_writer_seal(pack_writer *pw, size_t *total_out)
 
 	size_t total = pw->len + h->len + CRYPTO_TAG_LEN + PACK_TRAILER_LEN;
 	if (total > pw->cap) {
-		uint8_t *p = realloc(pw->data, total);
+		uint8_t *p = store_buffer_alloc(total);
 		if (p == NULL)
 			return err_set(DRE_ENOMEM, "cannot grow the pack buffer to %zu bytes", total);
+		memcpy(p, pw->data, pw->len);
+		free(pw->data);
 		pw->data = p;
 		pw->cap = total;
 	}

@@ -75,7 +75,7 @@ int uploader_start(uploader **out, const repo *r, size_t spares, size_t buffer_c
 		struct spare *s = &u->spares[i];
 		s->u = u;
 		s->cap = buffer_cap;
-		s->data = malloc(buffer_cap);
+		s->data = store_buffer_alloc(buffer_cap); /* swapped with pack writers' buffers: aligned alike */
 		if (s->data == NULL)
 			rc = err_set(DRE_ENOMEM, "cannot allocate a %zu-byte upload buffer", buffer_cap);
 		else if (pthread_create(&s->thread, NULL, uploader_main, s) != 0)

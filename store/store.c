@@ -104,6 +104,12 @@ int store_del(store *st, const char *key)
 	return st->drv->del(st, key);
 }
 
+void *store_buffer_alloc(size_t len)
+{
+	size_t rounded = (len + STORE_DIRECT_ALIGN - 1) & ~(size_t)(STORE_DIRECT_ALIGN - 1);
+	return aligned_alloc(STORE_DIRECT_ALIGN, rounded ? rounded : STORE_DIRECT_ALIGN);
+}
+
 int store_load(store *st, const char *key, size_t max, uint8_t **buf, size_t *len)
 {
 	uint64_t size;

@@ -29,6 +29,13 @@ typedef struct store store;
 /* put flags */
 #define STORE_PUT_CREATE_ONCE 1u /* fail with DRE_EEXIST when the key exists (snapshots, keys, config) */
 
+/* A put from a buffer aligned to this many bytes (store_buffer_alloc) may skip the page cache: the local driver
+ * writes large objects with O_DIRECT. Any buffer is correct; an aligned one is cheaper. */
+#define STORE_DIRECT_ALIGN 4096u
+
+/* malloc for large put buffers: aligned to STORE_DIRECT_ALIGN, released with free(); NULL when out of memory. */
+void *store_buffer_alloc(size_t len);
+
 /* Called once per key by list; a negative return stops the listing and is returned by store_list. */
 typedef int (*store_list_fn)(void *arg, const char *key, uint64_t size);
 
