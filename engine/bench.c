@@ -1012,7 +1012,7 @@ int bench_store(const bench_store_opts *o, bench_store_report *rep)
 	TRY(store_open(o->url, o->so, &st));
 	rep->driver = st->drv->name;
 	int rc = store_location_exists(st, o->url);
-	uint8_t *payload = rc == 0 ? malloc(object_size) : NULL;
+	uint8_t *payload = rc == 0 ? store_buffer_alloc(object_size) /* aligned as a pack buffer is */ : NULL;
 	if (rc == 0 && payload == NULL)
 		rc = err_set(DRE_ENOMEM, "cannot allocate an object of %zu bytes", object_size);
 	/* random bytes, as incompressible as the encrypted packs a repository holds */

@@ -15,17 +15,20 @@
  *      removed at the end whatever happened) opened with a generated key (no scrypt on each open), with its
  *      index cache inside that directory: a child process per run — push fresh, push the same data again,
  *      push a next-day variant, restore to /dev/null (verified by the engine's XXH3-128 check), restore to a
- *      file in that directory (through the page cache: the restore does not fsync). The parent takes each
- *      run's wall time (fork to exit, so it includes opening the repository, as `time dre push` would), its
- *      CPU time (user + system) and peak RSS from wait4(); the child reports the engine's result through a
- *      pipe. The parent frees its buffers first, so a child's peak RSS is its own, not an inherited copy.
+ *      file in that directory (through the page cache: the restore does not fsync). The pushes write packs
+ *      past the page cache where the file system allows it (store/local.c), so the restores read them from
+ *      the disk, as a restore on another day would. The parent takes each run's wall time (fork to exit, so
+ *      it includes opening the repository, as `time dre push` would), its CPU time (user + system) and peak
+ *      RSS from wait4(); the child reports the engine's result through a pipe. The parent frees its buffers
+ *      first, so a child's peak RSS is its own, not an inherited copy.
  *
  *   The next-day variant: for generated data, gendata.h's next-day dump (one table in ten edited); for a
  *   file, the same bytes with 1 % of them changed in 100 runs spread evenly through it (each byte XOR 0x5a),
  *   which stands for edits in place; neither inserts nor deletes shift the rest of a file.
  *
  * bench_store(): PUT, GET and DELETE throughput against a store, with 1, 2, 4, ... up to max_parallel
- * requests in flight (threads, each doing whole-object store_put / store_get / store_del of distinct keys).
+ * requests in flight (threads, each doing whole-object store_put / store_get / store_del of distinct keys),
+ * from a buffer aligned as a pack buffer is, so a local directory is measured on the path a push takes.
  * Keys are "dre-bench-<12 random hex digits>-p<parallel>-<n>", beside whatever else the location holds (no
  * "/" in them, so a local directory is left without even an empty subdirectory); every one is deleted after
  * its step, and after a failure each key of the step is deleted again and a listing of the prefix removes
