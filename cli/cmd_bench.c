@@ -106,6 +106,7 @@ static json_t *pipeline_json(const bench_args *b, const bench_report *rep)
 		json_t *o = cost_json(&r->cost);
 		json_object_set_new(o, "label", json_string(r->label));
 		json_object_set_new(o, "engine_seconds", json_real(r->engine_seconds));
+		json_object_set_new(o, "workers", json_integer(r->workers));
 		json_object_set_new(o, "peak_rss_bytes", json_integer((json_int_t)r->peak_rss));
 		json_object_set_new(o, "peak_rss_mib", json_real((double)r->peak_rss / (1 << 20)));
 		if (i <= BENCH_PUSH_NEXT) {

@@ -527,6 +527,7 @@ typedef struct child_msg {
 	int rc;
 	uint64_t bytes, stored_new, chunks, chunks_new;
 	double engine_seconds;
+	int workers;
 	char msg[1024];
 } child_msg;
 
@@ -541,7 +542,7 @@ static int child_push(repo *r, const e2e *e, const char *path, const char *name,
 	close(fd);
 	TRY(rc);
 	*m = (child_msg){.bytes = res.size, .stored_new = res.stored_new, .chunks = res.chunks,
-			 .chunks_new = res.chunks_new, .engine_seconds = res.seconds};
+			 .chunks_new = res.chunks_new, .engine_seconds = res.seconds, .workers = res.workers};
 	return 0;
 }
 
@@ -562,7 +563,7 @@ static int child_restore(repo *r, const e2e *e, const char *path, child_msg *m)
 	if (close(fd) < 0 && rc == 0)
 		rc = err_sys("cannot write %s", path ? path : "/dev/null");
 	TRY(rc);
-	*m = (child_msg){.bytes = res.bytes, .engine_seconds = res.seconds};
+	*m = (child_msg){.bytes = res.bytes, .engine_seconds = res.seconds, .workers = res.workers};
 	return 0;
 }
 
@@ -662,6 +663,7 @@ static int run_child(const e2e *e, int run, bench_run *out)
 		return err_set(m.rc, "%s: %s", out->label, m.msg);
 	out->cost = (bench_cost){m.bytes, t1 - t0, ru_cpu(&ru)};
 	out->engine_seconds = m.engine_seconds;
+	out->workers = m.workers;
 	out->peak_rss = (uint64_t)ru.ru_maxrss * 1024; /* KiB on Linux */
 	out->stored_new = m.stored_new;
 	out->chunks = m.chunks;
@@ -714,6 +716,7 @@ static int pipeline_in(e2e *e, uint8_t **data, size_t len, const repo_params *pa
 {
 	repo *r;
 	TRY(e2e_paths(e, rep->dir));
+	e->threads = o->threads;
 	TRY_CTX(engine_init(e->repo, NULL, e->pass, params, &r), "bench: temporary repository");
 	rep->params = r->params;
 	int rc = run_stages(r, *data, len, rep, o);
@@ -740,7 +743,7 @@ int bench_pipeline(const bench_opts *o, bench_report *rep)
 	repo_params params;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	e2e e;
+	e2e e = {0};
 
 	memset(rep, 0, sizeof *rep);
 	repo_params_default(&params);

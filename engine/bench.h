@@ -76,6 +76,7 @@ typedef struct bench_run {
 	const char *label; /* "push (fresh)", ... */
 	bench_cost cost;   /* bytes: plaintext read or restored; seconds: fork to exit, measured by the parent */
 	double engine_seconds; /* what the engine itself measured (push_result / restore_result) */
+	int workers;           /* worker threads the engine ran */
 	uint64_t peak_rss;     /* bytes */
 	uint64_t stored_new;   /* pushes: bytes of new pack objects */
 	uint64_t chunks, chunks_new; /* pushes */

@@ -61,6 +61,7 @@ typedef struct push_result {
 	size_t files;
 	double seconds;
 	const char *reader; /* "io_uring" or "read(2)": which reader served regular files */
+	int workers;        /* worker threads the push ran (push_opts.threads, or the default it chose) */
 } push_result;
 
 /* Checks a snapshot name; DRE_EINVAL says what is wrong. */
@@ -97,6 +98,7 @@ typedef struct restore_result {
 	uint64_t bytes;
 	size_t files;
 	double seconds;
+	int workers; /* worker threads the restore ran */
 } restore_result;
 
 /* Restores a snapshot, verifying each stream's and file's XXH3-128: a mismatch is DRE_ECORRUPT naming it. */

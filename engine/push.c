@@ -435,6 +435,7 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	for (size_t i = 0; i < s->nnodes; i++)
 		res->files += s->nodes[i].type == NODE_FILE || s->nodes[i].type == NODE_STREAM;
 	res->seconds = meter_seconds(&p->clock);
+	res->workers = p->nworkers;
 	return 0;
 }
 

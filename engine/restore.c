@@ -573,5 +573,6 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 	res->bytes = rs.bytes;
 	res->files = rs.files;
 	res->seconds = meter_seconds(&rs.clock);
+	res->workers = rs.nworkers;
 	return restore_teardown(&rs, rc);
 }
