@@ -47,7 +47,9 @@ static int fsync_dir_of(const char *path)
 int localfile_write(const char *path, const struct iovec *iov, int n, mode_t mode, bool durable)
 {
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
+	const char *slash = strrchr(path, '/');
+	int dlen = slash != NULL ? (int)(slash - path) + 1 : 0;
+	if (snprintf(tmp, sizeof tmp, "%.*s.%s.dre-%ld", dlen, path, path + dlen, (long)getpid()) >= (int)sizeof tmp)
 		return err_set(DRE_EINVAL, "file name %s is too long", path);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)

@@ -22,6 +22,7 @@
 #include <zstd.h>
 
 #include "engine/bytes.h"
+#include "engine/localfile.h"
 #include "engine/meter.h"
 #include "engine/workq.h"
 #include "store/err.h"
@@ -613,36 +614,6 @@ int wal_object_info(repo *r, uint64_t system_id, const char *name, int64_t *push
 	return 0;
 }
 
-static int write_file_atomic(const char *dest, const uint8_t *data, size_t len)
-{
-	char dir[4096], tmp[4200];
-	dirname_of(dest, dir, sizeof dir);
-	const char *base = strrchr(dest, '/') ? strrchr(dest, '/') + 1 : dest;
-	snprintf(tmp, sizeof tmp, "%s/.%s.dre-%ld", dir, base, (long)getpid()); /* unique per thread's dest too */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys("cannot create %s", tmp);
-	size_t done = 0;
-	int rc = 0;
-	while (rc == 0 && done < len) {
-		ssize_t n = write(fd, data + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			rc = err_sys("cannot write %s", tmp);
-		else
-			done += (size_t)n;
-	}
-	/* no fsync: PostgreSQL reads the file at once and fetches it again after a crash */
-	if (close(fd) < 0 && rc == 0)
-		rc = err_sys("cannot write %s", tmp);
-	if (rc == 0 && rename(tmp, dest) < 0)
-		rc = err_sys("cannot rename %s to %s", tmp, dest);
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
-}
-
 /* A file object's bytes, decompressed when they are a zstd frame (then *alloc is to be freed) and checked
  * against the header's XXH3-128. */
 static int file_decode(const char *key, const uint8_t *hdr, size_t plen, uint8_t **alloc, const uint8_t **body,
@@ -680,8 +651,10 @@ static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *d
 	char key[WAL_KEY_MAX];
 	TRY(load_file_object(r, system_id, name, &obj, &hdr, &plen, key));
 	int rc = file_decode(key, hdr, plen, &out, &body, &size);
+	/* not durable: PostgreSQL reads the file at once and fetches it again after a crash */
+	struct iovec v = {(void *)body, size};
 	if (rc == 0)
-		rc = write_file_atomic(dest, body, size);
+		rc = localfile_write(dest, &v, 1, 0600, false);
 	free(out);
 	free(obj);
 	return rc;
