@@ -29,6 +29,7 @@
 #include "engine/bytes.h"
 #include "engine/crypto.h"
 #include "engine/gendata.h"
+#include "engine/localfile.h"
 #include "engine/pack.h"
 
 #define GEN_SEED 1
@@ -134,26 +135,11 @@ static int check_interrupted(void)
 
 /* ---- files ---- */
 
+/* The runs' input files, in the temporary directory: not durable, they are removed at the end. */
 static int write_file(const char *path, const uint8_t *p, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return err_sys("cannot create %s", path);
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR && !interrupted)
-			continue;
-		if (n < 0) {
-			int rc = err_sys("cannot write %s", path);
-			close(fd);
-			return rc;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (close(fd) < 0)
-		return err_sys("cannot write %s", path);
-	return 0;
+	struct iovec v = {(void *)p, len};
+	return localfile_write(path, &v, 1, 0600, false);
 }
 
 /* Reads up to want bytes of path into a malloc'd *out. */
