@@ -186,8 +186,8 @@ const cli_command cmd_key = {
 
 static int cat_snapshot(cli_ctx *ctx, repo *r, const snapshot *s, void *arg)
 {
-	(void)ctx, (void)r, (void)arg;
-	return cli_print_snapshot_json(s, true);
+	(void)ctx, (void)arg;
+	return cli_print_snapshot_json(r, s, true);
 }
 
 static json_t *config_json(const repo *r)
@@ -198,7 +198,7 @@ static json_t *config_json(const repo *r)
 	hex_encode(r->repo_id, REPO_ID_LEN, id);
 	if (gmtime_r(&t, &tm) == NULL || strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(created, sizeof created, "?");
-	return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:i, s:s}", "id", id, "version", REPO_FORMAT_VERSION,
+	return json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:i, s:s}", "id", id, "version", (int)r->format,
 			 "chunk_min", (json_int_t)r->params.cdc_min, "chunk_avg", (json_int_t)r->params.cdc_avg,
 			 "chunk_max", (json_int_t)r->params.cdc_max, "pack_size", (json_int_t)r->params.pack_size,
 			 "zstd_level", r->params.zstd_level, "created", created);

@@ -135,22 +135,23 @@ static void fmt_mode(uint8_t type, uint32_t mode, char out[11])
 static int ls_snapshot(cli_ctx *ctx, repo *r, const snapshot *s, void *arg)
 {
 	char mode[11], mtime[32], digits[32];
-	int width = 1;
-	(void)r, (void)arg;
+	(void)arg;
 	if (ctx->json)
-		return cli_print_snapshot_json(s, false);
-	for (size_t i = 0; i < s->nnodes; i++) {
-		int len = snprintf(digits, sizeof digits, "%" PRIu64, s->nodes[i].size);
-		width = len > width ? len : width;
+		return cli_print_snapshot_json(r, s, false);
+	/* no node is larger than the whole snapshot: one pass, aligned */
+	int width = snprintf(digits, sizeof digits, "%" PRIu64, s->size);
+	snap_walk *w;
+	snap_node n;
+	int rc;
+	TRY(snap_walk_open(r, NULL, s, false, &w));
+	while ((rc = snap_walk_next(w, &n)) == 1) {
+		fmt_mode(n.type, n.mode, mode);
+		fmt_time_local(n.mtime_ns, mtime);
+		printf("%s %*" PRIu64 " %s %s%s%s\n", mode, width, n.size, mtime, n.path, n.link ? " -> " : "",
+		       n.link ? n.link : "");
 	}
-	for (size_t i = 0; i < s->nnodes; i++) {
-		const snap_node *n = &s->nodes[i];
-		fmt_mode(n->type, n->mode, mode);
-		fmt_time_local(n->mtime_ns, mtime);
-		printf("%s %*" PRIu64 " %s %s%s%s\n", mode, width, n->size, mtime, n->path, n->link ? " -> " : "",
-		       n->link ? n->link : "");
-	}
-	return 0;
+	snap_walk_free(w);
+	return rc;
 }
 
 static int ls_run(cli_ctx *ctx, const cli_args *a)

@@ -113,11 +113,64 @@ void cli_progress_end(cli_progress *p)
 	p->open_line = false;
 }
 
-int cli_print_snapshot_json(const snapshot *s, bool with_chunks)
+/*
+ * Prints the header's fields, then the nodes as they are walked, one per line, with their chunk IDs one per
+ * line: a snapshot of any size prints in bounded memory, as one JSON object.
+ */
+int cli_print_snapshot_json(repo *r, const snapshot *s, bool with_chunks)
 {
-	char *text;
-	TRY(snap_to_json(s, with_chunks, &text));
-	int rc = puts(text) == EOF ? err_sys("cannot write JSON output") : 0;
+	json_t *head = snap_summary_json(s);
+	char *text = head ? json_dumps(head, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+	json_decref(head);
+	size_t tlen = text ? strlen(text) : 0;
+	if (tlen < 2 || text[tlen - 1] != '}') {
+		free(text);
+		return err_set(DRE_ENOMEM, "cannot render the snapshot as JSON");
+	}
+	text[tlen - 2] = '\0'; /* "\n}" */
+	printf("%s,\n  \"nodes\": [", text);
 	free(text);
-	return rc;
+
+	snap_walk *w;
+	snap_node n;
+	int rc;
+	const char *sep = "\n";
+	TRY(snap_walk_open(r, NULL, s, with_chunks, &w));
+	while ((rc = snap_walk_next(w, &n)) == 1) {
+		json_t *j = snap_node_json(&n);
+		char *node = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+		json_decref(j);
+		if (node == NULL) {
+			rc = err_set(DRE_ENOMEM, "cannot render node %s as JSON", n.path);
+			break;
+		}
+		size_t nlen = strlen(node);
+		node[nlen - 1] = '\0'; /* the closing brace: chunks may follow */
+		printf("%s    %s", sep, node);
+		free(node);
+		sep = ",\n";
+		if (!with_chunks) {
+			putchar('}');
+			continue;
+		}
+		fputs(",\"chunks\":[", stdout);
+		rc = 0;
+		for (uint64_t k = 0; rc == 0 && k < n.nchunks; k++) {
+			uint8_t id[CRYPTO_ID_LEN];
+			char hex[2 * CRYPTO_ID_LEN + 1];
+			rc = snap_walk_chunk(w, id);
+			hex_encode(id, CRYPTO_ID_LEN, hex);
+			if (rc == 0)
+				printf("%s\n      \"%s\"", k ? "," : "", hex);
+		}
+		fputs(n.nchunks ? "\n    ]}" : "]}", stdout);
+		if (rc < 0)
+			break;
+	}
+	snap_walk_free(w);
+	TRY(rc);
+	fputs("\n  ]\n}\n", stdout);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return err_sys("cannot write JSON output");
+	return 0;
 }

@@ -2,7 +2,9 @@
  * check.c — repository verification.
  *
  * Structure (always): every index object decrypts and decodes; every pack the index names exists with a
- * plausible size; every snapshot decrypts and every chunk it lists is in the index.
+ * plausible size; every snapshot decrypts, its node list and chunk list read back whole (every list blob
+ * found, authenticated and consistent with the counts above it), and every chunk it lists is in the index. A
+ * subtree of the chunk list that several snapshots share is read once.
  * --read-data: additionally every pack is read whole, its header authenticated and compared with the index,
  * and every blob decrypted, decompressed and its keyed hash recomputed: that proves the data would restore.
  *
@@ -16,8 +18,9 @@
 
 #include "engine/engine.h"
 #include "engine/index.h"
-#include "engine/wal.h"
+#include "engine/list.h"
 #include "engine/pack.h"
+#include "engine/wal.h"
 
 struct check {
 	repo *r;
@@ -27,6 +30,7 @@ struct check {
 	chunk_index *present; /* packs found in the store, keyed by pack ID; entry.pack = their slot in present_size */
 	uint64_t *present_size;
 	size_t present_n, present_cap;
+	chunk_index *seen; /* chunk list blobs already verified, with everything below them */
 };
 
 static void problem(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -104,6 +108,68 @@ static int check_packs_present(struct check *c)
 	return 0;
 }
 
+/* list_visit_fn: a chunk list subtree verified for an earlier snapshot is not read again. */
+static int visit_once(void *arg, const uint8_t id[CRYPTO_ID_LEN], uint8_t level, uint64_t count)
+{
+	struct check *c = arg;
+	index_entry e = {.pack = 0};
+	(void)level, (void)count;
+	memcpy(e.loc.id, id, CRYPTO_ID_LEN);
+	int added = index_insert(c->seen, &e);
+	TRY(added);
+	return added == 0; /* present: skip */
+}
+
+struct missing {
+	size_t n;
+	char first[65];
+};
+
+static void note_chunk(struct check *c, const uint8_t id[CRYPTO_ID_LEN], struct missing *m)
+{
+	index_entry e;
+	if (index_find(c->idx, id, &e) && !(e.loc.flags & BLOB_LIST))
+		return;
+	if (m->n++ == 0)
+		hex_encode(id, CRYPTO_ID_LEN, m->first);
+}
+
+/* Reads a snapshot's lists back: the nodes whole, the chunk IDs once per shared subtree. */
+static int check_lists(struct check *c, const snapshot *s, struct missing *m)
+{
+	snap_walk *w;
+	snap_node n;
+	int rc;
+	TRY(snap_walk_open(c->r, c->idx, s, s->table != NULL, &w));
+	while ((rc = snap_walk_next(w, &n)) == 1) {
+		uint8_t id[CRYPTO_ID_LEN];
+		for (uint64_t k = 0; s->table != NULL && rc == 0 && k < n.nchunks; k++) {
+			rc = snap_walk_chunk(w, id);
+			if (rc == 0)
+				note_chunk(c, id, m);
+		}
+		if (rc < 0)
+			break;
+	}
+	snap_walk_free(w);
+	if (rc < 0 || s->table != NULL)
+		return rc;
+
+	list_reader lr;
+	char what[80], hex[65];
+	const uint8_t *e;
+	size_t len;
+	hex_encode(s->id, CRYPTO_ID_LEN, hex);
+	snprintf(what, sizeof what, "the chunk list of snapshot %.8s", hex);
+	TRY(list_reader_open(&lr, c->r, c->idx, LIST_CHUNKS, &s->chunks, what));
+	lr.visit = visit_once;
+	lr.visit_arg = c;
+	while ((rc = list_reader_next(&lr, &e, &len)) == 1)
+		note_chunk(c, e, m);
+	list_reader_free(&lr);
+	return rc;
+}
+
 static void check_snapshots(struct check *c)
 {
 	snap_list l;
@@ -114,24 +180,19 @@ static void check_snapshots(struct check *c)
 	c->rep->snapshots = l.n;
 	for (size_t i = 0; i < l.n; i++) {
 		const snapshot *s = &l.items[i];
-		size_t missing = 0;
-		char shex[65], chex[65];
-		const char *first_path = NULL;
-		for (size_t k = 0; k < s->nnodes; k++)
-			for (uint32_t m = 0; m < s->nodes[k].nchunks; m++) {
-				index_entry e;
-				if (!index_find(c->idx, s->nodes[k].chunks[m], &e)) {
-					if (missing++ == 0) {
-						first_path = s->nodes[k].path;
-						hex_encode(s->nodes[k].chunks[m], CRYPTO_ID_LEN, chex);
-					}
-				}
-			}
-		if (missing) {
-			hex_encode(s->id, CRYPTO_ID_LEN, shex);
-			problem(c, "snapshot %.8s (%s): %zu chunk(s) not in the index, first %.16s of %s", shex, s->name,
-				missing, chex, first_path);
+		struct missing m = {0, ""};
+		char shex[65];
+		hex_encode(s->id, CRYPTO_ID_LEN, shex);
+		int rc = check_lists(c, s, &m);
+		if (rc == DRE_ENOMEM) {
+			problem(c, "%s", err_msg());
+			break;
 		}
+		if (rc < 0)
+			problem(c, "snapshot %.8s (%s): %s", shex, s->name, err_msg());
+		if (m.n)
+			problem(c, "snapshot %.8s (%s): %zu chunk(s) not in the index, first %.16s", shex, s->name, m.n,
+				m.first);
 	}
 	snap_list_free(&l);
 }
@@ -173,9 +234,11 @@ static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCt
 		/* a chunk stored twice by concurrent pushes may be indexed in the other pack: only absence is bad */
 		if (!index_find(c->idx, es[i].id, &ie))
 			bad++;
-		if (es[i].raw_len > c->r->params.cdc_max ||
+		/* list blobs are keyed with the list key, chunks with the chunk-ID key (format-spec.md §4) */
+		const uint8_t *idkey = (es[i].flags & BLOB_LIST) ? c->r->list_key : c->r->id_key;
+		if (es[i].raw_len > pack_blob_max(c->r, es[i].flags) ||
 		    pack_blob_open(cc, zd, subkey, &es[i], data + es[i].offset, out) < 0 ||
-		    crypto_hmac(cc, c->r->id_key, out, es[i].raw_len, id) < 0 || memcmp(id, es[i].id, CRYPTO_ID_LEN) != 0) {
+		    crypto_hmac(cc, idkey, out, es[i].raw_len, id) < 0 || memcmp(id, es[i].id, CRYPTO_ID_LEN) != 0) {
 			char chex[65];
 			hex_encode(es[i].id, CRYPTO_ID_LEN, chex);
 			problem(c, "corrupt pack %s: chunk %.16s at offset %u does not decrypt to its ID", hex, chex,
@@ -212,12 +275,14 @@ static int count_upload(void *arg, const char *key, const char *initiated)
 
 int engine_check(repo *r, const check_opts *o, check_report *rep)
 {
-	struct check c = {r, o, rep, NULL, NULL, NULL, 0, 0};
+	struct check c = {r, o, rep, NULL, NULL, NULL, 0, 0, NULL};
 	int rc;
 	memset(rep, 0, sizeof *rep);
 	rc = index_new(&c.idx);
 	if (rc == 0)
 		rc = index_new(&c.present);
+	if (rc == 0)
+		rc = index_new(&c.seen);
 	if (rc == 0)
 		rc = index_load(r, c.idx, NULL, index_warn, &c, &rep->index_objects);
 	if (rc == 0)
@@ -242,7 +307,8 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 	if (rc == 0 && o->read_data) {
 		crypto_ctx *cc = NULL;
 		ZSTD_DCtx *zd = ZSTD_createDCtx();
-		uint8_t *out = malloc(r->params.cdc_max);
+		uint8_t *out = malloc(pack_blob_max(r, BLOB_LIST) > r->params.cdc_max ? pack_blob_max(r, BLOB_LIST)
+										     : r->params.cdc_max);
 		rc = crypto_ctx_new(&cc);
 		if (rc == 0 && (zd == NULL || out == NULL))
 			rc = err_set(DRE_ENOMEM, "cannot allocate check buffers");
@@ -257,6 +323,7 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 	}
 	index_free(c.idx);
 	index_free(c.present);
+	index_free(c.seen);
 	free(c.present_size);
 	return rc;
 }

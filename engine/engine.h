@@ -58,6 +58,7 @@ typedef struct push_result {
 	uint64_t size;       /* plaintext bytes read */
 	uint64_t stored_new; /* bytes of new pack objects */
 	uint64_t chunks, chunks_new;
+	uint64_t lists_new;  /* list blobs stored new (format-spec.md §10.2) */
 	size_t files;
 	double seconds;
 	const char *reader; /* "io_uring" or "read(2)": which reader served regular files */

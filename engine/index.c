@@ -781,7 +781,8 @@ static int cache_load(repo *r, chunk_index *idx, const char *path)
 			     path);
 	for (uint64_t i = 0; rc == 0 && i < h.nentries; i++)
 		if ((i > 0 && memcmp(base[i - 1].key, base[i].key, INDEX_KEY_LEN) >= 0) || base[i].pack >= h.npacks ||
-		    (base[i].raw_flags & RAW_MASK) > r->params.cdc_max || base[i].raw_flags >> RAW_BITS > FLAGS_MAX)
+		    base[i].raw_flags >> RAW_BITS > FLAGS_MAX ||
+		    (base[i].raw_flags & RAW_MASK) > pack_blob_max(r, (uint8_t)(base[i].raw_flags >> RAW_BITS)))
 			rc = err_set(DRE_ECORRUPT, "%s is damaged: entry %" PRIu64 " is out of order or out of range",
 				     path, i);
 	if (rc == 0) {

@@ -57,12 +57,14 @@ void pack_entry_get(rd *in, pack_entry *e)
 	e->flags = rd_u8(in);
 }
 
-int pack_writer_init(pack_writer *pw, const repo *r)
+static int writer_init(pack_writer *pw, const repo *r, size_t target, size_t blob_max)
 {
 	memset(pw, 0, sizeof *pw);
 	pw->r = r;
-	/* room for one more chunk past the target, compressed worst case, plus its tag */
-	pw->cap = r->params.pack_size + ZSTD_compressBound(r->params.cdc_max) + CRYPTO_TAG_LEN;
+	pw->target = target;
+	pw->blob_max = blob_max;
+	/* room for one more blob past the target, compressed worst case, plus its tag */
+	pw->cap = target + ZSTD_compressBound(blob_max) + CRYPTO_TAG_LEN;
 	pw->data = store_buffer_alloc(pw->cap); /* aligned: a local store writes it past the page cache */
 	pw->zc = ZSTD_createCCtx();
 	if (pw->data == NULL || pw->zc == NULL) {
@@ -79,6 +81,17 @@ int pack_writer_init(pack_writer *pw, const repo *r)
 		return rc;
 	}
 	return pack_writer_reset(pw);
+}
+
+int pack_writer_init(pack_writer *pw, const repo *r)
+{
+	return writer_init(pw, r, r->params.pack_size, r->params.cdc_max);
+}
+
+int pack_writer_init_sized(pack_writer *pw, const repo *r, size_t target)
+{
+	size_t blob_max = r->params.cdc_max > BLOB_LIST_MAX_LEN ? r->params.cdc_max : BLOB_LIST_MAX_LEN;
+	return writer_init(pw, r, target, blob_max);
 }
 
 void pack_writer_free(pack_writer *pw)
@@ -101,16 +114,17 @@ int pack_writer_reset(pack_writer *pw)
 	return repo_pack_subkey(pw->r, pw->id, pw->subkey);
 }
 
-int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len)
+static int writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len,
+		      uint8_t type)
 {
 	uint8_t nonce[CRYPTO_NONCE_LEN];
 	uint8_t aad[37];
 	uint8_t *dst = pw->data + pw->len;
 	size_t room = pw->cap - pw->len - CRYPTO_TAG_LEN;
-	uint8_t flags = BLOB_ZSTD;
+	uint8_t flags = BLOB_ZSTD | type;
 
-	if (len > pw->r->params.cdc_max || ZSTD_compressBound(len) > room)
-		return err_set(DRE_EINVAL, "chunk of %zu bytes does not fit the pack buffer", len);
+	if (len > pack_blob_max(pw->r, type) || len > pw->blob_max || ZSTD_compressBound(len) > room)
+		return err_set(DRE_EINVAL, "blob of %zu bytes does not fit the pack buffer", len);
 	if (!array_room(&pw->entries, &pw->entries_cap, pw->n, sizeof *pw->entries, 1024))
 		return err_set(DRE_ENOMEM, "cannot grow the pack entry list");
 	size_t stored = len;
@@ -125,7 +139,7 @@ int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint
 		/* incompressible: keep it as it is, flagged, so restore does not run zstd on it */
 		memcpy(dst, data, len);
 		stored = len;
-		flags = 0;
+		flags = type;
 	}
 	pack_blob_nonce((uint32_t)pw->len, nonce);
 	pack_blob_aad(id, flags, (uint32_t)len, aad);
@@ -140,6 +154,16 @@ int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint
 	pw->len += stored + CRYPTO_TAG_LEN;
 	pw->raw_bytes += len;
 	return 0;
+}
+
+int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len)
+{
+	return writer_add(pw, id, data, len, 0);
+}
+
+int pack_writer_add_list(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len)
+{
+	return writer_add(pw, id, data, len, BLOB_LIST);
 }
 
 int pack_writer_seal(pack_writer *pw, size_t *total_out)
@@ -256,7 +280,7 @@ int pack_read_header(const repo *r, crypto_ctx *cc, const char *key, const uint8
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		pack_entry_get(&in, &es[i]);
-		if ((uint64_t)es[i].offset + es[i].stored_len + CRYPTO_TAG_LEN > hoff || (es[i].flags & ~BLOB_ZSTD)) {
+		if ((uint64_t)es[i].offset + es[i].stored_len + CRYPTO_TAG_LEN > hoff || (es[i].flags & ~BLOB_FLAGS)) {
 			free(es);
 			free(h);
 			return err_set(DRE_ECORRUPT, "corrupt pack %s: entry %u lies outside the blob area", key, i);

@@ -24,6 +24,9 @@
 #include "engine/repo.h"
 
 #define BLOB_ZSTD 0x01u /* stored bytes are a zstd frame; otherwise the chunk as is */
+#define BLOB_LIST 0x02u /* a list blob (list.h), not a chunk of data: format 3 */
+#define BLOB_FLAGS (BLOB_ZSTD | BLOB_LIST)
+#define BLOB_LIST_MAX_LEN (65536u + 16384u) /* the largest list blob: list.h LIST_BLOB_MAX */
 #define PACK_ENTRY_LEN 45 /* id 32, offset 4, stored length 4, raw length 4, flags 1 */
 #define PACK_TRAILER_LEN 8
 #define PACK_MAGIC "DRP1"
@@ -56,21 +59,35 @@ typedef struct pack_writer {
 	pack_entry *entries;
 	size_t n, entries_cap;
 	uint64_t raw_bytes; /* plaintext bytes in this pack */
+	size_t target;      /* the pack is full at this many bytes */
+	size_t blob_max;    /* the largest raw blob it takes */
 	unsigned skip_zstd; /* chunks still to store without trying zstd */
 	buf header;
 } pack_writer;
 
 int pack_writer_init(pack_writer *pw, const repo *r);
+/* A writer of list blobs, whose packs are cut at target bytes instead of the repository's pack size: list
+ * blobs are few, and their writer should not cost a whole pack buffer. */
+int pack_writer_init_sized(pack_writer *pw, const repo *r, size_t target);
 void pack_writer_free(pack_writer *pw);
 
 /* Compresses (or stores raw when zstd does not shrink it, or after an incompressible chunk, see above),
  * encrypts and appends one chunk. The pack must not
  * be full (pack_writer_full) before the call; len ≤ the repository's max chunk size. */
 int pack_writer_add(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len);
+/* The same for a list blob (flag BLOB_LIST, len ≤ BLOB_LIST_MAX_LEN); the writer must have been made with
+ * pack_writer_init_sized for them. */
+int pack_writer_add_list(pack_writer *pw, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *data, size_t len);
+
+/* The largest raw length a blob with these flags may have in r (readers refuse larger ones). */
+static inline uint32_t pack_blob_max(const repo *r, uint8_t flags)
+{
+	return (flags & BLOB_LIST) ? BLOB_LIST_MAX_LEN : r->params.cdc_max;
+}
 
 static inline bool pack_writer_full(const pack_writer *pw)
 {
-	return pw->len >= pw->r->params.pack_size;
+	return pw->len >= pw->target;
 }
 
 static inline bool pack_writer_empty(const pack_writer *pw)

@@ -795,13 +795,16 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 				   .threads = o->threads, .hooks = o->hooks};
 		rc = engine_restore(r, snap, &ro, &res->restore);
 	}
+	/* the cluster's owner: the restored global/ directory has it (restore sets owners when run as root) */
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
-	for (size_t i = 0; rc == 0 && snap && i < snap->nnodes; i++)
-		if (strcmp(snap->nodes[i].path, "global") == 0) {
-			uid = snap->nodes[i].uid;
-			gid = snap->nodes[i].gid;
-		}
+	char global[4200];
+	struct stat gst;
+	snprintf(global, sizeof global, "%s/global", o->pgdata);
+	if (rc == 0 && stat(global, &gst) == 0) {
+		uid = gst.st_uid;
+		gid = gst.st_gid;
+	}
 	/* PostgreSQL refuses a data directory that others can read */
 	if (rc == 0 && chmod(o->pgdata, 0700) < 0)
 		rc = err_sys("cannot set the mode of %s", o->pgdata);

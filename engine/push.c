@@ -5,19 +5,21 @@
  *   workers (N):  keyed hash → dedup (index reservation) → zstd → AES-GCM → own pack_writer → store
  *                 (on a store whose puts wait on the network, a full pack goes to an upload thread, upload.h,
  *                 and the worker compresses on into a spare buffer)
- *   main thread:  collects finished jobs in order → chunk lists of the snapshot's nodes
+ *   main thread:  collects finished jobs in order → the chunk list (list.h), a node record as each input ends
+ *                 → the node list; both lists put their blobs in packs of their own
  *   at the end:   flush packs → index object → snapshot (packs → index → snapshot: a snapshot never names
- *                 a chunk whose pack and index entry are not durable)
+ *                 a chunk or list blob whose pack and index entry are not durable)
  *
  * Memory is bounded by configuration: a fixed ring of job buffers (PUSH_SEGMENT each), one pack buffer per
- * worker and one per upload spare, whatever the input size. The chunk list of the snapshot itself (32 bytes
- * per chunk, 0.025 % of the input at the default 128 KiB chunks) is the one thing that grows with the input.
+ * worker and one per upload spare, one smaller pack buffer for list blobs and one blob per list level,
+ * whatever the input size. Only the chunk index grows, with the repository (index.h: about 34 bytes a chunk).
  *
  * Jobs may hold chunks of several files: small files share a buffer instead of costing one job each.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 
 #include "engine/engine.h"
 #include "engine/index.h"
+#include "engine/list.h"
 #include "engine/meter.h"
 #include "engine/pack.h"
 #include "engine/push.h"
@@ -41,10 +44,10 @@
 
 #define PUSH_SEGMENT (8u << 20) /* input bytes per job */
 #define INDEX_FLUSH_ENTRIES 65536 /* write an index object at least this often, bounding the builder */
+#define LIST_PACK_SIZE (4u << 20) /* list blobs are 0.03 % of a push at 128 KiB chunks: small packs do */
 
 struct cut {
 	uint32_t off, len;
-	uint32_t node;
 };
 
 /* An input buffer and its cuts; the worker fills ids[]. */
@@ -80,8 +83,13 @@ struct push {
 	uint64_t stored_new, chunks_new;
 
 	/* owned by the main thread */
-	snapshot snap;
-	size_t *chunks_cap; /* per node */
+	snapshot snap;          /* the header; its lists are written as the push goes */
+	snap_node cur;          /* the node being read */
+	char cur_path[SNAP_PATH_MAX + 1], cur_link[SNAP_PATH_MAX + 1];
+	list_writer nodes, ids; /* the node records and every chunk ID, in order */
+	pack_writer lpw;        /* packs of list blobs */
+	uint64_t lists_new;     /* list blobs this push stored */
+	size_t files;
 	XXH3_state_t *xxh;
 	uint64_t bytes_in;
 	meter clock;
@@ -152,16 +160,27 @@ static int worker_run(void *ctx, void *job)
 	return 0;
 }
 
-static int node_add_chunk(struct push *p, uint32_t node, const uint8_t id[CRYPTO_ID_LEN])
+/* Puts a finished list blob in the list pack (list_sink_fn), unless the repository has it. Main thread. */
+static int list_blob_store(void *arg, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *blob, size_t len)
 {
-	snap_node *n = &p->snap.nodes[node];
-	if (!array_room(&n->chunks, &p->chunks_cap[node], n->nchunks, CRYPTO_ID_LEN, 16))
-		return err_set(DRE_ENOMEM, "cannot grow the chunk list of %s", n->path);
-	memcpy(n->chunks[n->nchunks++], id, CRYPTO_ID_LEN);
-	return 0;
+	struct push *p = arg;
+	pthread_mutex_lock(&p->mu);
+	int fresh = index_reserve(p->idx, id);
+	pthread_mutex_unlock(&p->mu);
+	TRY(fresh);
+	if (fresh == 0)
+		return 0;
+	p->lists_new++;
+	if (pack_writer_full(&p->lpw)) {
+		uint64_t size;
+		TRY(pack_writer_finish(&p->lpw, &size));
+		TRY(pack_stored(p, p->lpw.id, p->lpw.entries, p->lpw.n, size));
+		TRY(pack_writer_reset(&p->lpw));
+	}
+	return pack_writer_add_list(&p->lpw, id, blob, len);
 }
 
-/* Takes finished jobs back in order and appends their chunk IDs to the nodes; wait blocks for one. */
+/* Takes finished jobs back in order and appends their chunk IDs to the chunk list; wait blocks for one. */
 static int collect(struct push *p, bool wait)
 {
 	void *done;
@@ -169,7 +188,7 @@ static int collect(struct push *p, bool wait)
 	while ((rc = workq_next(p->q, wait, &done)) == 1) {
 		struct job *j = done;
 		for (size_t k = 0; k < j->ncuts; k++)
-			TRY(node_add_chunk(p, j->cuts[k].node, j->ids[k]));
+			TRY(list_writer_add(&p->ids, j->ids[k], CRYPTO_ID_LEN));
 		j->in_use = false;
 		wait = false;
 	}
@@ -192,7 +211,7 @@ static int job_get_free(struct push *p, struct job **out)
 	}
 }
 
-static int job_add_cut(struct job *j, size_t off, size_t len, uint32_t node)
+static int job_add_cut(struct job *j, size_t off, size_t len)
 {
 	if (j->ncuts == j->cuts_cap) {
 		size_t cap = j->cuts_cap * 2;
@@ -208,7 +227,6 @@ static int job_add_cut(struct job *j, size_t off, size_t len, uint32_t node)
 	}
 	j->cuts[j->ncuts].off = (uint32_t)off;
 	j->cuts[j->ncuts].len = (uint32_t)len;
-	j->cuts[j->ncuts].node = node;
 	j->ncuts++;
 	return 0;
 }
@@ -230,10 +248,10 @@ struct feed {
 };
 
 /*
- * Streams one input (fd) as node `node` through the pipeline: fills job buffers, chunks them, submits full
- * ones. The unchunked tail of a full buffer (less than one max-size chunk) moves to the start of the next.
+ * Streams one input (fd) as the current node through the pipeline: fills job buffers, chunks them, submits
+ * full ones. The unchunked tail of a full buffer (less than one max-size chunk) moves to the start of the next.
  */
-static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint32_t node, const char *name)
+static int feed_input(struct push *p, struct feed *f, int fd, bool regular, const char *name)
 {
 	const cdc *c = &p->r->chunker;
 	uint64_t pos = 0;
@@ -246,13 +264,14 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint
 		TRY(reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name));
 		XXH3_128bits_update(p->xxh, j->data + j->len, got);
 		j->len += got;
-		p->snap.nodes[node].size += got;
+		p->cur.size += got;
 		p->bytes_in += got;
 		for (;;) {
 			size_t cut = cdc_next_boundary(c, j->data + f->chunked, j->len - f->chunked, eof);
 			if (cut == 0)
 				break;
-			TRY(job_add_cut(j, f->chunked, cut, node));
+			TRY(job_add_cut(j, f->chunked, cut));
+			p->cur.nchunks++;
 			f->chunked += cut;
 		}
 		if (j->len == j->cap) {
@@ -269,7 +288,7 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, uint
 		TRY(collect(p, false));
 	}
 	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
-	XXH128_canonicalFromHash((XXH128_canonical_t *)p->snap.nodes[node].xxh128, h);
+	XXH128_canonicalFromHash((XXH128_canonical_t *)p->cur.xxh128, h);
 	return 0;
 }
 
@@ -281,6 +300,11 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	meter_start(&p->clock, &o->hooks);
 	pthread_mutex_init(&p->mu, NULL);
 	TRY(engine_check_name(o->name));
+	if (r->format < REPO_FORMAT_LISTS)
+		return err_set(DRE_EUNSUPP, "the repository has format version %u, which this dre reads but does not "
+					    "write. HINT: 'dre migrate' upgrades it to version %d (older dre versions then "
+					    "cannot read it)",
+			       r->format, REPO_FORMAT_VERSION);
 
 	p->snap.kind = kind;
 	p->snap.time_ns = meter_now_ns();
@@ -294,6 +318,10 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 
 	TRY(index_new(&p->idx));
 	TRY(reader_new(&p->rd));
+	TRY(list_writer_init(&p->nodes, r, LIST_NODES, list_blob_store, p));
+	TRY(list_writer_init(&p->ids, r, LIST_CHUNKS, list_blob_store, p));
+	size_t lsize = r->params.pack_size < LIST_PACK_SIZE ? r->params.pack_size : LIST_PACK_SIZE;
+	TRY(pack_writer_init_sized(&p->lpw, r, lsize));
 	char cache[4200];
 	TRY(index_load(r, p->idx, index_cache_path(r, cache, sizeof cache), o->hooks.warn, o->hooks.arg, NULL));
 
@@ -352,36 +380,37 @@ static void push_free(struct push *p)
 	index_builder_free(&p->ib);
 	index_free(p->idx);
 	XXH3_freeState(p->xxh);
-	free(p->chunks_cap);
+	list_writer_free(&p->nodes);
+	list_writer_free(&p->ids);
+	pack_writer_free(&p->lpw);
 	snap_free(&p->snap);
 	pthread_mutex_destroy(&p->mu);
 }
 
-static int node_new(struct push *p, uint8_t type, const char *path, uint32_t *out)
+/* Starts the node that the next input (or nothing, for a directory or symlink) describes. */
+static int node_begin(struct push *p, uint8_t type, const char *path)
 {
-	size_t n = p->snap.nnodes;
-	if ((n & (n - 1)) == 0) { /* grow at powers of two */
-		size_t cap = n ? n * 2 : 1;
-		void *a = realloc(p->snap.nodes, cap * sizeof *p->snap.nodes);
-		if (a)
-			p->snap.nodes = a;
-		void *b = a ? realloc(p->chunks_cap, cap * sizeof *p->chunks_cap) : NULL;
-		if (b)
-			p->chunks_cap = b;
-		if (a == NULL || b == NULL)
-			return err_set(DRE_ENOMEM, "cannot grow the file list");
-	}
-	if (n >= UINT32_MAX)
-		return err_set(DRE_EINVAL, "too many files in one snapshot");
-	snap_node *nd = &p->snap.nodes[n];
-	memset(nd, 0, sizeof *nd);
-	nd->type = type;
-	nd->path = strdup(path);
-	p->chunks_cap[n] = 0;
+	size_t len = strlen(path);
+	if (len == 0 || len > SNAP_PATH_MAX)
+		return err_set(DRE_EINVAL, "path %s is longer than %d bytes: not backed up", path, SNAP_PATH_MAX);
+	memset(&p->cur, 0, sizeof p->cur);
+	memcpy(p->cur_path, path, len + 1);
+	p->cur.type = type;
+	p->cur.path = p->cur_path;
+	return 0;
+}
+
+/* The current node is complete (its input ended, its chunks are cut): its record joins the node list. Its
+ * chunk IDs join the chunk list as their jobs come back, in the same order. */
+static int node_end(struct push *p)
+{
+	uint8_t rec[LIST_ENTRY_MAX];
+	size_t len;
+	TRY(snap_node_encode(&p->cur, rec, sizeof rec, &len));
+	TRY(list_writer_add(&p->nodes, rec, len));
 	p->snap.nnodes++;
-	if (nd->path == NULL)
-		return err_set(DRE_ENOMEM, "cannot store path %s", path);
-	*out = (uint32_t)n;
+	p->snap.chunks_total += p->cur.nchunks;
+	p->files += p->cur.type == NODE_FILE || p->cur.type == NODE_STREAM;
 	return 0;
 }
 
@@ -410,19 +439,31 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 		rc = collect(p, true);
 	rc = workq_close(&p->q, rc); /* joins the workers */
 	rc = uploader_finish(&p->up, rc); /* waits for the last uploads: every pack is durable after this */
+	snapshot *s = &p->snap;
+	if (rc == 0 && record)
+		rc = list_writer_finish(&p->ids, &s->chunks);
+	if (rc == 0 && record)
+		rc = list_writer_finish(&p->nodes, &s->nodes);
+	if (rc == 0 && record && !pack_writer_empty(&p->lpw)) {
+		uint64_t size;
+		rc = pack_writer_finish(&p->lpw, &size);
+		if (rc == 0)
+			rc = pack_stored(p, p->lpw.id, p->lpw.entries, p->lpw.n, size);
+	}
 	if (rc == 0 && record)
 		rc = index_builder_flush(&p->ib, p->r, p->idx);
 	if (rc < 0 || !record)
 		return rc;
 	push_cache_save(p);
 
-	snapshot *s = &p->snap;
 	s->end_time_ns = meter_now_ns();
 	s->size = p->bytes_in;
 	s->stored_new = p->stored_new;
 	s->chunks_new = p->chunks_new;
-	for (size_t i = 0; i < s->nnodes; i++)
-		s->chunks_total += s->nodes[i].nchunks;
+	if (s->chunks.count != s->chunks_total || s->nodes.count != s->nnodes)
+		return err_set(DRE_EINVAL, "internal: the lists hold %" PRIu64 " chunks and %" PRIu64 " nodes, the push "
+					   "counted %" PRIu64 " and %" PRIu64,
+			       s->chunks.count, s->nodes.count, s->chunks_total, s->nnodes);
 	TRY(snap_save(p->r, s));
 	progress(p, true);
 
@@ -431,9 +472,8 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	res->stored_new = s->stored_new;
 	res->chunks = s->chunks_total;
 	res->chunks_new = s->chunks_new;
-	res->files = 0;
-	for (size_t i = 0; i < s->nnodes; i++)
-		res->files += s->nodes[i].type == NODE_FILE || s->nodes[i].type == NODE_STREAM;
+	res->lists_new = p->lists_new;
+	res->files = p->files;
 	res->seconds = meter_seconds(&p->clock);
 	res->workers = p->nworkers;
 	return 0;
@@ -444,21 +484,22 @@ static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pi
 {
 	struct push p;
 	struct feed f = {0};
-	uint32_t node;
 	struct stat stbuf;
 	int rc = push_start(&p, r, o, SNAP_STREAM);
 	res->reader = p.rd ? reader_backend(p.rd) : "read(2)";
 	if (rc == 0)
-		rc = node_new(&p, NODE_STREAM, o->name, &node);
+		rc = node_begin(&p, NODE_STREAM, o->name);
 	if (rc == 0) {
-		p.snap.nodes[node].mode = 0600;
-		p.snap.nodes[node].mtime_ns = p.snap.time_ns;
+		p.cur.mode = 0600;
+		p.cur.mtime_ns = p.snap.time_ns;
 		rc = job_get_free(&p, &f.j);
 	}
 	if (rc == 0) {
 		bool regular = fstat(fd, &stbuf) == 0 && S_ISREG(stbuf.st_mode);
-		rc = feed_input(&p, &f, fd, regular, node, producer_name ? producer_name : "standard input");
+		rc = feed_input(&p, &f, fd, regular, producer_name ? producer_name : "standard input");
 	}
+	if (rc == 0)
+		rc = node_end(&p);
 	bool record = rc == 0;
 	if (producer > 0) {
 		int status = 0;
@@ -609,7 +650,6 @@ static void node_attrs(snap_node *n, const struct stat *st)
 static int feed_path(struct push *p, struct feed *f, const char *fs_path, const char *rel)
 {
 	struct stat st;
-	uint32_t node = 0;
 	const push_tree *t = p->tree;
 	if (lstat(fs_path, &st) < 0)
 		return t && t->vanish_ok && errno == ENOENT ? 0 : err_sys("cannot read %s", fs_path);
@@ -621,41 +661,41 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 	if (v == PUSH_DIR_ONLY) {
 		if (!S_ISDIR(st.st_mode))
 			st.st_mode = S_IFDIR | 0700;
-		TRY(node_new(p, NODE_DIR, rel, &node));
-		node_attrs(&p->snap.nodes[node], &st);
-		return 0;
+		TRY(node_begin(p, NODE_DIR, rel));
+		node_attrs(&p->cur, &st);
+		return node_end(p);
 	}
 	uint8_t type = S_ISREG(st.st_mode) ? NODE_FILE : S_ISDIR(st.st_mode) ? NODE_DIR : S_ISLNK(st.st_mode) ? NODE_SYMLINK : 0;
 	if (type == 0) {
 		warn(p, "%s is not a regular file, directory or symlink: not backed up", fs_path);
 		return 0;
 	}
-	TRY(node_new(p, type, *rel ? rel : ".", &node));
-	snap_node *n = &p->snap.nodes[node];
+	TRY(node_begin(p, type, *rel ? rel : "."));
+	snap_node *n = &p->cur;
 	node_attrs(n, &st);
 	if (type == NODE_SYMLINK) {
-		char target[4096];
-		ssize_t len = readlink(fs_path, target, sizeof target - 1);
+		ssize_t len = readlink(fs_path, p->cur_link, sizeof p->cur_link);
 		if (len < 0)
 			return err_sys("cannot read symlink %s", fs_path);
-		target[len] = '\0';
-		if ((n->link = strdup(target)) == NULL)
-			return err_set(DRE_ENOMEM, "cannot store symlink %s", fs_path);
-		return 0;
+		if ((size_t)len >= sizeof p->cur_link)
+			return err_set(DRE_EINVAL, "the target of symlink %s is longer than %d bytes", fs_path,
+				       SNAP_PATH_MAX);
+		p->cur_link[len] = '\0';
+		n->link = p->cur_link;
+		return node_end(p);
 	}
-	if (type == NODE_DIR)
+	if (type == NODE_DIR) {
+		TRY(node_end(p)); /* parents before their children */
 		return feed_dir(p, f, fs_path, rel);
-	int fd = open(fs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && t && t->vanish_ok && errno == ENOENT) {
-		p->snap.nnodes--; /* removed since lstat(): as if the walk had not seen it */
-		free(p->snap.nodes[node].path);
-		return 0;
 	}
+	int fd = open(fs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && t && t->vanish_ok && errno == ENOENT)
+		return 0; /* removed since lstat(): as if the walk had not seen it */
 	if (fd < 0)
 		return err_sys("cannot open %s", fs_path);
-	int rc = feed_input(p, f, fd, true, node, fs_path);
+	int rc = feed_input(p, f, fd, true, fs_path);
 	close(fd);
-	return rc;
+	return rc < 0 ? rc : node_end(p);
 }
 
 /* "/srv/models/" → "srv/models", "./a//b" → "a/b", "/" → "" ; ".." components are refused. */
@@ -741,7 +781,6 @@ int push_session_add_tree(push_session *s, const char *fs_path, const push_tree 
 
 int push_session_add_data(push_session *s, const char *rel, const void *data, size_t len, const struct stat *like)
 {
-	uint32_t node;
 	int fd = memfd_create("dre-push-data", MFD_CLOEXEC);
 	if (fd < 0)
 		return err_sys("cannot hold %s in memory", rel);
@@ -755,13 +794,15 @@ int push_session_add_data(push_session *s, const char *rel, const void *data, si
 			done += (size_t)n;
 	}
 	if (rc == 0)
-		rc = node_new(&s->p, NODE_FILE, rel, &node);
+		rc = node_begin(&s->p, NODE_FILE, rel);
 	if (rc == 0) {
-		snap_node *n = &s->p.snap.nodes[node];
+		snap_node *n = &s->p.cur;
 		node_attrs(n, like);
 		n->mtime_ns = meter_now_ns();
-		rc = feed_input(&s->p, &s->f, fd, true, node, rel);
+		rc = feed_input(&s->p, &s->f, fd, true, rel);
 	}
+	if (rc == 0)
+		rc = node_end(&s->p);
 	close(fd);
 	return rc;
 }

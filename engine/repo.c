@@ -92,6 +92,7 @@ static int derive_chunking(repo *r, const uint8_t master[CRYPTO_KEY_LEN])
 	uint64_t gear[256];
 
 	TRY(derive(master, "dre v1 chunk id", r->id_key, CRYPTO_KEY_LEN));
+	TRY(derive(master, "dre v3 list id", r->list_key, CRYPTO_KEY_LEN));
 	TRY(derive(master, "dre v1 gear table", table, sizeof table));
 	for (int i = 0; i < 256; i++)
 		gear[i] = get_le64(table + 8 * i);

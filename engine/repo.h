@@ -18,8 +18,11 @@
 #include "store/store.h"
 
 /* The version new repositories get; dre reads every version from the minimum on (format-spec.md §13). */
-#define REPO_FORMAT_VERSION 2
+#define REPO_FORMAT_VERSION 3
 #define REPO_FORMAT_MIN_VERSION 1
+/* The first version whose snapshots keep their content in list blobs; an older repository is read as it is,
+ * and written to only after `dre migrate` (format-spec.md §13). */
+#define REPO_FORMAT_LISTS 3
 #define REPO_ID_LEN 32
 
 /* Largest sizes dre accepts for whole-object reads: a damaged store cannot make it allocate without bound. */
@@ -47,6 +50,7 @@ typedef struct repo {
 	uint8_t master[CRYPTO_KEY_LEN];  /* kept to wrap further key objects; wiped on close */
 	uint8_t enc_key[CRYPTO_KEY_LEN]; /* ikm for every per-object subkey */
 	uint8_t id_key[CRYPTO_KEY_LEN];  /* HMAC key of chunk IDs */
+	uint8_t list_key[CRYPTO_KEY_LEN]; /* HMAC key of list blob IDs (format 3) */
 	cdc chunker;                      /* gear table derived from the master key */
 	char key_name[80];                /* the key object that opened it: "keys/<hex>" */
 	const char *cache_dir;            /* this machine's cache directory (the caller's string), NULL: none */

@@ -1,11 +1,15 @@
 /*
  * restore.c — the reverse pipeline.
  *
- *   main thread:  snapshot nodes → jobs (a run of chunks of one node, up to RESTORE_SEGMENT plaintext bytes,
- *                 each chunk resolved through the index)
+ *   main thread:  the snapshot's node and chunk lists, walked (snapshot.h) → jobs (a run of chunks of one node,
+ *                 up to RESTORE_SEGMENT plaintext bytes, each chunk resolved through the index)
  *   workers (N):  ranged reads of packs (adjacent blobs coalesced into one request) → AES-GCM open → zstd
  *   main thread:  writes finished jobs in order (holes for all-zero chunks of files), XXH3-128 of every node
  *                 checked at its end: a mismatch is a loud error naming the file.
+ *   at the end:   a second walk of the nodes sets directory modes and times, children before parents.
+ *
+ * Memory does not grow with the snapshot: the walk holds one list blob per level, and each job carries a copy
+ * of its node.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +32,9 @@
 #define RESTORE_READ_MAX (8u << 20) /* largest coalesced read */
 
 struct rjob {
-	uint32_t node, first; /* chunks [first, first + n) of node */
-	bool last;            /* the node's final job */
+	snap_node node;       /* path points to path[] */
+	char path[SNAP_PATH_MAX + 1];
+	bool first, last;     /* the node's first and final job */
 	bool in_use;          /* being filled, or outstanding in the pool */
 	index_entry *ent;
 	size_t n, ent_cap;
@@ -52,6 +57,7 @@ struct restore {
 	const snapshot *s;
 	const restore_opts *o;
 	chunk_index *idx;
+	snap_walk *walk;
 	workq *q;
 	struct rjob *jobs;
 	size_t njobs;
@@ -61,7 +67,8 @@ struct restore {
 	/* the node being written (main thread) */
 	int out_fd;
 	bool out_is_file;
-	uint32_t out_node;
+	snap_node out_node; /* a copy: the job that opened it is recycled before the node ends */
+	char out_path[SNAP_PATH_MAX + 1];
 	uint64_t out_written;
 	XXH3_state_t *xxh;
 	uint64_t bytes;
@@ -225,11 +232,13 @@ static int parent_dirs(const struct restore *rs, char *path)
 	return rc;
 }
 
-static int node_open(struct restore *rs, uint32_t node)
+static int node_open(struct restore *rs, const snap_node *n)
 {
-	const snap_node *n = &rs->s->nodes[node];
 	char path[4096];
-	rs->out_node = node;
+	rs->out_node = *n;
+	snprintf(rs->out_path, sizeof rs->out_path, "%s", n->path);
+	rs->out_node.path = rs->out_path;
+	rs->out_node.link = NULL;
 	rs->out_written = 0;
 	XXH3_128bits_reset(rs->xxh);
 	if (rs->o->target == NULL) {
@@ -269,7 +278,7 @@ static bool all_zero(const uint8_t *p, size_t len)
 
 static int node_write(struct restore *rs, const struct rjob *j)
 {
-	const snap_node *n = &rs->s->nodes[rs->out_node];
+	const snap_node *n = &rs->out_node;
 	const char *what = n->path;
 	XXH3_128bits_update(rs->xxh, j->out, j->out_len);
 	if (!rs->out_is_file) {
@@ -304,7 +313,7 @@ static void node_times(const snap_node *n, struct timespec ts[2])
 
 static int node_close(struct restore *rs)
 {
-	const snap_node *n = &rs->s->nodes[rs->out_node];
+	const snap_node *n = &rs->out_node;
 	uint8_t got[16];
 	int rc = 0;
 	XXH128_canonicalFromHash((XXH128_canonical_t *)got, XXH3_128bits_digest(rs->xxh));
@@ -347,8 +356,8 @@ static int rcollect(struct restore *rs, bool wait)
 	int rc;
 	while ((rc = workq_next(rs->q, wait, &done)) == 1) {
 		struct rjob *j = done;
-		if (j->first == 0)
-			TRY(node_open(rs, j->node));
+		if (j->first)
+			TRY(node_open(rs, &j->node));
 		TRY(node_write(rs, j));
 		if (j->last)
 			TRY(node_close(rs));
@@ -382,21 +391,29 @@ static int rjob_get(struct restore *rs, struct rjob **out)
 }
 
 /* Splits a node's chunk list into jobs. */
-static int feed_node(struct restore *rs, uint32_t node)
+static int feed_node(struct restore *rs, const snap_node *n)
 {
-	const snap_node *n = &rs->s->nodes[node];
-	uint32_t k = 0;
+	uint64_t k = 0;
 	char chex[65], shex[65];
 	do {
 		struct rjob *j;
+		uint8_t id[CRYPTO_ID_LEN];
 		TRY(rjob_get(rs, &j));
-		j->node = node;
-		j->first = k;
+		j->node = *n;
+		snprintf(j->path, sizeof j->path, "%s", n->path);
+		j->node.path = j->path;
+		j->node.link = NULL;
+		j->first = k == 0;
 		size_t raw = 0;
 		while (k < n->nchunks) {
 			index_entry e;
-			if (!index_find(rs->idx, n->chunks[k], &e) || e.pack == INDEX_PACK_PENDING) {
-				hex_encode(n->chunks[k], CRYPTO_ID_LEN, chex);
+			int rc = snap_walk_chunk(rs->walk, id);
+			if (rc < 0) {
+				j->in_use = false;
+				return rc;
+			}
+			if (!index_find(rs->idx, id, &e) || e.pack == INDEX_PACK_PENDING || (e.loc.flags & BLOB_LIST)) {
+				hex_encode(id, CRYPTO_ID_LEN, chex);
 				hex_encode(rs->s->id, CRYPTO_ID_LEN, shex);
 				j->in_use = false;
 				return err_set(DRE_ECORRUPT,
@@ -404,13 +421,13 @@ static int feed_node(struct restore *rs, uint32_t node)
 					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
 					       shex, chex, n->path);
 			}
-			if (raw + e.loc.raw_len > j->out_cap && j->n > 0)
-				break;
 			if (!array_room(&j->ent, &j->ent_cap, j->n, sizeof *j->ent, 256))
 				return err_set(DRE_ENOMEM, "cannot grow a restore job");
 			j->ent[j->n++] = e;
 			raw += e.loc.raw_len;
 			k++;
+			if (raw + rs->r->params.cdc_max > j->out_cap)
+				break; /* the next chunk may not fit */
 		}
 		j->last = k == n->nchunks;
 		TRY(workq_submit(rs->q, j));
@@ -477,6 +494,7 @@ static int restore_teardown(struct restore *rs, int rc)
 	}
 	free(rs->jobs);
 	XXH3_freeState(rs->xxh);
+	snap_walk_free(rs->walk);
 	index_free(rs->idx);
 	if (rs->out_fd >= 0 && rs->out_is_file)
 		close(rs->out_fd);
@@ -484,9 +502,8 @@ static int restore_teardown(struct restore *rs, int rc)
 }
 
 /* Directories, symlinks and empty files need no chunk data: made by the main thread, in snapshot order. */
-static int restore_plain_node(struct restore *rs, uint32_t node)
+static int restore_plain_node(struct restore *rs, const snap_node *n)
 {
-	const snap_node *n = &rs->s->nodes[node];
 	char path[4096];
 	if (n->type == NODE_DIR) {
 		TRY(target_path(rs, n->path, path, sizeof path));
@@ -507,30 +524,90 @@ static int restore_plain_node(struct restore *rs, uint32_t node)
 	}
 	/* a file or stream with no chunks: wait for earlier jobs so output stays in order */
 	TRY(rcollect_all(rs));
-	TRY(node_open(rs, node));
+	TRY(node_open(rs, n));
 	return node_close(rs);
 }
 
-/* Directory modes and times last: writing into a directory changes its mtime, and a read-only mode would
- * stop the restore of its contents. */
-static int restore_dir_attrs(struct restore *rs)
+static int dir_attrs(struct restore *rs, const char *rel, const snap_node *n)
 {
 	char path[4096];
-	for (size_t i = rs->s->nnodes; i-- > 0;) {
-		const snap_node *n = &rs->s->nodes[i];
-		if (n->type != NODE_DIR)
-			continue;
-		TRY(target_path(rs, n->path, path, sizeof path));
-		if (geteuid() == 0 && chown(path, n->uid, n->gid) < 0)
-			return err_sys("cannot set the owner of %s", path);
-		if (chmod(path, n->mode & 07777) < 0)
-			return err_sys("cannot set the mode of %s", path);
-		struct timespec ts[2];
-		node_times(n, ts);
-		if (utimensat(AT_FDCWD, path, ts, 0) < 0)
-			return err_sys("cannot set the times of %s", path);
+	TRY(target_path(rs, rel, path, sizeof path));
+	if (geteuid() == 0 && chown(path, n->uid, n->gid) < 0)
+		return err_sys("cannot set the owner of %s", path);
+	if (chmod(path, n->mode & 07777) < 0)
+		return err_sys("cannot set the mode of %s", path);
+	struct timespec ts[2];
+	node_times(n, ts);
+	if (utimensat(AT_FDCWD, path, ts, 0) < 0)
+		return err_sys("cannot set the times of %s", path);
+	return 0;
+}
+
+/* The directories of the walk still open: each an ancestor of the next, so one path buffer holds them all. */
+struct dir_stack {
+	char path[SNAP_PATH_MAX + 1];
+	size_t n;
+	struct open_dir {
+		size_t len; /* of its path in path[]; 0 for "." */
+		snap_node node;
+	} *dirs;
+	size_t cap;
+};
+
+static bool is_under(const char *path, const char *dir, size_t dlen)
+{
+	if (dlen == 0)
+		return strcmp(path, ".") != 0; /* "." (the pushed directory itself) holds every other node */
+	return strncmp(path, dir, dlen) == 0 && path[dlen] == '/';
+}
+
+/* Applies the attributes of the open directories that path is not inside of, innermost first. */
+static int dir_stack_pop(struct restore *rs, struct dir_stack *st, const char *path)
+{
+	while (st->n > 0) {
+		struct open_dir *d = &st->dirs[st->n - 1];
+		if (path != NULL && is_under(path, st->path, d->len))
+			break;
+		st->path[d->len] = '\0';
+		TRY(dir_attrs(rs, d->len ? st->path : ".", &d->node));
+		st->n--;
 	}
 	return 0;
+}
+
+/*
+ * Directory modes and times last: writing into a directory changes its mtime, and a read-only mode would stop
+ * the restore of its contents. A second walk of the nodes sets them after their contents, children before
+ * parents, holding only the directories it is inside of.
+ */
+static int restore_dir_attrs(struct restore *rs)
+{
+	struct dir_stack st = {.n = 0};
+	snap_walk *w;
+	snap_node n;
+	int rc;
+	TRY(snap_walk_open(rs->r, rs->idx, rs->s, false, &w));
+	while ((rc = snap_walk_next(w, &n)) == 1) {
+		rc = dir_stack_pop(rs, &st, n.path);
+		if (rc < 0 || n.type != NODE_DIR)
+			continue;
+		if (!array_room(&st.dirs, &st.cap, st.n, sizeof *st.dirs, 16)) {
+			rc = err_set(DRE_ENOMEM, "cannot hold the directories being restored");
+			break;
+		}
+		size_t len = strcmp(n.path, ".") == 0 ? 0 : strlen(n.path);
+		memcpy(st.path, n.path, len);
+		st.path[len] = '\0';
+		st.dirs[st.n].len = len;
+		st.dirs[st.n].node = n;
+		st.dirs[st.n].node.path = NULL;
+		st.n++;
+	}
+	if (rc == 0)
+		rc = dir_stack_pop(rs, &st, NULL);
+	snap_walk_free(w);
+	free(st.dirs);
+	return rc;
 }
 
 int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_result *res)
@@ -557,12 +634,14 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 				NULL);
 	if (rc == 0)
 		rc = restore_setup(&rs);
-	for (size_t i = 0; rc == 0 && i < s->nnodes; i++) {
-		const snap_node *n = &s->nodes[i];
-		if ((n->type == NODE_FILE || n->type == NODE_STREAM) && n->nchunks > 0)
-			rc = feed_node(&rs, (uint32_t)i);
+	if (rc == 0)
+		rc = snap_walk_open(r, rs.idx, s, true, &rs.walk);
+	snap_node n;
+	while (rc == 0 && (rc = snap_walk_next(rs.walk, &n)) == 1) {
+		if ((n.type == NODE_FILE || n.type == NODE_STREAM) && n.nchunks > 0)
+			rc = feed_node(&rs, &n);
 		else
-			rc = restore_plain_node(&rs, (uint32_t)i);
+			rc = restore_plain_node(&rs, &n);
 	}
 	if (rc == 0)
 		rc = rcollect_all(&rs);

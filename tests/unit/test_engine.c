@@ -234,25 +234,52 @@ static void test_snapshot_codec(void)
 	s.host = "db1";
 	s.time_ns = 1234567890123456789LL;
 	s.size = 42;
+	s.nnodes = s.nodes.count = 2;
+	s.chunks_total = s.chunks.count = 2;
+	s.chunks.level = 1;
+	memset(s.chunks.id, 7, sizeof s.chunks.id);
 	snap_meta meta = {"start_lsn", "0/3000028"};
 	s.meta = &meta;
 	s.nmeta = 1;
-	uint8_t chunks[2][32] = {{1}, {2}};
-	snap_node nodes[2] = {{.type = NODE_DIR, .path = "a", .mode = 0755},
-			      {.type = NODE_FILE, .path = "a/b", .mode = 0644, .size = 42, .nchunks = 2, .chunks = chunks}};
-	s.nodes = nodes;
-	s.nnodes = 2;
 	buf b = {0};
 	CHECK_RC(snap_encode(&s, &b));
+	CHECK(b.len < 300); /* a header, whatever the input size */
 	CHECK_RC(snap_decode("t", b.data, b.len, &d));
-	CHECK(d.kind == SNAP_FILES && strcmp(d.name, "models") == 0 && d.time_ns == s.time_ns);
-	CHECK(d.nnodes == 2 && d.nodes[1].nchunks == 2 && memcmp(d.nodes[1].chunks[1], chunks[1], 32) == 0);
+	CHECK(d.format == SNAP_FORMAT_LISTS && d.kind == SNAP_FILES && strcmp(d.name, "models") == 0 &&
+	      d.time_ns == s.time_ns);
+	CHECK(d.nnodes == 2 && d.chunks.count == 2 && d.chunks.level == 1 && d.chunks.id[31] == 7);
 	CHECK(d.nmeta == 1 && strcmp(d.meta[0].value, "0/3000028") == 0);
 	snap_free(&d);
 	/* every truncation is refused cleanly */
 	for (size_t cut = 0; cut < b.len; cut++)
 		CHECK(snap_decode("t", b.data, cut, &d) < 0);
+	/* counts that disagree with the lists' are refused */
+	s.nnodes = 3;
+	b.len = 0;
+	CHECK_RC(snap_encode(&s, &b));
+	CHECK(snap_decode("t", b.data, b.len, &d) == DRE_ECORRUPT);
 	buf_free(&b);
+
+	/* node records: round trip, and refusals */
+	snap_node n = {.type = NODE_SYMLINK, .path = "a/b", .mode = 0777, .link = "../c", .mtime_ns = -5};
+	uint8_t rec[LIST_ENTRY_MAX];
+	char path[SNAP_PATH_MAX + 1], link[SNAP_PATH_MAX + 1];
+	size_t len;
+	snap_node m;
+	CHECK_RC(snap_node_encode(&n, rec, sizeof rec, &len));
+	CHECK_RC(snap_node_decode(rec, len, &m, path, link));
+	CHECK(m.type == NODE_SYMLINK && strcmp(m.path, "a/b") == 0 && strcmp(m.link, "../c") == 0 && m.mtime_ns == -5);
+	for (size_t cut = 0; cut < len; cut++)
+		CHECK(snap_node_decode(rec, cut, &m, path, link) < 0);
+	n.type = NODE_DIR; /* a directory with a link target */
+	CHECK_RC(snap_node_encode(&n, rec, sizeof rec, &len));
+	CHECK(snap_node_decode(rec, len, &m, path, link) == DRE_ECORRUPT);
+	char longp[SNAP_PATH_MAX + 2];
+	memset(longp, 'x', sizeof longp - 1);
+	longp[sizeof longp - 1] = '\0';
+	n.path = longp;
+	n.link = NULL;
+	CHECK(snap_node_encode(&n, rec, sizeof rec, &len) == DRE_EINVAL);
 }
 
 static void test_index_table(void)
@@ -304,8 +331,7 @@ static void test_restore_refuses_symlink_escape(void)
 	s.host = "h";
 	snap_node nodes[2] = {{.type = NODE_SYMLINK, .path = "a", .mode = 0777, .link = outside},
 			      {.type = NODE_DIR, .path = "a/b", .mode = 0755}};
-	s.nodes = nodes;
-	s.nnodes = 2;
+	CHECK_RC(unit_save_snapshot(r, &s, nodes, 2, NULL, 0));
 	restore_opts o = {.target = target, .out_fd = -1, .threads = 1};
 	restore_result res;
 	CHECK(engine_restore(r, &s, &o, &res) == DRE_ECORRUPT);
@@ -339,8 +365,20 @@ static void test_restore_detects_checksum_mismatch(void)
 	restore_result res;
 	CHECK_RC(engine_restore(r, &s, &o, &res));
 	CHECK(res.bytes == pr.size);
-	s.nodes[0].xxh128[5] ^= 1;
-	CHECK(engine_restore(r, &s, &o, &res) == DRE_ECORRUPT);
+	/* the same chunks under a node record whose checksum is off by one bit */
+	snap_walk *w;
+	snap_node n;
+	CHECK_RC(snap_walk_open(r, NULL, &s, true, &w));
+	CHECK(snap_walk_next(w, &n) == 1);
+	uint8_t (*ids)[CRYPTO_ID_LEN] = calloc(n.nchunks, CRYPTO_ID_LEN);
+	for (uint64_t k = 0; k < n.nchunks; k++)
+		CHECK_RC(snap_walk_chunk(w, ids[k]));
+	n.xxh128[5] ^= 1;
+	snapshot bad = {.kind = SNAP_STREAM, .name = "s", .host = "h", .size = s.size};
+	CHECK_RC(unit_save_snapshot(r, &bad, &n, 1, (const uint8_t(*)[CRYPTO_ID_LEN])ids, n.nchunks));
+	snap_walk_free(w);
+	free(ids);
+	CHECK(engine_restore(r, &bad, &o, &res) == DRE_ECORRUPT);
 	CHECK(strstr(err_msg(), "XXH3-128") != NULL);
 	close(null_fd);
 	snap_free(&s);

@@ -71,6 +71,74 @@ static inline repo *unit_make_repo(const char *dir)
 }
 #endif
 
+#ifdef DRE_SNAPSHOT_H
+#include "engine/list.h"
+#include "engine/pack.h"
+
+/* Where unit_save_snapshot's list blobs go: one pack. */
+struct unit_lists {
+	pack_writer pw;
+};
+
+static inline int unit_list_sink(void *arg, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *blob, size_t len)
+{
+	struct unit_lists *u = arg;
+	for (size_t i = 0; i < u->pw.n; i++)
+		if (memcmp(u->pw.entries[i].id, id, CRYPTO_ID_LEN) == 0)
+			return 0;
+	return pack_writer_add_list(&u->pw, id, blob, len);
+}
+
+/* Writes a snapshot made by hand (a hostile one, too): its nodes, and ids (every node's chunk IDs in node
+ * order) as list blobs in one pack and one index object, then the header with s's other fields. */
+static inline int unit_save_snapshot(repo *r, snapshot *s, const snap_node *nodes, size_t n,
+				     const uint8_t (*ids)[CRYPTO_ID_LEN], size_t nids)
+{
+	struct unit_lists u;
+	list_writer nw, cw;
+	index_builder ib = {0};
+	chunk_index *idx = NULL;
+	uint8_t rec[LIST_ENTRY_MAX];
+	size_t len;
+	uint64_t size;
+	int rc = pack_writer_init_sized(&u.pw, r, 1u << 20);
+	if (rc == 0)
+		rc = list_writer_init(&nw, r, LIST_NODES, unit_list_sink, &u);
+	if (rc == 0)
+		rc = list_writer_init(&cw, r, LIST_CHUNKS, unit_list_sink, &u);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = snap_node_encode(&nodes[i], rec, sizeof rec, &len);
+		if (rc == 0)
+			rc = list_writer_add(&nw, rec, len);
+	}
+	for (size_t i = 0; rc == 0 && i < nids; i++)
+		rc = list_writer_add(&cw, ids[i], CRYPTO_ID_LEN);
+	if (rc == 0)
+		rc = list_writer_finish(&nw, &s->nodes);
+	if (rc == 0)
+		rc = list_writer_finish(&cw, &s->chunks);
+	s->nnodes = n;
+	s->chunks_total = nids;
+	if (rc == 0 && u.pw.n > 0) {
+		rc = pack_writer_finish(&u.pw, &size);
+		if (rc == 0)
+			rc = index_new(&idx);
+		if (rc == 0)
+			rc = index_builder_add_pack(&ib, u.pw.id, u.pw.entries, u.pw.n);
+		if (rc == 0)
+			rc = index_builder_flush(&ib, r, idx);
+	}
+	if (rc == 0)
+		rc = snap_save(r, s);
+	index_builder_free(&ib);
+	index_free(idx);
+	list_writer_free(&nw);
+	list_writer_free(&cw);
+	pack_writer_free(&u.pw);
+	return rc;
+}
+#endif
+
 static inline int unit_exit(void)
 {
 	return unit_failed_tests ? 1 : 0;
