@@ -86,7 +86,8 @@ int cli_exit_status(int rc);
 /* A failure already reported, or meant to be silent (wal-fetch of a file not in the archive): no message. */
 #define CLI_EQUIET (-101)
 
-extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls, cmd_cat, cmd_check, cmd_key;
+extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls, cmd_cat, cmd_check, cmd_key,
+	cmd_migrate;
 extern const cli_command cmd_wal_push, cmd_wal_fetch, cmd_wal_show, cmd_pg_backup, cmd_pg_restore;
 extern const cli_command cmd_bench;
 

@@ -73,7 +73,7 @@ static const cli_command cmd_help = {
 };
 
 static const cli_command *const commands[] = {
-	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key,
+	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_migrate,
 	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_bench, &cmd_help,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

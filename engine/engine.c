@@ -41,6 +41,12 @@ void engine_close(repo *r)
 	store_close(st);
 }
 
+int engine_migrate(repo *r, uint32_t *from)
+{
+	*from = r->format;
+	return repo_upgrade(r, REPO_FORMAT_VERSION);
+}
+
 int engine_key_add(repo *r, const char *new_pass, char name_out[80])
 {
 	return repo_key_add(r, new_pass, name_out);

@@ -31,6 +31,10 @@ void engine_close(repo *r);
  * push and restore reads all index objects from the store. */
 void engine_set_cache_dir(repo *r, const char *dir);
 
+/* Upgrades r to this dre's format version (format-spec.md §13): *from gets the version it had. Snapshots already
+ * there stay as they are and keep restoring; older dre versions cannot open the repository afterwards. */
+int engine_migrate(repo *r, uint32_t *from);
+
 /* Adds a key object for another password; lists key object names. */
 int engine_key_add(repo *r, const char *new_pass, char name_out[80]);
 int engine_key_list(repo *r, int (*fn)(void *arg, const char *name), void *arg);

@@ -236,7 +236,7 @@ static int key_try(const uint8_t *stored, const char *name, const char *pass, ui
 static int config_encode(const repo *r, uint8_t out[CONFIG_LEN])
 {
 	memset(out, 0, CONFIG_LEN);
-	put_le32(out, REPO_FORMAT_VERSION);
+	put_le32(out, r->format);
 	memcpy(out + 4, r->repo_id, REPO_ID_LEN);
 	put_le32(out + 36, r->params.cdc_min);
 	put_le32(out + 40, r->params.cdc_avg);
@@ -269,6 +269,26 @@ static int config_decode(repo *r, const uint8_t *p, size_t len)
 	r->created = (int64_t)get_le64(p + 56);
 	if (repo_params_check(&r->params) < 0)
 		return err_ctx(DRE_ECORRUPT, "corrupt object config");
+	return 0;
+}
+
+int repo_upgrade(repo *r, uint32_t version)
+{
+	uint8_t cfg[CONFIG_LEN];
+	if (version <= r->format)
+		return 0;
+	if (version > REPO_FORMAT_VERSION)
+		return err_set(DRE_EINVAL, "internal: format version %u is newer than this dre's", version);
+	uint32_t old = r->format;
+	r->format = version;
+	int rc = config_encode(r, cfg);
+	/* one put replaces the whole object: a reader sees the old config or the new one, never a mix */
+	if (rc == 0)
+		rc = repo_put_object(r, 'C', "config", cfg, sizeof cfg, 0);
+	if (rc < 0) {
+		r->format = old;
+		return err_ctx(rc, "cannot upgrade the repository config to format version %u", version);
+	}
 	return 0;
 }
 

@@ -75,6 +75,10 @@ int repo_key_add(repo *r, const char *pass, char name_out[80]);
 
 void repo_close(repo *r);
 
+/* Rewrites config with a newer format version (nothing else changes; format-spec.md §13). A no-op when the
+ * repository already has that version or a newer one. */
+int repo_upgrade(repo *r, uint32_t version);
+
 /* Envelope objects (config, index, snapshots): the whole plaintext encrypted with a subkey derived from a
  * random salt, the object's type and key bound as AAD. put encrypts a copy; get returns a malloc'd plaintext. */
 int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags);
