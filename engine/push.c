@@ -490,8 +490,10 @@ static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pi
 	if (rc == 0)
 		rc = node_begin(&p, NODE_STREAM, o->name);
 	if (rc == 0) {
+		/* no time of its own (a restore gives it the snapshot's), so the same data pushed again under the
+		 * same name makes the same node list and stores nothing */
 		p.cur.mode = 0600;
-		p.cur.mtime_ns = p.snap.time_ns;
+		p.cur.mtime_ns = 0;
 		rc = job_get_free(&p, &f.j);
 	}
 	if (rc == 0) {
