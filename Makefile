@@ -8,6 +8,8 @@
 #   make bench-s3   push/restore on local and S3 stores side by side (starts a Ceph gateway)
 #   make bench-wal  wal-push latency per 16 MiB segment, dre against pgBackRest, and pg-backup speed
 #   make bench-compare  dre, restic and borg on the same dumps and model files (installs restic, borgbackup)
+#   make bench-index  the index at 10 million chunks: load from the cache and from the store, RAM per chunk,
+#                   lookups (bench/README.md)
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -30,7 +32,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare clean unit
+.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index clean unit
 
 all: dre $(BUILD)/dre-gendump
 
@@ -53,6 +55,10 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libdre.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
 
 $(BUILD)/dre-gendump: bench/gendump.c $(BUILD)/libdre.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
+
+$(BUILD)/dre-indexbench: bench/indexbench.c $(BUILD)/libdre.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
 
@@ -93,6 +99,11 @@ bench-wal: deps all
 
 bench-compare: deps all $(BUILD)/dre-genmodel
 	bench/compare --size 1024
+
+# the index of a repository of 10 million chunks, written as pushes would in a temporary repository: load from
+# the local cache and from the store alone, bytes of RAM per chunk, index_find ns (bench/README.md)
+bench-index: deps all $(BUILD)/dre-indexbench
+	$(BUILD)/dre-indexbench
 
 clean:
 	rm -rf build build-asan dre
