@@ -1,5 +1,6 @@
 #include "engine/list.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,11 +131,23 @@ int list_writer_finish(list_writer *w, list_ref *root)
 
 /* ---- reading blobs ---- */
 
+/*
+ * A push writes a list's blobs one after another into its list pack, so a reader that needs one blob will most
+ * likely need the next ones: it reads LIST_WINDOW bytes from the blob on (one request where a store's requests
+ * cost a round trip) and serves the following blobs from there.
+ */
+#define LIST_WINDOW (256u << 10)
+
 struct list_io {
 	crypto_ctx *cc;
 	ZSTD_DCtx *zd;
-	uint8_t *raw; /* the stored blob as read */
+	uint8_t *raw; /* the stored blob, decrypted in place */
 	size_t raw_cap;
+	uint8_t *win; /* LIST_WINDOW bytes of pack win_pack from win_off */
+	uint32_t win_pack;
+	uint64_t win_off, win_len;
+	uint32_t size_pack; /* the pack whose size is known */
+	uint64_t pack_size;
 	uint32_t key_pack;
 	uint8_t subkey[CRYPTO_KEY_LEN];
 };
@@ -146,9 +159,11 @@ int list_io_new(list_io **out)
 		return err_set(DRE_ENOMEM, "cannot allocate a list reader");
 	io->raw_cap = ZSTD_compressBound(LIST_BLOB_MAX) + CRYPTO_TAG_LEN;
 	io->raw = malloc(io->raw_cap);
+	io->win = malloc(LIST_WINDOW > io->raw_cap ? LIST_WINDOW : io->raw_cap);
 	io->zd = ZSTD_createDCtx();
-	io->key_pack = INDEX_PACK_PENDING;
-	int rc = io->raw && io->zd ? crypto_ctx_new(&io->cc) : err_set(DRE_ENOMEM, "cannot allocate a list reader");
+	io->key_pack = io->win_pack = io->size_pack = INDEX_PACK_PENDING;
+	int rc = io->raw && io->win && io->zd ? crypto_ctx_new(&io->cc)
+					      : err_set(DRE_ENOMEM, "cannot allocate a list reader");
 	if (rc < 0) {
 		list_io_free(io);
 		return rc;
@@ -162,6 +177,7 @@ void list_io_free(list_io *io)
 	if (io == NULL)
 		return;
 	free(io->raw);
+	free(io->win);
 	ZSTD_freeDCtx(io->zd);
 	crypto_ctx_free(io->cc);
 	crypto_wipe(io->subkey, sizeof io->subkey);
@@ -185,10 +201,35 @@ int list_blob_read(repo *r, const chunk_index *idx, list_io *io, const uint8_t i
 					     "%u bytes)",
 			       hex, phex, e.loc.flags, e.loc.raw_len);
 	repo_pack_key(index_pack_id(idx, e.pack), key);
-	int rc = store_get(r->st, key, e.loc.offset, (size_t)e.loc.stored_len + CRYPTO_TAG_LEN, io->raw);
+	uint64_t off = e.loc.offset, need = (uint64_t)e.loc.stored_len + CRYPTO_TAG_LEN;
+	int rc = 0;
+	if (io->win_pack != e.pack || off < io->win_off || off + need > io->win_off + io->win_len) {
+		if (io->size_pack != e.pack) {
+			io->size_pack = INDEX_PACK_PENDING;
+			rc = store_stat(r->st, key, &io->pack_size);
+			if (rc == 0)
+				io->size_pack = e.pack;
+		}
+		uint64_t end = off + LIST_WINDOW;
+		if (rc == 0 && end > io->pack_size)
+			end = io->pack_size;
+		if (rc == 0 && end < off + need)
+			return err_set(DRE_ECORRUPT, "corrupt pack %s: %" PRIu64 " bytes, too short for list blob %.16s at "
+						     "offset %" PRIu64,
+				       phex, io->pack_size, hex, off);
+		io->win_pack = INDEX_PACK_PENDING;
+		if (rc == 0)
+			rc = store_get(r->st, key, off, (size_t)(end - off), io->win);
+		if (rc == 0) {
+			io->win_pack = e.pack;
+			io->win_off = off;
+			io->win_len = end - off;
+		}
+	}
 	if (rc < 0)
 		return err_ctx(rc == DRE_ENOTFOUND ? DRE_ECORRUPT : rc, "%s pack %s (list blob %.16s)",
 			       rc == DRE_ENOTFOUND ? "missing" : "cannot read", phex, hex);
+	memcpy(io->raw, io->win + (off - io->win_off), (size_t)need); /* opened in place: the window stays intact */
 	if (io->key_pack != e.pack) {
 		TRY(repo_pack_subkey(r, index_pack_id(idx, e.pack), io->subkey));
 		io->key_pack = e.pack;

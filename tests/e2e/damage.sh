@@ -9,10 +9,12 @@ head -c 5M /dev/urandom >"$T/a"
 head -c 5M /dev/urandom >"$T/b"
 "$DRE" push a <"$T/a" >/dev/null
 "$DRE" push b <"$T/b" >/dev/null
-# the objects that belong to snapshot b alone
+# the objects that belong to snapshot b alone: its newest pack is the one of its list blobs (written after its
+# data, format-spec.md §10.2), so damage there breaks b's node and chunk lists
 snap_b=$("$DRE" snapshots --json | json "[s for s in d if s['name']=='b'][0]['id']")
 newest() { ls -t "$R/$1" | head -1; }
 pack_b=$(ls -t "$R"/packs/*/* | head -1)
+data_b=$(ls -t "$R"/packs/*/* | sed -n 2p)
 index_b=$R/index/$(newest index)
 
 flip() { # flip one bit at byte offset $2 of file $1 (keeps its size)
@@ -38,8 +40,18 @@ for how in flip truncate; do
 	check "$how pack: snapshot a still restores" restores_a
 	expect_rc 5 "$how pack: check --read-data reports it" "$DRE" check --read-data
 	check "$how pack: check names the pack" err_has "$(basename "$pack_b" | cut -c1-16)"
+	expect_rc 5 "$how list pack: check (structure only) reports it too: it reads every list" "$DRE" check
+	check "$how list pack: ... naming the snapshot" err_has "snapshot ${snap_b:0:8}"
 	put_back "$pack_b"
 done
+# b's data pack, flipped: the lists read fine, the chunk does not
+save "$data_b"
+flip "$data_b" 1000
+expect_rc 5 "flip data pack: restore b fails as corrupt" "$DRE" restore b
+check "flip data pack: error names the pack" err_has "pack $(basename "$data_b" | cut -c1-16)"
+check "flip data pack: snapshot a still restores" restores_a
+put_back "$data_b"
+rm "$T/saved"
 rm "$T/saved"
 # losing only the padded tail of the header leaves every blob readable, but check --read-data still sees it
 save "$pack_b"
