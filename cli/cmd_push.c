@@ -42,11 +42,12 @@ static int push_report(const cli_ctx *ctx, const char *name, const push_result *
 	hex_encode(res->id, CRYPTO_ID_LEN, id);
 	if (ctx->json)
 		return cli_print_json(stdout,
-				      json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:s?}", "id", id, "name",
+				      json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:s?}", "id", id, "name",
 						name, "size", (json_int_t)res->size, "stored_new",
 						(json_int_t)res->stored_new, "chunks", (json_int_t)res->chunks,
-						"chunks_new", (json_int_t)res->chunks_new, "files",
-						(json_int_t)res->files, "seconds", res->seconds, "reader", res->reader));
+						"chunks_new", (json_int_t)res->chunks_new, "list_blobs_new",
+						(json_int_t)res->lists_new, "files", (json_int_t)res->files, "seconds",
+						res->seconds, "reader", res->reader));
 	if (ctx->quiet)
 		return 0;
 	fmt_size(res->size, size);
@@ -99,6 +100,6 @@ const cli_command cmd_push = {
 		 "  NAME PATH...          files and directories, recursively; a leading '/' is dropped\n"
 		 "\n"
 		 "Prints 'snapshot ID saved: ...' with sizes, dedup ratio and speed (--json: an object with id,\n"
-		 "name, size, stored_new, chunks, chunks_new, files, seconds; --quiet: nothing). On a terminal a\n"
-		 "progress line is shown on standard error.\n",
+		 "name, size, stored_new, chunks, chunks_new, list_blobs_new, files, seconds; --quiet: nothing).\n"
+		 "On a terminal a progress line is shown on standard error.\n",
 };
