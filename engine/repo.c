@@ -573,9 +573,16 @@ int repo_open_envelope(repo *r, char type, const char *key, const uint8_t *obj, 
 
 int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len)
 {
+	uint64_t size;
+	TRY(store_stat(r->st, key, &size));
+	return repo_get_object_sized(r, type, key, size, plain, len);
+}
+
+int repo_get_object_sized(repo *r, char type, const char *key, uint64_t size, uint8_t **plain, size_t *len)
+{
 	uint8_t *obj = NULL, *p;
 	size_t obj_len = 0;
-	TRY(store_load(r->st, key, REPO_MAX_META_OBJECT, &obj, &obj_len));
+	TRY(store_load_sized(r->st, key, size, REPO_MAX_META_OBJECT, &obj, &obj_len));
 	int rc = repo_open_object(r, type, key, obj, obj_len, &p, len); /* in the buffer just read: no copy */
 	if (rc == 0) {
 		memmove(obj, p, *len);

@@ -83,6 +83,8 @@ int repo_upgrade(repo *r, uint32_t version);
  * random salt, the object's type and key bound as AAD. put encrypts a copy; get returns a malloc'd plaintext. */
 int repo_put_object(repo *r, char type, const char *key, const uint8_t *plain, size_t len, unsigned put_flags);
 int repo_get_object(repo *r, char type, const char *key, uint8_t **plain, size_t *len);
+/* The same when a listing gave the object's size: one GET, no stat (snapshots: one request each). */
+int repo_get_object_sized(repo *r, char type, const char *key, uint64_t size, uint8_t **plain, size_t *len);
 
 /* The same in place, for large objects (WAL segments): obj holds REPO_ENVELOPE_HDR bytes of room, then the
  * len bytes of plaintext, then CRYPTO_TAG_LEN bytes of room; on return it is the object to put. */

@@ -428,12 +428,16 @@ int snap_save(repo *r, snapshot *s)
 	return rc;
 }
 
-static int snap_load_key(repo *r, const char *key, snapshot *out)
+/* size: what a listing said, or UINT64_MAX to ask the store */
+static int snap_load_key(repo *r, const char *key, uint64_t size, snapshot *out)
 {
 	uint8_t *plain = NULL;
 	size_t len = 0;
 	const char *hex = strrchr(key, '/');
-	TRY(repo_get_object(r, 'S', key, &plain, &len));
+	if (size == UINT64_MAX)
+		TRY(repo_get_object(r, 'S', key, &plain, &len));
+	else
+		TRY(repo_get_object_sized(r, 'S', key, size, &plain, &len));
 	int rc = snap_decode(key, plain, len, out);
 	free(plain);
 	if (rc == 0 && (hex == NULL || !hex_decode(hex + 1, out->id, CRYPTO_ID_LEN))) {
@@ -447,7 +451,7 @@ int snap_load(repo *r, const uint8_t id[CRYPTO_ID_LEN], snapshot *out)
 {
 	char key[80];
 	repo_object_key("snapshots/", id, key);
-	return snap_load_key(r, key, out);
+	return snap_load_key(r, key, UINT64_MAX, out);
 }
 
 struct list_ctx {
@@ -462,8 +466,7 @@ static int list_one(void *arg, const char *key, uint64_t size)
 {
 	struct list_ctx *lc = arg;
 	snapshot s;
-	(void)size;
-	int rc = snap_load_key(lc->r, key, &s);
+	int rc = snap_load_key(lc->r, key, size, &s); /* one GET per snapshot: the listing gave the size */
 	if (rc == DRE_ECORRUPT || rc == DRE_EUNSUPP || rc == DRE_ENOTFOUND) {
 		lc->l->damaged++;
 		if (lc->warn)
@@ -524,15 +527,16 @@ struct prefix_match {
 	const char *prefix;
 	size_t matches;
 	char key[80];
+	uint64_t size;
 };
 
 static int match_key(void *arg, const char *key, uint64_t size)
 {
 	struct prefix_match *m = arg;
-	(void)size;
 	const char *hex = key + strlen("snapshots/");
 	if (strncmp(hex, m->prefix, strlen(m->prefix)) == 0 && strlen(key) < sizeof m->key) {
 		m->matches++;
+		m->size = size;
 		snprintf(m->key, sizeof m->key, "%s", key);
 	}
 	return 0;
@@ -545,13 +549,13 @@ int snap_find(repo *r, const char *what, int64_t before_ns, snapshot *out)
 
 	/* an ID prefix is matched against object names, so a damaged snapshot is reported as damaged, by name */
 	if (is_hex_prefix(what)) {
-		struct prefix_match m = {what, 0, ""};
+		struct prefix_match m = {what, 0, "", 0};
 		TRY(store_list(r->st, "snapshots/", match_key, &m));
 		if (m.matches > 1)
 			return err_set(DRE_EINVAL, "snapshot ID prefix %s is ambiguous (%zu snapshots match)", what,
 				       m.matches);
 		if (m.matches == 1)
-			return snap_load_key(r, m.key, out);
+			return snap_load_key(r, m.key, m.size, out);
 	}
 	TRY(snap_list_load(r, &l, NULL, NULL));
 	for (size_t i = 0; i < l.n; i++) /* sorted oldest first: the last match is the newest */

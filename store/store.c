@@ -114,6 +114,11 @@ int store_load(store *st, const char *key, size_t max, uint8_t **buf, size_t *le
 {
 	uint64_t size;
 	TRY(store_stat(st, key, &size));
+	return store_load_sized(st, key, size, max, buf, len);
+}
+
+int store_load_sized(store *st, const char *key, uint64_t size, size_t max, uint8_t **buf, size_t *len)
+{
 	if (size > max)
 		return err_set(DRE_ECORRUPT, "object %s is %llu bytes, more than the %zu this kind of object may have", key,
 			       (unsigned long long)size, max);

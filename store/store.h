@@ -112,6 +112,8 @@ int store_del(store *st, const char *key);
 /* Reads a whole object into a malloc'd buffer; refuses objects larger than max (DRE_ECORRUPT) so a damaged
  * or hostile store cannot make dre allocate without bound. */
 int store_load(store *st, const char *key, size_t max, uint8_t **buf, size_t *len);
+/* The same for an object whose size a listing gave: one request (a GET) instead of two. */
+int store_load_sized(store *st, const char *key, uint64_t size, size_t max, uint8_t **buf, size_t *len);
 
 /* Local directory driver (store/local.c). */
 int store_local_open(const char *path, store **out);
