@@ -188,8 +188,17 @@ static void check_snapshots(struct check *c)
 			problem(c, "%s", err_msg());
 			break;
 		}
-		if (rc < 0)
+		if (rc < 0) {
 			problem(c, "snapshot %.8s (%s): %s", shex, s->name, err_msg());
+			/* the blobs this walk marked as seen may include the damaged one: snapshots that share it must
+			 * be read again to be reported too */
+			index_free(c->seen);
+			c->seen = NULL;
+			if (index_new(&c->seen) < 0) {
+				problem(c, "%s", err_msg());
+				break;
+			}
+		}
 		if (m.n)
 			problem(c, "snapshot %.8s (%s): %zu chunk(s) not in the index, first %.16s", shex, s->name, m.n,
 				m.first);

@@ -123,4 +123,21 @@ printf 'wrong\n' >"$T/bad"
 expect_rc 4 "wrong password exits 4" env DRE_PASSWORD_FILE="$T/bad" "$DRE" snapshots
 check "wrong password is said" err_has "wrong password"
 expect_rc 0 "after all that, check --read-data is clean" "$DRE" check --read-data
+
+# --- a list blob shared by two snapshots ---
+# c2 pushes c's data again under another name: a new node list, the same chunk list. check reads a shared
+# subtree once, but a damaged one must still be reported for every snapshot that needs it.
+head -c 3M /dev/urandom >"$T/c"
+"$DRE" push c <"$T/c" >/dev/null
+pack_c=$(ls -t "$R"/packs/*/* | head -1)
+"$DRE" push c2 <"$T/c" >/dev/null
+save "$pack_c"
+flip "$pack_c" 20
+expect_rc 5 "shared chunk list damaged: check reports it" "$DRE" check
+check "  ... for c" err_has "($(printf c))"
+check "  ... and for c2, which shares it" err_has "(c2)"
+expect_rc 5 "  ... restore c2 fails as corrupt" "$DRE" restore c2
+check "  ... snapshot a still restores" restores_a
+put_back "$pack_c"
+expect_rc 0 "repaired: check is clean" "$DRE" check
 finish
