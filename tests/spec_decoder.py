@@ -1,14 +1,23 @@
 #!/usr/bin/python3
-"""An independent reader of the dre repository format (versions 1 and 2).
+"""An independent reader of the dre repository format (versions 1 to 3).
 
 Written from format-spec.md alone, without looking at dre's C sources: if it reads what dre writes, the spec is
-enough to write a compatible reader. Section numbers (§n) below refer to format-spec.md.
+enough to write a compatible reader. Section numbers (§n) below refer to format-spec.md. It reads format 1
+snapshots (repository versions 1 and 2, and old snapshots of a migrated repository: §10.4) and format 2
+snapshots (version 3: a header with two list references, the content lists kept as trees of list blobs: §10.2).
 
     spec_decoder.py REPO_DIR PASSWORD_FILE list
     spec_decoder.py REPO_DIR PASSWORD_FILE restore SNAPSHOT_ID OUTDIR
     spec_decoder.py REPO_DIR PASSWORD_FILE chunks SNAPSHOT_ID
     spec_decoder.py REPO_DIR PASSWORD_FILE verify
     spec_decoder.py REPO_DIR PASSWORD_FILE wal SYSTEM_ID WAL_FILE_NAME OUTFILE
+    spec_decoder.py REPO_DIR PASSWORD_FILE blobs
+
+list: one line per snapshot: ID, name, kind, size. restore: every node of a snapshot into OUTDIR (checking each
+file's size and XXH3-128). chunks: re-chunks each stream and file with the spec's chunker (§11) and compares the
+cuts with the snapshot's chunks. verify: every key, index, pack, blob (chunks and list blobs), snapshot (its
+lists, every node's size and XXH3-128) and WAL object. wal: one archived WAL file. blobs: every indexed blob as
+"chunk|list PACK_KEY OFFSET SEALED_LENGTH RAW_LENGTH ID" (a test's way to find the bytes of a list blob).
 
 Any decoding or verification failure prints a message and exits with status 1.
 Needs Debian's python3-cryptography, python3-zstandard and python3-xxhash (run with /usr/bin/python3).
@@ -16,6 +25,7 @@ Needs Debian's python3-cryptography, python3-zstandard and python3-xxhash (run w
 
 import hmac
 import hashlib
+import itertools
 import os
 import struct
 import sys
@@ -29,9 +39,16 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 ZERO_NONCE = bytes(12)
-ENTRY = struct.Struct("<32sIIIB")  # chunk ID, offset, stored length, raw length, flags (§8)
+ENTRY = struct.Struct("<32sIIIB")  # blob ID, offset, stored length, raw length, flags (§8)
 KINDS = {1: "stream", 2: "files", 3: "wal", 4: "pgbase"}
 STREAM, FILE, DIR, SYMLINK = 1, 2, 3, 4
+ZSTD, LIST = 1, 2  # blob flag bits (§8)
+CHUNK_LIST, NODE_LIST = 1, 2  # list blob kinds (§10.2)
+LIST_BLOB_MAX = 81920  # plaintext bytes of a list blob
+LIST_LEVELS = 8  # a list has at most 8 levels: 0..7
+NODE_RECORD_MAX = 16384
+PATH_MAX = 4095  # paths and symlink targets of format 2 node records (§10.3)
+EMPTY_XXH3 = bytes.fromhex("99aa06d3014798d86001c324468d497f")
 
 
 class FormatError(Exception):
@@ -125,15 +142,79 @@ def cut_points(data, params, gear):
     return cuts
 
 
+# §10.3, §10.4: node records
+
+def read_node(c, fmt):
+    """One node record from cursor c: the §10.3 layout (format 2) or a §10.4 node table entry (format 1, whose
+    chunk IDs follow inline and are read here too)."""
+    node = {"type": c.u("B"), "path": c.str16()}
+    node["mode"], node["uid"], node["gid"], node["mtime"], node["size"] = c.unpack("IIIqQ")
+    node["xxh3"], node["target"] = c.take(16), c.str16()
+    node["nchunks"] = c.u("I" if fmt == 1 else "Q")
+    if fmt == 1:
+        node["chunks"] = [c.take(32) for _ in range(node["nchunks"])]
+    check_node(node, c.what, fmt)
+    return node
+
+
+def check_node(node, where, fmt):
+    t, path, target = node["type"], node["path"], node["target"]
+    check(t in (STREAM, FILE, DIR, SYMLINK), f"{where}: unknown node type {t}")
+    check_path(path, where, t)
+    where = f"{where}: {path}"
+    if fmt >= 2:
+        check(len(path.encode()) <= PATH_MAX, f"{where}: path longer than {PATH_MAX} bytes")
+        check(len(target.encode()) <= PATH_MAX, f"{where}: symlink target longer than {PATH_MAX} bytes")
+    if t in (DIR, SYMLINK):
+        check(node["nchunks"] == 0, f"{where}: a {'directory' if t == DIR else 'symlink'} with chunks")
+    if t == SYMLINK:
+        check(target != "", f"{where}: symlink with an empty target")
+    else:
+        check(target == "", f"{where}: only a symlink has a target")
+    if t in (STREAM, FILE) and node["size"] == 0:
+        check(node["nchunks"] == 0, f"{where}: a 0-byte {'stream' if t == STREAM else 'file'} with chunks")
+        check(node["xxh3"] == EMPTY_XXH3, f"{where}: a 0-byte node whose XXH3-128 is not that of empty input")
+
+
+def check_path(path, where, node_type=None):
+    """§10.3: relative, '/'-separated, no empty, '.' or '..' components; the one path '.' is a directory."""
+    if path == ".":
+        check(node_type == DIR, f"{where}: path '.' on a node that is not a directory")
+        return
+    parts = path.split("/")
+    check(path and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts),
+          f"{where}: unsafe path {path!r}")
+
+
+def check_stream_snapshot(snap, nodes):
+    """§10.3: a stream snapshot has one stream node named after the snapshot, mode 0600, owned by 0:0, and mtime
+    0 (format 2: a restore gives it the snapshot's start time) or the push start time (format 1)."""
+    where = f"snapshot {snap['id']}"
+    check(len(nodes) == 1 and nodes[0]["type"] == STREAM, f"{where}: a stream snapshot without exactly one stream node")
+    n, name = nodes[0], snap["name"]
+    check(n["path"] == name, f"{where}: stream node {n['path']!r} is not named after the snapshot {name!r}")
+    check(1 <= len(name.encode()) <= 255 and "/" not in name and not any(ord(ch) < 32 or ord(ch) == 127 for ch in name),
+          f"{where}: bad stream name {name!r}")
+    check(n["mode"] == 0o600, f"{where}: stream node mode {n['mode']:o}, not 600")
+    if snap["format"] >= 2:
+        check(n["mtime"] == 0, f"{where}: stream node mtime {n['mtime']}, not 0")
+        check(n["uid"] == 0 and n["gid"] == 0, f"{where}: stream node owned by {n['uid']}:{n['gid']}, not 0:0")
+    else:
+        check(n["mtime"] == snap["start"], f"{where}: stream node mtime is not the push start time")
+
+
 class Repo:
     def __init__(self, root, password):
         self.root, self.password = root, password
         self.master = self.unlock(password)
         self.enc_key = hkdf(self.master, b"", b"dre v1 encryption")  # §3
         self.id_key = hkdf(self.master, b"", b"dre v1 chunk id")
+        self.list_key = hkdf(self.master, b"", b"dre v3 list id")  # version 3: list blob IDs (§4)
         self.config = self.read_config()
-        self.index = {}  # chunk ID -> (pack ID, offset, stored length, raw length, flags)
+        self.index = {}  # blob ID -> (pack ID, offset, stored length, raw length, flags)
         self.pack_entries = {}  # pack ID -> entries as the index objects list them
+        self.files = {}  # pack key -> open file, for ranged reads
+        self.deepest = -1  # the highest list level read so far
         for key in self.keys("index"):
             self.read_index(key)
 
@@ -143,6 +224,21 @@ class Repo:
         try:
             with open(os.path.join(self.root, key), "rb") as f:
                 return f.read()
+        except OSError as e:
+            raise FormatError(f"{key}: {e.strerror}") from None
+
+    def get_range(self, key, off, n):
+        """n bytes of object key from offset off: a ranged read, as a reader of object storage would do."""
+        try:
+            f = self.files.get(key)
+            if f is None:
+                if len(self.files) >= 64:
+                    for old in self.files.values():
+                        old.close()
+                    self.files.clear()
+                f = self.files[key] = open(os.path.join(self.root, key), "rb")
+            f.seek(off)
+            return f.read(n)
         except OSError as e:
             raise FormatError(f"{key}: {e.strerror}") from None
 
@@ -197,8 +293,9 @@ class Repo:
         pt = self.envelope("config", b"C")
         check(len(pt) == 64, f"config: {len(pt)} bytes, not 64")
         version, repo_id, lo, avg, hi, pack_size, comp, level, zero, ctime = struct.unpack("<I32s4I2BHq", pt)
-        check(version in (1, 2), f"config: unknown repository format version {version}")
-        check(avg & (avg - 1) == 0 and 0 < lo <= avg <= hi, f"config: bad chunker sizes {lo}/{avg}/{hi}")
+        check(version in (1, 2, 3), f"config: unknown repository format version {version}")
+        check(avg & (avg - 1) == 0 and 1024 <= lo < avg < hi <= 64 << 20, f"config: bad chunker sizes {lo}/{avg}/{hi}")
+        check(1 << 20 <= pack_size <= 1 << 30 and pack_size >= hi, f"config: bad pack size {pack_size}")
         check(comp == 1 and 1 <= level <= 19 and zero == 0, "config: bad compression fields")
         return {"version": version, "id": repo_id, "chunker": (lo, avg, hi), "pack_size": pack_size, "level": level, "time": ctime}
 
@@ -265,6 +362,7 @@ class Repo:
         check(hlen >= 20 and body >= 0, f"{key}: bad header length {hlen}")
         header = gcm_open(self.pack_subkey(pack_id), b"\xff" * 12, data[body:-8], data[-8:], f"{key} header")
         n = struct.unpack("<I", header[:4])[0]
+        check(n >= 1, f"{key}: a pack without blobs")
         end = 4 + n * ENTRY.size
         check(end <= len(header), f"{key}: header truncated")
         entries = [ENTRY.unpack_from(header, 4 + i * ENTRY.size) for i in range(n)]
@@ -272,69 +370,150 @@ class Repo:
         check(padding == bytes(len(padding)), f"{key}: header padding not zero")
         check(padme(len(data) - len(padding)) == len(data),
               f"{key}: size {len(data)} is not padme({len(data) - len(padding)})")
-        pos = 0  # blob_0 || blob_1 || ...: the blobs tile the bytes before the header
-        for cid, off, stored, raw, flags in sorted(entries, key=lambda e: e[1]):
+        pos = 0  # blob_0 || blob_1 || ...: the blobs tile the bytes before the header, in the header's order
+        for cid, off, stored, raw, flags in entries:
             check(off == pos, f"{key}: blob at {off}, expected {pos}")
             pos += stored + 16
         check(pos == body, f"{key}: blobs end at {pos}, header starts at {body}")
         return entries
 
     def open_blob(self, pack_id, subkey, sealed, entry):
-        """The plaintext of one chunk, from its sealed blob (stored length + 16 bytes)."""
+        """The plaintext of one blob (a chunk, or a list blob when flag bit 1 is set), from its sealed bytes
+        (stored length + 16), after its authentication, length and ID checks."""
         cid, off, stored, raw, flags = entry
-        where = f"chunk {cid.hex()} in pack {pack_id.hex()}"
+        is_list = bool(flags & LIST)
+        where = f"{'list blob' if is_list else 'chunk'} {cid.hex()} in pack {pack_id.hex()}"
         check(len(sealed) == stored + 16, f"{where}: blob truncated")
-        check(flags & ~1 == 0, f"{where}: unknown flags {flags:#x}")
+        known = ZSTD | LIST if self.config["version"] >= 3 else ZSTD  # bit 1 is version 3's
+        check(flags & ~known == 0, f"{where}: unknown flags {flags:#x}")
+        limit = LIST_BLOB_MAX if is_list else self.config["chunker"][2]
+        check(raw <= limit, f"{where}: raw length {raw} over the limit {limit}")
         nonce = struct.pack("<Q", off) + bytes(4)
         aad = cid + bytes([flags]) + struct.pack("<I", raw)
         plain = gcm_open(subkey, nonce, sealed, aad, where)
-        if flags & 1:
+        if flags & ZSTD:
             try:
                 plain = zstandard.ZstdDecompressor().decompress(plain, max_output_size=raw)
             except zstandard.ZstdError as e:
                 raise FormatError(f"{where}: zstd: {e}") from None
         check(len(plain) == raw, f"{where}: {len(plain)} bytes, index says {raw}")
-        check(hmac.compare_digest(hmac.new(self.id_key, plain, hashlib.sha256).digest(), cid),
+        key = self.list_key if is_list else self.id_key
+        check(hmac.compare_digest(hmac.new(key, plain, hashlib.sha256).digest(), cid),
               f"{where}: content does not match its ID")
         return plain
 
+    def blob(self, bid, is_list):
+        """The plaintext of the indexed blob bid, which must be a list blob (is_list) or a chunk of data."""
+        what = "list blob" if is_list else "chunk"
+        check(bid in self.index, f"{what} {bid.hex()} is in no index object")
+        pack_id, off, stored, raw, flags = loc = self.index[bid]
+        check(bool(flags & LIST) == is_list,
+              f"{what} {bid.hex()} is indexed as a {'list blob' if flags & LIST else 'chunk'} (flags {flags:#x})")
+        sealed = self.get_range(self.pack_key(pack_id), off, stored + 16)
+        return self.open_blob(pack_id, self.pack_subkey(pack_id), sealed, (bid,) + loc[1:])
+
     def chunk(self, cid):
-        check(cid in self.index, f"chunk {cid.hex()} is in no index object")
-        pack_id, off, stored, raw, flags = loc = self.index[cid]
-        try:  # a ranged read, as a reader of object storage would do
-            with open(os.path.join(self.root, self.pack_key(pack_id)), "rb") as f:
-                f.seek(off)
-                sealed = f.read(stored + 16)
-        except OSError as e:
-            raise FormatError(f"{self.pack_key(pack_id)}: {e.strerror}") from None
-        return self.open_blob(pack_id, self.pack_subkey(pack_id), sealed, (cid,) + loc[1:])
+        return self.blob(cid, False)
+
+    # -- content lists (§10.2)
+
+    def read_list(self, ref, kind, where):
+        """Yields the level-0 entries of the list that ref = (level, count, root ID) names, depth first, checking
+        every rule of §10.2 on each blob before yielding any of its entries; one blob per level in memory."""
+        level, count, root = ref
+        what = f"{where}: {'chunk' if kind == CHUNK_LIST else 'node'} list"
+        check(level < LIST_LEVELS, f"{what}: {level + 1} levels, more than {LIST_LEVELS}")
+        if count == 0:
+            check(level == 0 and root == bytes(32), f"{what}: an empty list with level {level} or a root ID")
+            return
+        yield from self.read_list_blob(root, kind, level, count, what)
+
+    def read_list_blob(self, bid, kind, level, count, what):
+        plain = self.blob(bid, True)
+        c = Cursor(plain, f"{what}: list blob {bid.hex()}")
+        got_kind, got_level, zero, n = c.unpack("BBHI")
+        check(got_kind == kind, f"{c.what}: kind {got_kind}, expected {kind}")
+        check(got_level == level, f"{c.what}: level {got_level}, expected {level}")
+        check(zero == 0, f"{c.what}: reserved bytes not zero")
+        check(n >= 1, f"{c.what}: no entries")
+        self.deepest = max(self.deepest, level)
+        if level == 0:
+            check(n == count, f"{c.what}: {n} entries, its reference says {count}")
+            if kind == CHUNK_LIST:
+                entries = [c.take(32) for _ in range(n)]
+            else:
+                entries = []
+                for _ in range(n):
+                    length = c.u("H")
+                    check(1 <= length <= NODE_RECORD_MAX, f"{c.what}: node record of {length} bytes")
+                    entries.append(c.take(length))
+            c.end()
+            yield from entries
+            return
+        refs = [c.unpack("32sQ") for _ in range(n)]
+        c.end()
+        check(all(cnt >= 1 for _, cnt in refs), f"{c.what}: a reference with count 0")
+        total = sum(cnt for _, cnt in refs)
+        check(total == count, f"{c.what}: its references count {total} entries, its own reference says {count}")
+        for child, cnt in refs:
+            yield from self.read_list_blob(child, kind, level - 1, cnt, what)
 
     # -- snapshots (§10)
 
     def snapshot(self, key):
+        """The header of a snapshot; a format 1 snapshot (§10.4) also has its nodes, with their chunk IDs."""
         c = Cursor(self.envelope(key, b"S"), key)
         fmt, kind, zero, start, end = c.unpack("BBHqq")
-        check(fmt == 1, f"{key}: unknown snapshot format {fmt}")
+        check(fmt in (1, 2), f"{key}: unknown snapshot format {fmt}")
+        check(fmt == 1 or self.config["version"] >= 3,
+              f"{key}: snapshot format {fmt} in a version {self.config['version']} repository")
         check(zero == 0, f"{key}: reserved bytes not zero")
-        snap = {"id": key.split("/")[1], "kind": kind, "start": start, "end": end, "name": c.str16(),
-                "host": c.str16()}
-        snap["size"], snap["stored_new"], snap["chunks"], snap["chunks_new"] = c.unpack("4Q")
+        snap = {"id": key.split("/")[1], "format": fmt, "kind": kind, "start": start, "end": end,
+                "name": c.str16(), "host": c.str16()}
+        if fmt == 1:
+            snap["size"], snap["stored_new"], snap["chunks"], snap["chunks_new"] = c.unpack("4Q")
+        else:
+            snap["size"], snap["stored_new"], snap["chunks"], snap["chunks_new"], snap["nnodes"] = c.unpack("5Q")
         snap["meta"] = {}
         for _ in range(c.u("I")):
             k = c.str16()
             snap["meta"][k] = c.take(c.u("I")).decode("utf-8", "replace")
-        snap["nodes"] = []
-        for _ in range(c.u("I")):
-            node = {"type": c.u("B"), "path": c.str16()}
-            node["mode"], node["uid"], node["gid"], node["mtime"], node["size"] = c.unpack("IIIqQ")
-            node["xxh3"], node["target"] = c.take(16), c.str16()
-            node["chunks"] = [c.take(32) for _ in range(c.u("I"))]
-            check(node["type"] in (STREAM, FILE, DIR, SYMLINK), f"{key}: unknown node type {node['type']}")
-            check_path(node["path"], key)
-            snap["nodes"].append(node)
+        if fmt == 1:
+            snap["nodes"] = [read_node(c, 1) for _ in range(c.u("I"))]
+            snap["nnodes"] = len(snap["nodes"])
+        else:
+            snap["node_list"] = c.unpack("BQ32s")
+            snap["chunk_list"] = c.unpack("BQ32s")
+            check(snap["node_list"][1] == snap["nnodes"],
+                  f"{key}: node list holds {snap['node_list'][1]} entries, the header says {snap['nnodes']} nodes")
+            check(snap["chunk_list"][1] == snap["chunks"],
+                  f"{key}: chunk list holds {snap['chunk_list'][1]} entries, the header says {snap['chunks']} chunks")
         c.end()
-        check(snap["size"] == sum(n["size"] for n in snap["nodes"]), f"{key}: size is not the sum of node sizes")
+        if fmt == 1:
+            check(snap["size"] == sum(n["size"] for n in snap["nodes"]), f"{key}: size is not the sum of node sizes")
         return snap
+
+    def nodes(self, snap):
+        """Yields the nodes of a snapshot in order, each with its chunk IDs ("chunks"). For a format 2 snapshot it
+        reads the node list and the chunk list side by side: a node's chunks are the next nchunks entries."""
+        where = f"snapshot {snap['id']}"
+        if snap["format"] == 1:
+            yield from snap["nodes"]
+            return
+        chunk_ids = self.read_list(snap["chunk_list"], CHUNK_LIST, where)
+        size = 0
+        for i, record in enumerate(self.read_list(snap["node_list"], NODE_LIST, where)):
+            c = Cursor(record, f"{where}: node record {i}")
+            node = read_node(c, 2)
+            c.end()
+            node["chunks"] = list(itertools.islice(chunk_ids, node["nchunks"]))
+            check(len(node["chunks"]) == node["nchunks"],
+                  f"{where}: {node['path']}: the nodes' nchunks add up to more than the chunk list's {snap['chunks']}")
+            size += node["size"]
+            yield node
+        check(next(chunk_ids, None) is None,
+              f"{where}: the nodes' nchunks add up to less than the chunk list's {snap['chunks']}")
+        check(size == snap["size"], f"{where}: node sizes add up to {size}, the header says {snap['size']}")
 
     def snapshots(self):
         return sorted((self.snapshot(k) for k in self.keys("snapshots")), key=lambda s: (s["start"], s["id"]))
@@ -356,12 +535,6 @@ class Repo:
         check(h.digest() == node["xxh3"], f"{node['path']}: XXH3-128 mismatch")
 
 
-def check_path(path, where):
-    parts = path.split("/")
-    check(path and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts),
-          f"{where}: unsafe path {path!r}")
-
-
 # -- commands
 
 def cmd_list(repo):
@@ -372,34 +545,48 @@ def cmd_list(repo):
 def cmd_restore(repo, snap_id, outdir):
     snap = repo.find_snapshot(snap_id)
     os.makedirs(outdir, exist_ok=True)
-    top, dirs = os.path.realpath(outdir), []
-    for node in snap["nodes"]:
-        dest = os.path.join(outdir, node["path"])
-        parent = os.path.dirname(dest)  # refuse to write through a symlink restored earlier
-        check(os.path.commonpath([os.path.realpath(parent), top]) == top, f"{node['path']}: escapes {outdir}")
+    top, dirs, links, count = os.path.realpath(outdir), [], set(), 0
+    for node in repo.nodes(snap):
+        count += 1
+        path = node["path"]
+        parts = [] if path == "." else path.split("/")
+        # never write through a symlink this restore created (§10.3), nor outside outdir
+        for i in range(1, len(parts) + 1):
+            check("/".join(parts[:i]) not in links, f"{path}: below (or at) a symlink this restore wrote")
+        dest = os.path.join(outdir, *parts) if parts else outdir
+        parent = os.path.dirname(dest) if parts else outdir
         os.makedirs(parent, exist_ok=True)
+        check(os.path.commonpath([os.path.realpath(parent), top]) == top, f"{path}: escapes {outdir}")
         if node["type"] == DIR:
             os.makedirs(dest, exist_ok=True)
             dirs.append((dest, node))
         elif node["type"] == SYMLINK:
             os.symlink(node["target"], dest)
-        else:
-            with open(dest, "xb") as f:
+            links.add(path)
+            try:
+                os.utime(dest, ns=(node["mtime"], node["mtime"]), follow_symlinks=False)
+            except OSError:
+                pass
+        else:  # a stream or a file (a path pushed twice is written again)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as f:
                 for plain in repo.node_data(node):
                     f.write(plain)
+            # a format 2 stream node has mtime 0: it gets the snapshot's start time
+            mtime = snap["start"] if node["type"] == STREAM and snap["format"] >= 2 else node["mtime"]
             os.chmod(dest, node["mode"] & 0o7777)
-            os.utime(dest, ns=(node["mtime"], node["mtime"]))
+            os.utime(dest, ns=(mtime, mtime))
     for dest, node in reversed(dirs):  # after their contents, which change mtimes
         os.chmod(dest, node["mode"] & 0o7777)
         os.utime(dest, ns=(node["mtime"], node["mtime"]))
-    print(f"restored {snap['id']}: {len(snap['nodes'])} nodes, {snap['size']} bytes, all verified")
+    print(f"restored {snap['id']}: {count} nodes, {snap['size']} bytes, all verified")
 
 
 def cmd_chunks(repo, snap_id):
     snap = repo.find_snapshot(snap_id)
     gear, params = gear_table(repo.master), repo.config["chunker"]
     nchunks = 0
-    for node in snap["nodes"]:
+    for node in repo.nodes(snap):
         if node["type"] not in (STREAM, FILE):
             continue
         data = b"".join(repo.node_data(node))
@@ -414,13 +601,40 @@ def cmd_chunks(repo, snap_id):
     print(f"chunker matches spec: {nchunks} chunks of snapshot {snap['id']}")
 
 
+def verify_snapshot(repo, s, checked):
+    """Every node of snapshot s: its lists (format 2, §10.2), its chunks indexed as data, and each stream's and
+    file's size and XXH3-128 over its chunks' plaintext. checked holds the (size, XXH3-128, chunks) already
+    verified in another node, whose data is not read again."""
+    where = f"snapshot {s['id']}"
+    nodes, nchunks, size = [], 0, 0
+    for node in repo.nodes(s):
+        nodes.append({k: v for k, v in node.items() if k != "chunks"})
+        nchunks += len(node["chunks"])
+        size += node["size"]
+        for cid in node["chunks"]:
+            check(cid in repo.index, f"{where}: {node['path']}: chunk {cid.hex()} not indexed")
+            check(not repo.index[cid][4] & LIST, f"{where}: {node['path']}: chunk {cid.hex()} is a list blob")
+        if node["type"] in (STREAM, FILE):
+            sig = (node["size"], node["xxh3"], tuple(node["chunks"]))
+            if sig not in checked:
+                for _ in repo.node_data(node):  # checks size and XXH3-128
+                    pass
+                checked.add(sig)
+    check(len(nodes) == s["nnodes"], f"{where}: {len(nodes)} nodes, the header says {s['nnodes']}")
+    check(nchunks == s["chunks"], f"{where}: the nodes have {nchunks} chunks, the header says {s['chunks']}")
+    check(size == s["size"], f"{where}: the nodes hold {size} bytes, the header says {s['size']}")
+    if s["kind"] == 1:
+        check_stream_snapshot(s, nodes)
+    return len(nodes)
+
+
 def cmd_verify(repo):
     key_objects, opened = repo.keys("keys"), 0  # each must be intact; those the password opens hold one master
     for key in key_objects:
         master = repo.try_key(key, repo.get(key), repo.password)
         check(master in (None, repo.master), f"{key}: wraps a different master key")
         opened += master is not None
-    nblobs = nbytes = 0
+    nchunks = nlists = nbytes = 0
     packs = repo.pack_keys()
     for key in packs:
         pack_id = bytes.fromhex(key.rsplit("/", 1)[1])
@@ -430,30 +644,33 @@ def cmd_verify(repo):
         if pack_id in repo.pack_entries:
             check(repo.pack_entries[pack_id] == set(entries), f"{key}: header and index disagree")
         subkey = repo.pack_subkey(pack_id)
-        for e in entries:
+        for e in entries:  # every blob, chunk or list blob (flag bit 1: its ID keyed with list_key)
             repo.open_blob(pack_id, subkey, data[e[1]:e[1] + e[2] + 16], e)
-        nblobs += len(entries)
+            nlists += bool(e[4] & LIST)
+            nchunks += not e[4] & LIST
         nbytes += len(data)
     present = {bytes.fromhex(k.rsplit("/", 1)[1]) for k in packs}
     missing = [p.hex() for p in repo.pack_entries if p not in present]
     check(not missing, f"index names missing packs: {', '.join(missing)}")
     snaps = repo.snapshots()
+    checked, nnodes = set(), 0
     for s in snaps:
-        for node in s["nodes"]:
-            for cid in node["chunks"]:
-                check(cid in repo.index, f"snapshot {s['id']}: {node['path']}: chunk {cid.hex()} not indexed")
-            size = sum(repo.index[cid][3] for cid in node["chunks"])
-            check(size == node["size"], f"snapshot {s['id']}: {node['path']}: chunks sum to {size}")
+        nnodes += verify_snapshot(repo, s, checked)
     wal_files = 0
     for key in repo.wal_keys():
         kind, _ = repo.read_wal(key)
         wal_files += kind == "file"
     orphans = len(present - set(repo.pack_entries))
+    formats = ", ".join(f"{sum(s['format'] == f for s in snaps)} of format {f}" for f in (1, 2)
+                        if any(s["format"] == f for s in snaps))
     print(f"keys: {len(key_objects)} intact, {opened} opened by this password")
-    print(f"config: version {repo.config.get('version', 1)}, chunker min/avg/max {repo.config['chunker']}, zstd level {repo.config['level']}")
-    print(f"index: {len(repo.keys('index'))} objects, {len(repo.index)} chunks")
-    print(f"packs: {len(packs)} ({orphans} not indexed), {nblobs} blobs, {nbytes} bytes, all authenticated")
-    print(f"snapshots: {len(snaps)}, {sum(len(s['nodes']) for s in snaps)} nodes, every chunk indexed")
+    print(f"config: version {repo.config['version']}, chunker min/avg/max {repo.config['chunker']}, zstd level {repo.config['level']}")
+    print(f"index: {len(repo.keys('index'))} objects, {len(repo.index)} blobs")
+    print(f"packs: {len(packs)} ({orphans} not indexed), {nchunks} chunks and {nlists} list blobs, {nbytes} bytes,"
+          " all authenticated")
+    lists = f"lists up to level {repo.deepest}" if repo.deepest >= 0 else "no lists"
+    print(f"snapshots: {len(snaps)}{' (' + formats + ')' if formats else ''}, {nnodes} nodes, {lists}, every list"
+          " checked, every chunk indexed, every node's size and XXH3-128 match")
     print(f"wal: {wal_files} archived files, all authenticated and checksummed")
     print("verify: OK")
 
@@ -466,6 +683,11 @@ def cmd_wal(repo, system, name, out):
         fh.write(f["bytes"])
 
 
+def cmd_blobs(repo):
+    for bid, (pack_id, off, stored, raw, flags) in sorted(repo.index.items(), key=lambda kv: (kv[1][0], kv[1][1])):
+        print("list" if flags & LIST else "chunk", repo.pack_key(pack_id), off, stored + 16, raw, bid.hex())
+
+
 def main(argv):
     if len(argv) < 4:
         sys.exit(__doc__)
@@ -475,7 +697,7 @@ def main(argv):
     if password.endswith(b"\n"):  # dre's password files: one trailing newline is ignored
         password = password[:-1]
     commands = {"list": (cmd_list, 0), "restore": (cmd_restore, 2), "chunks": (cmd_chunks, 1),
-                "verify": (cmd_verify, 0), "wal": (cmd_wal, 3)}
+                "verify": (cmd_verify, 0), "wal": (cmd_wal, 3), "blobs": (cmd_blobs, 0)}
     if cmd not in commands or len(args) != commands[cmd][1]:
         sys.exit(__doc__)
     try:

@@ -3,7 +3,9 @@
 # an online base backup (pg-backup), point-in-time recovery (pg-restore --time) twice in a row (timeline 1 → 2
 # → 3), the archive's refusals and exit codes (wal-push of different bytes under an archived name, wal-fetch of
 # files that never existed), a segment missing from the archive (wal-show and pg-restore name it), and a
-# pg_dump pushed through a producer command and restored into pg_restore.
+# pg_dump pushed through a producer command and restored into pg_restore. On a local repository the independent
+# reader tests/spec_decoder.py (written from format-spec.md alone) verifies it and restores base backups (kind 4)
+# to the same files pg-restore writes.
 # Every dre command runs as the cluster's owner (postgres) with no DRE_* or AWS_* variables, exactly as
 # archive_command and restore_command do: the settings come from the config file $T/pg/pg.conf only.
 # stores: local s3
@@ -184,6 +186,16 @@ stop_wipe() {
 
 archive_cmd() { echo "archive_command = '\"$DRE\" --config \"$1\" wal-push %p'"; }
 
+# spec_decoder ARGS...: the independent reader tests/spec_decoder.py (written from format-spec.md alone) on the
+# local repository, output in $T/dec.out and $T/dec.err (shown on failure); true on success
+spec_decoder() {
+	if "$PY" "$DRE_SRC/tests/spec_decoder.py" "$DRE_REPOSITORY" "$PGT/password" "$@" >"$T/dec.out" 2>"$T/dec.err"; then
+		return 0
+	fi
+	sed 's/^/    decoder: /' "$T/dec.err" | head -5
+	return 1
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # a. base backup, WAL archive, point-in-time recovery to a time between two batches
 
@@ -218,6 +230,23 @@ stop_wipe "$C1"
 expect_rc 0 "a: pg-restore --time after batch 2 ($T2)" dre1 pg-restore --pgdata "$C1/data" --time "$T2"
 check "a: pg-restore wrote recovery.signal" asowner test -f "$C1/data/recovery.signal"
 check "a: postgresql.auto.conf names the target time" grep -q "recovery_target_time" "$C1/data/postgresql.auto.conf"
+# the base backup (kind 4) as the independent reader sees it: against the files pg-restore just wrote
+if ! on_s3; then
+	check "a: the spec decoder verifies the repository (the base backup's lists and files, the WAL archive)" \
+		spec_decoder verify
+	check "a: ... one snapshot, of format 2, and archived WAL files" \
+		sh -c "grep -qE '^snapshots: 1 \(1 of format 2\)' '$T/dec.out' && grep -qE '^wal: [1-9][0-9]* archived' '$T/dec.out'"
+	check "a: the spec decoder lists the base backup as pgbase" spec_decoder list
+	base=$(awk '$3 == "pgbase" { print $1 }' "$T/dec.out")
+	check "a: the spec decoder restores the base backup ${base:0:8}" spec_decoder restore "${base:-none}" "$T/dec-base"
+	for f in PG_VERSION global/pg_control; do
+		check "a: ... $f is the one pg-restore wrote" cmp -s "$T/dec-base/$f" "$C1/data/$f"
+	done
+	check "a: ... and so is every file and directory but pg-restore's own postgresql.auto.conf and recovery.signal" \
+		diff -r --no-dereference -x postgresql.auto.conf -x recovery.signal "$T/dec-base" "$C1/data"
+	check "a: ... backup_label included, the text pg_backup_stop returned" \
+		grep -q "^START WAL LOCATION: " "$T/dec-base/backup_label"
+fi
 start "$C1" "a: PostgreSQL starts on the restored data directory"
 wait_promoted "$C1" "a: recovery reaches the target and promotes"
 expect_query "$C1" "a: exactly batches 1 and 2 are back (4000 rows)" "4000|2|1,2" \
@@ -433,6 +462,15 @@ mkdir -p "$T/ts2" # an empty directory of the owner's (the restore runs as the o
 expect_rc 0 "f: pg-restore --latest --tablespace-map $ts_oid=$T/ts2" \
 	dre1 pg-restore --pgdata "$C1/data" --latest --tablespace-map "$ts_oid=$T/ts2"
 check "f: pg_tblspc/$ts_oid links to the new directory" test "$(readlink "$C1/data/pg_tblspc/$ts_oid")" = "$T/ts2"
+if ! on_s3; then
+	check "f: the spec decoder verifies the repository (every base backup, the pg_dump stream, the WAL archive)" \
+		spec_decoder verify
+	check "f: the spec decoder lists the base backups" spec_decoder list
+	base=$(awk '$3 == "pgbase" { b = $1 } END { print b }' "$T/dec.out") # by start time: the last is the latest
+	check "f: the spec decoder restores the base backup with the tablespace" \
+		spec_decoder restore "${base:-none}" "$T/dec-ts"
+	check "f: ... whose tablespace holds the files pg-restore put in ts2" diff -r "$T/dec-ts/pg_tblspc/$ts_oid" "$T/ts2"
+fi
 start "$C1" "f: PostgreSQL starts with the relocated tablespace"
 wait_promoted "$C1" "f: the recovery to the end of the archive promotes"
 expect_query "$C1" "f: the table in the tablespace is back" 12345 "SELECT count(*) FROM in_ts"

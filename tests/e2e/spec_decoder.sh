@@ -1,7 +1,9 @@
 #!/bin/bash
 # The independent reader tests/spec_decoder.py (written from format-spec.md alone) reads what dre writes: it
-# lists, restores, re-chunks and verifies a repository holding a stream and a directory tree, and it notices a
-# wrong password, a damaged pack and swapped snapshot objects.
+# lists, restores, re-chunks and verifies a repository holding a stream and a directory tree (format 2 snapshots,
+# their contents in list blobs), and the golden version 2 repository (format 1 snapshots); it notices a wrong
+# password, a damaged pack, damaged list blobs, swapped snapshot objects, and refuses malformed list trees and node
+# records that it is handed (forged with the repository's keys).
 . "$(dirname "$0")/lib.bash"
 
 export DRE_PASSWORD_FILE=$T/pw
@@ -68,6 +70,9 @@ check "spec chunker cuts each file as dre did" decode chunks "$tree_id"
 
 check "decoder verifies every object" decode verify
 check "verify summary says OK" grep -q "verify: OK" "$T/cmd.out"
+check "verify read both snapshots as format 2, their lists and list blobs" \
+	grep -qE "^snapshots: 2 \(2 of format 2\), .*lists up to level" "$T/cmd.out"
+check "verify opened list blobs in the packs" grep -qE "^packs: .* chunks and [1-9][0-9]* list blobs" "$T/cmd.out"
 
 # a generated key (dre key generate): its key object uses HKDF instead of scrypt (§5, KDF 2)
 expect_rc 0 "key generate writes a key file" "$DRE" key generate "$T/genkey"
@@ -90,4 +95,187 @@ check "decoder verify notices a damaged pack" decode_fails "$T/damaged" "$DRE_PA
 cp -a "$R" "$T/swapped"
 (cd "$T/swapped/snapshots" && mv "$stream_id" x && mv "$tree_id" "$stream_id" && mv x "$tree_id")
 check "decoder notices swapped snapshot objects" decode_fails "$T/swapped" "$DRE_PASSWORD_FILE" list
+
+# list blobs: the decoder finds them by their index entries (flag bit 1) and a copy gets one byte of each changed
+check "decoder lists the indexed blobs" decode blobs
+awk '$1 == "list"' "$T/cmd.out" >"$T/lists"
+check "some of them are list blobs" test -s "$T/lists"
+cp -a "$R" "$T/listdamaged"
+while read -r _ key off len _; do
+	printf '\x5a' | dd of="$T/listdamaged/$key" bs=1 seek=$((off + len / 2)) conv=notrunc status=none
+done <"$T/lists"
+check "decoder verify notices damaged list blobs" decode_fails "$T/listdamaged" "$DRE_PASSWORD_FILE" verify
+check "... naming a list blob" grep -q "list blob .*authentication failed" "$T/cmd.err"
+check "decoder restore of the stream refuses its damaged lists" \
+	decode_fails "$T/listdamaged" "$DRE_PASSWORD_FILE" restore "$stream_id" "$T/out-ld1"
+check "decoder restore of the tree refuses its damaged lists" \
+	decode_fails "$T/listdamaged" "$DRE_PASSWORD_FILE" restore "$tree_id" "$T/out-ld2"
+check "... having written none of the tree" test ! -e "$T/out-ld2/tree"
+check "the snapshot headers still list (they hold no list)" "${DEC[@]}" "$T/listdamaged" "$DRE_PASSWORD_FILE" list
+
+# every rule of §10.2 a reader checks, on list trees and node records forged with the repository's own keys (in
+# packs of a copy of the repository that only this test reads)
+cp -a "$R" "$T/forged"
+forge() {
+	"$PY" - "$DRE_SRC" "$T/forged" "$DRE_PASSWORD_FILE" >"$T/forge.out" 2>&1 <<'PYEOF'
+import hashlib, hmac, os, struct, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+import spec_decoder as d
+import xxhash
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+with open(sys.argv[3], "rb") as f:
+    pw = f.read().removesuffix(b"\n")
+repo = d.Repo(sys.argv[2], pw)
+
+def pack(*blobs):
+    """Seals (plaintext, is_list) blobs into a new pack object (blobs only, read by range) and indexes them in
+    memory; returns their IDs."""
+    pack_id, body, ids = os.urandom(32), b"", []
+    sub = repo.pack_subkey(pack_id)
+    for plain, is_list in blobs:
+        bid = hmac.new(repo.list_key if is_list else repo.id_key, plain, hashlib.sha256).digest()
+        flags = d.LIST if is_list else 0
+        aad = bid + bytes([flags]) + struct.pack("<I", len(plain))
+        repo.index[bid] = (pack_id, len(body), len(plain), len(plain), flags)
+        body += AESGCM(sub).encrypt(struct.pack("<Q", len(body)) + bytes(4), plain, aad)
+        ids.append(bid)
+    path = os.path.join(repo.root, repo.pack_key(pack_id))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(body)
+    return ids
+
+def lb(kind, level, entries, n=None, zero=0):  # a list blob's plaintext
+    return struct.pack("<BBHI", kind, level, zero, len(entries) if n is None else n) + b"".join(entries)
+
+def ref(bid, count):
+    return bid + struct.pack("<Q", count)
+
+def blob(plain, is_list=True):
+    return pack((plain, is_list))[0]
+
+def node(typ, path, size=0, digest=bytes(16), nchunks=0, target=""):  # a node record (§10.3)
+    p, t = path.encode(), target.encode()
+    return (struct.pack("<BH", typ, len(p)) + p + struct.pack("<IIIqQ", 0o644, 0, 0, 0, size) + digest +
+            struct.pack("<H", len(t)) + t + struct.pack("<Q", nchunks))
+
+C, N = d.CHUNK_LIST, d.NODE_LIST
+ids = [os.urandom(32) for _ in range(3)]
+leaf_ab, leaf_c = blob(lb(C, 0, ids[:2])), blob(lb(C, 0, ids[2:]))
+root = blob(lb(C, 1, [ref(leaf_ab, 2), ref(leaf_c, 1)]))
+failures = []
+
+def good(name, ref_, kind, want):
+    try:
+        got = list(repo.read_list(ref_, kind, name))
+        if got != want:
+            failures.append(f"{name}: read {len(got)} entries, wanted {len(want)}")
+    except d.FormatError as e:
+        failures.append(f"{name}: refused a good list ({e})")
+
+def bad(name, fn):
+    try:
+        list(fn())
+        failures.append(f"{name}: accepted")
+    except d.FormatError as e:
+        print(f"refused: {name}: {e}")
+
+good("a two-level chunk list", (1, 3, root), C, ids)
+good("an empty list", (0, 0, bytes(32)), C, [])
+bad("an empty list with a root ID", lambda: repo.read_list((0, 0, root), C, "x"))
+bad("an empty list of level 1", lambda: repo.read_list((1, 0, bytes(32)), C, "x"))
+bad("a root that is no blob", lambda: repo.read_list((0, 1, os.urandom(32)), C, "x"))
+bad("a chunk (flag bit 1 clear) as a list blob", lambda: repo.read_list((0, 2, blob(lb(C, 0, ids[:2]), False)), C, "x"))
+bad("a list blob as a chunk", lambda: [repo.chunk(leaf_ab)])
+bad("the wrong kind", lambda: repo.read_list((1, 3, root), N, "x"))
+bad("a child of the wrong kind",
+    lambda: repo.read_list((1, 1, blob(lb(C, 1, [ref(blob(lb(N, 0, [b"\x01\x00x"])), 1)]))), C, "x"))
+bad("the wrong level", lambda: repo.read_list((2, 3, root), C, "x"))
+bad("a child at its parent's level", lambda: repo.read_list((1, 3, blob(lb(C, 1, [ref(root, 3)]))), C, "x"))
+bad("9 levels", lambda: repo.read_list((8, 3, root), C, "x"))
+bad("a count over the entries", lambda: repo.read_list((1, 4, root), C, "x"))
+bad("a count under the entries", lambda: repo.read_list((1, 2, root), C, "x"))
+bad("a level-0 blob holding more than its reference's count",
+    lambda: repo.read_list((1, 3, blob(lb(C, 1, [ref(leaf_ab, 1), ref(leaf_c, 2)]))), C, "x"))
+bad("a reference with count 0",
+    lambda: repo.read_list((1, 2, blob(lb(C, 1, [ref(leaf_ab, 2), ref(leaf_c, 0)]))), C, "x"))
+bad("n = 0", lambda: repo.read_list((0, 1, blob(lb(C, 0, [], n=0))), C, "x"))
+bad("n over the entries", lambda: repo.read_list((0, 3, blob(lb(C, 0, ids[:2], n=3))), C, "x"))
+bad("a trailing byte", lambda: repo.read_list((0, 2, blob(lb(C, 0, ids[:2]) + b"\0")), C, "x"))
+bad("reserved bytes", lambda: repo.read_list((0, 2, blob(lb(C, 0, ids[:2], zero=1))), C, "x"))
+bad("a node record of 0 bytes", lambda: repo.read_list((0, 1, blob(lb(N, 0, [b"\0\0"]))), N, "x"))
+
+# nodes: nchunks against the chunk list, sizes, XXH3-128, types, paths
+data = b"hello, list blobs"
+cid = blob(data, False)
+h = xxhash.xxh3_128_digest(data)
+
+def snap(*records, chunks=(cid,), size=len(data), raw=None):
+    entries = raw or [struct.pack("<H", len(r)) + r for r in records]
+    nl = blob(lb(N, 0, entries))
+    cl = blob(lb(C, 0, list(chunks))) if chunks else bytes(32)
+    return {"id": "x", "format": 2, "size": size, "chunks": len(chunks), "node_list": (0, len(entries), nl),
+            "chunk_list": (0, len(chunks), cl)}
+
+def read_all(s):
+    for n in repo.nodes(s):
+        if n["type"] in (d.STREAM, d.FILE):
+            list(repo.node_data(n))
+        yield n
+
+try:
+    names = [n["path"] for n in read_all(snap(node(d.DIR, "."), node(d.FILE, "f", len(data), h, 1),
+                                              node(d.SYMLINK, "l", target="f")))]
+    if names != [".", "f", "l"]:
+        failures.append(f"good nodes: read {names}")
+except d.FormatError as e:
+    failures.append(f"good nodes: refused ({e})")
+empty = node(d.FILE, "e", 0, d.EMPTY_XXH3)
+bad("a node record shorter than its length",
+    lambda: read_all(snap(raw=[struct.pack("<H", len(empty) + 1) + empty + b"\0"], chunks=(), size=0)))
+bad("nchunks over the chunk list", lambda: read_all(snap(node(d.FILE, "f", len(data), h, 2))))
+bad("nchunks under the chunk list",
+    lambda: read_all(snap(node(d.FILE, "f", len(data), h, 1), chunks=(cid, cid), size=2 * len(data))))
+bad("a wrong size", lambda: read_all(snap(node(d.FILE, "f", len(data) + 1, h, 1), size=len(data) + 1)))
+bad("a wrong XXH3-128", lambda: read_all(snap(node(d.FILE, "f", len(data), bytes(16), 1))))
+bad("a header size that is not the nodes'", lambda: read_all(snap(node(d.FILE, "f", len(data), h, 1), size=1)))
+bad("a directory with chunks", lambda: read_all(snap(node(d.DIR, "f", nchunks=1))))
+bad("a path with ..", lambda: read_all(snap(node(d.FILE, "a/../f", len(data), h, 1))))
+bad("an absolute path", lambda: read_all(snap(node(d.FILE, "/f", len(data), h, 1))))
+bad("a file named .", lambda: read_all(snap(node(d.FILE, ".", len(data), h, 1))))
+bad("an unknown node type", lambda: read_all(snap(node(9, "f", len(data), h, 1))))
+if failures:
+    sys.exit("\n".join(failures))
+print("every malformed list and node refused")
+PYEOF
+}
+if forge; then
+	ok "decoder refuses malformed list trees and node records ($(grep -c '^refused: ' "$T/forge.out") cases)"
+else
+	not_ok "decoder refuses malformed list trees and node records"
+	sed 's/^/    /' "$T/forge.out" | tail -20
+fi
+
+# the golden version 2 repository (format 1 snapshots, tests/golden/repo-v2): its inputs made again as
+# tests/e2e/migrate.sh makes them
+G=$DRE_SRC/tests/golden/repo-v2
+seq 1 30000 >"$T/g-stream.txt"
+mkdir -p "$T/g-tree/sub"
+printf 'hello\n' >"$T/g-tree/hello.txt"
+: >"$T/g-tree/empty"
+seq 1 5000 >"$T/g-tree/sub/n.txt"
+ln -s ../hello.txt "$T/g-tree/sub/link"
+gdecode() { "${DEC[@]}" "$G" "$G.key" "$@" >"$T/cmd.out" 2>"$T/cmd.err"; }
+check "decoder verifies the golden version 2 repository" gdecode verify
+check "... as version 2 with format 1 snapshots" \
+	sh -c "grep -q '^config: version 2' '$T/cmd.out' && grep -q '(2 of format 1)' '$T/cmd.out'"
+check "decoder lists it" gdecode list
+g_stream=$(awk '$2 == "numbers" { print $1 }' "$T/cmd.out")
+g_tree=$(awk '$2 == "files" { print $1 }' "$T/cmd.out")
+check "decoder restores its stream" gdecode restore "$g_stream" "$T/g-out1"
+check "... byte for byte" cmp -s "$T/g-stream.txt" "$T/g-out1/numbers"
+check "decoder restores its files" gdecode restore "$g_tree" "$T/g-out2"
+check "... byte for byte" diff -r --no-dereference "$T/g-tree" "$T/g-out2/tree"
+check "spec chunker cuts its stream as that dre did" gdecode chunks "$g_stream"
 finish
