@@ -67,6 +67,13 @@ static void list_ref_get(rd *in, list_ref *l)
 		memcpy(l->id, id, CRYPTO_ID_LEN);
 }
 
+/* An empty list is count 0, level 0 and a zero root ID, nothing else. */
+static bool list_ref_empty_ok(const list_ref *l)
+{
+	static const uint8_t zero[CRYPTO_ID_LEN];
+	return l->count != 0 || (l->level == 0 && memcmp(l->id, zero, CRYPTO_ID_LEN) == 0);
+}
+
 int snap_encode(const snapshot *s, buf *out)
 {
 	if (s->table != NULL)
@@ -204,7 +211,8 @@ int snap_decode(const char *key, const uint8_t *p, size_t len, snapshot *s)
 		list_ref_get(&in, &s->chunks);
 		/* the lists' counts are the header's: a reader can trust either */
 		if (s->nodes.count != s->nnodes || s->chunks.count != s->chunks_total ||
-		    s->nodes.level >= LIST_MAX_LEVELS || s->chunks.level >= LIST_MAX_LEVELS)
+		    s->nodes.level >= LIST_MAX_LEVELS || s->chunks.level >= LIST_MAX_LEVELS ||
+		    !list_ref_empty_ok(&s->nodes) || !list_ref_empty_ok(&s->chunks))
 			in.failed = true;
 	} else {
 		uint64_t claimed = s->chunks_total;
@@ -293,7 +301,7 @@ struct snap_walk {
 	const snapshot *s;
 	chunk_index *own_idx;
 	bool chunks;
-	uint64_t nodes_seen, ids_seen;
+	uint64_t nodes_seen, ids_seen, bytes_seen;
 	uint64_t left; /* chunk IDs of the current node not taken yet */
 	/* format 2 */
 	list_reader nodes, ids;
@@ -370,10 +378,10 @@ static int walk_end(snap_walk *w)
 	const snapshot *s = w->s;
 	char hex[65];
 	hex_encode(s->id, CRYPTO_ID_LEN, hex);
-	if (w->nodes_seen != s->nnodes || w->ids_seen != s->chunks_total)
-		return err_set(DRE_ECORRUPT, "snapshot %.8s is damaged: its nodes hold %" PRIu64 " chunks, its header "
-					     "says %" PRIu64,
-			       hex, w->ids_seen, s->chunks_total);
+	if (w->nodes_seen != s->nnodes || w->ids_seen != s->chunks_total || w->bytes_seen != s->size)
+		return err_set(DRE_ECORRUPT, "snapshot %.8s is damaged: its nodes hold %" PRIu64 " chunks and %" PRIu64
+					     " bytes, its header says %" PRIu64 " and %" PRIu64,
+			       hex, w->ids_seen, w->bytes_seen, s->chunks_total, s->size);
 	if (w->chunks && s->table == NULL) {
 		const uint8_t *e;
 		size_t len;
@@ -411,6 +419,7 @@ int snap_walk_next(snap_walk *w, snap_node *n)
 		return err_set(DRE_ECORRUPT, "snapshot %s is damaged: node %s claims more chunks than it holds",
 			       w->s->name, n->path);
 	w->nodes_seen++;
+	w->bytes_seen += n->size;
 	w->left = n->nchunks;
 	return 1;
 }
