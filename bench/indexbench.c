@@ -40,6 +40,7 @@
 
 #include "engine/engine.h"
 #include "engine/index.h"
+#include "engine/localfile.h"
 #include "engine/pack.h"
 #include "store/err.h"
 
@@ -227,21 +228,6 @@ static int mark_end(const mark *m, const chunk_index *idx, cost *c)
 }
 
 /* ---- files ---- */
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int remove_tree(const char *dir)
-{
-	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-		return err_sys("cannot remove the temporary directory %s", dir);
-	return 0;
-}
 
 /* Drops one of this run's files from the page cache (they are all fsynced, so their pages are clean). */
 static int evict_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -666,7 +652,7 @@ int main(int argc, char **argv)
 	int rc = run(&b);
 	char first[1024];
 	snprintf(first, sizeof first, "%s", rc < 0 ? err_msg() : "");
-	int rm = remove_tree(b.dir);
+	int rm = localfile_remove_tree(b.dir);
 	guard_end();
 	if (b.show)
 		fputs("\r\033[K", stderr);

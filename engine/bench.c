@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -190,20 +189,6 @@ static int read_input(const char *path, uint64_t want, uint8_t **out, size_t *le
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int remove_tree(const char *dir)
-{
-	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-		return err_sys("cannot remove the temporary directory %s", dir);
-	return 0;
-}
 
 /* The file's next day (bench.h): 100 runs of len/10000 bytes, evenly spread, each byte XOR 0x5a. */
 static void edit_next_day(uint8_t *p, size_t len)
@@ -778,7 +763,7 @@ int bench_pipeline(const bench_opts *o, bench_report *rep)
 	crypto_wipe(e.pass, sizeof e.pass);
 	char first[1024];
 	snprintf(first, sizeof first, "%s", rc < 0 ? err_msg() : "");
-	int rm = remove_tree(rep->dir);
+	int rm = localfile_remove_tree(rep->dir);
 	guard_end();
 	if (rc < 0 && rm < 0)
 		return err_set(rc, "%s; and %s", first, err_msg());

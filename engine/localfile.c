@@ -1,6 +1,7 @@
 #include "engine/localfile.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -97,5 +98,18 @@ int localfile_read_exact(int fd, void *p, size_t len, const char *path)
 		c += r;
 		len -= (size_t)r;
 	}
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+int localfile_remove_tree(const char *dir)
+{
+	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		return err_sys("cannot remove the temporary directory %s", dir);
 	return 0;
 }

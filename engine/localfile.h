@@ -22,6 +22,9 @@ int localfile_mkdirs(const char *dir, mode_t mode);
  */
 int localfile_write(const char *path, const struct iovec *iov, int n, mode_t mode, bool durable);
 
+/* Removes dir and everything below it, following no symlink (temporary directories of dre bench). */
+int localfile_remove_tree(const char *dir);
+
 /* Reads exactly len bytes at the file position, DRE_ECORRUPT naming path when the file ends early. */
 int localfile_read_exact(int fd, void *p, size_t len, const char *path);
 

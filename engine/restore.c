@@ -232,13 +232,19 @@ static int parent_dirs(const struct restore *rs, char *path)
 	return rc;
 }
 
+/* A node that outlives the walk's buffers: its path in path (SNAP_PATH_MAX + 1 bytes); files have no link. */
+static void node_keep(snap_node *dst, char *path, const snap_node *src)
+{
+	*dst = *src;
+	snprintf(path, SNAP_PATH_MAX + 1, "%s", src->path);
+	dst->path = path;
+	dst->link = NULL;
+}
+
 static int node_open(struct restore *rs, const snap_node *n)
 {
 	char path[4096];
-	rs->out_node = *n;
-	snprintf(rs->out_path, sizeof rs->out_path, "%s", n->path);
-	rs->out_node.path = rs->out_path;
-	rs->out_node.link = NULL;
+	node_keep(&rs->out_node, rs->out_path, n);
 	rs->out_written = 0;
 	XXH3_128bits_reset(rs->xxh);
 	if (rs->o->target == NULL) {
@@ -402,10 +408,7 @@ static int feed_node(struct restore *rs, const snap_node *n)
 		struct rjob *j;
 		uint8_t id[CRYPTO_ID_LEN];
 		TRY(rjob_get(rs, &j));
-		j->node = *n;
-		snprintf(j->path, sizeof j->path, "%s", n->path);
-		j->node.path = j->path;
-		j->node.link = NULL;
+		node_keep(&j->node, j->path, n);
 		j->first = k == 0;
 		size_t raw = 0;
 		while (k < n->nchunks) {
@@ -424,8 +427,10 @@ static int feed_node(struct restore *rs, const snap_node *n)
 					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
 					       shex, chex, n->path);
 			}
-			if (!array_room(&j->ent, &j->ent_cap, j->n, sizeof *j->ent, 256))
+			if (!array_room(&j->ent, &j->ent_cap, j->n, sizeof *j->ent, 256)) {
+				j->in_use = false;
 				return err_set(DRE_ENOMEM, "cannot grow a restore job");
+			}
 			j->ent[j->n++] = e;
 			raw += e.loc.raw_len;
 			k++;

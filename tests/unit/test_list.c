@@ -20,7 +20,6 @@ static char tmpdir[] = "/tmp/dre-test-list-XXXXXX";
 struct sink {
 	pack_writer pw;
 	size_t fresh, dup;
-	bool corrupt_level; /* rewrite every level-1 blob's level byte before storing (a hostile writer) */
 };
 
 static int sink_put(void *arg, const uint8_t id[CRYPTO_ID_LEN], const uint8_t *blob, size_t len)
@@ -43,9 +42,8 @@ static void entry(uint8_t id[CRYPTO_ID_LEN], unsigned seed, uint64_t i)
 	unit_fill(id, CRYPTO_ID_LEN, (unsigned)(seed * 1000003u + i * 2654435761u + 7));
 }
 
-/* Writes ids [0, n) of seed (with `changed` ones replaced) into a list; the pack is indexed into idx. */
-static int write_list(repo *r, chunk_index *idx, struct sink *k, unsigned seed, uint64_t n, uint64_t changed_at,
-		      list_ref *root)
+/* Writes ids [0, n) of seed, entry changed_at replaced, into a list whose blobs go to k. */
+static int write_list(repo *r, struct sink *k, unsigned seed, uint64_t n, uint64_t changed_at, list_ref *root)
 {
 	list_writer w;
 	uint8_t id[CRYPTO_ID_LEN];
@@ -58,7 +56,6 @@ static int write_list(repo *r, chunk_index *idx, struct sink *k, unsigned seed, 
 	if (rc == 0)
 		rc = list_writer_finish(&w, root);
 	list_writer_free(&w);
-	(void)idx;
 	return rc;
 }
 
@@ -101,79 +98,94 @@ static void read_back(repo *r, chunk_index *idx, const list_ref *root, unsigned 
 	list_reader_free(&lr);
 }
 
+/* A repository, an index to find list blobs in, and a sink whose pack goes into it. */
+struct fixture {
+	repo *r;
+	chunk_index *idx;
+	struct sink k;
+};
+
+static bool fixture_open(struct fixture *f)
+{
+	memset(f, 0, sizeof *f);
+	if ((f->r = unit_make_repo(tmpdir)) == NULL)
+		return false;
+	CHECK_RC(index_new(&f->idx));
+	CHECK_RC(pack_writer_init_sized(&f->k.pw, f->r, 8u << 20));
+	return f->idx != NULL;
+}
+
+static void fixture_close(struct fixture *f)
+{
+	pack_writer_free(&f->k.pw);
+	index_free(f->idx);
+	engine_close(f->r);
+}
+
 static void test_roundtrip_shapes(void)
 {
-	repo *r = unit_make_repo(tmpdir);
-	chunk_index *idx;
-	if (r == NULL)
+	struct fixture f;
+	if (!fixture_open(&f))
 		return;
-	CHECK_RC(index_new(&idx));
 	static const uint64_t sizes[] = {0, 1, 2, 60, 2000, 50000};
 	for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
-		struct sink k = {0};
 		list_ref root;
-		CHECK_RC(pack_writer_init_sized(&k.pw, r, 8u << 20));
-		CHECK_RC(write_list(r, idx, &k, (unsigned)t + 1, sizes[t], UINT64_MAX, &root));
-		store_pack(idx, &k);
+		f.k.fresh = 0;
+		CHECK_RC(write_list(f.r, &f.k, (unsigned)t + 1, sizes[t], UINT64_MAX, &root));
 		CHECK(root.count == sizes[t]);
 		if (sizes[t] == 0)
-			CHECK(root.level == 0 && k.fresh == 0);
+			CHECK(root.level == 0 && f.k.fresh == 0);
 		if (sizes[t] == 50000) /* 1.6 MB of IDs: blobs of 2..64 KiB, so at least two levels */
-			CHECK(root.level >= 1 && k.fresh > 50);
-		read_back(r, idx, &root, (unsigned)t + 1, sizes[t], UINT64_MAX);
-		pack_writer_free(&k.pw);
+			CHECK(root.level >= 1 && f.k.fresh > 50);
+		store_pack(f.idx, &f.k);
+		read_back(f.r, f.idx, &root, (unsigned)t + 1, sizes[t], UINT64_MAX);
 	}
-	index_free(idx);
-	engine_close(r);
+	fixture_close(&f);
 }
 
 /* One changed entry in 50,000 changes the blobs on one path from a leaf to the root, nothing else. */
 static void test_edit_stores_little(void)
 {
-	repo *r = unit_make_repo(tmpdir);
-	chunk_index *idx;
-	if (r == NULL)
+	struct fixture f;
+	if (!fixture_open(&f))
 		return;
-	CHECK_RC(index_new(&idx));
-	struct sink k = {0};
+	repo *r = f.r;
+	chunk_index *idx = f.idx;
+	struct sink *k = &f.k;
 	list_ref a, b, c;
-	CHECK_RC(pack_writer_init_sized(&k.pw, r, 8u << 20));
-	CHECK_RC(write_list(r, idx, &k, 5, 50000, UINT64_MAX, &a));
-	size_t first = k.fresh;
-	k.fresh = k.dup = 0;
-	CHECK_RC(write_list(r, idx, &k, 5, 50000, UINT64_MAX, &b));
-	CHECK(k.fresh == 0 && memcmp(a.id, b.id, CRYPTO_ID_LEN) == 0); /* the same list: the same blobs */
-	k.fresh = k.dup = 0;
-	CHECK_RC(write_list(r, idx, &k, 5, 50000, 25000, &c));
-	CHECK(k.fresh >= 2 && k.fresh <= 2 * (size_t)(c.level + 1)); /* a leaf or two, and their parents */
+	CHECK_RC(write_list(r, k, 5, 50000, UINT64_MAX, &a));
+	size_t first = k->fresh;
+	k->fresh = k->dup = 0;
+	CHECK_RC(write_list(r, k, 5, 50000, UINT64_MAX, &b));
+	CHECK(k->fresh == 0 && memcmp(a.id, b.id, CRYPTO_ID_LEN) == 0); /* the same list: the same blobs */
+	k->fresh = k->dup = 0;
+	CHECK_RC(write_list(r, k, 5, 50000, 25000, &c));
+	CHECK(k->fresh >= 2 && k->fresh <= 2 * (size_t)(c.level + 1)); /* a leaf or two, and their parents */
 	CHECK(first > 100);
-	store_pack(idx, &k);
+	store_pack(idx, k);
 	read_back(r, idx, &c, 5, 50000, 25000);
-	pack_writer_free(&k.pw);
-	index_free(idx);
-	engine_close(r);
+	fixture_close(&f);
 }
 
 /* A run of one repeated ID (a file of zeros) makes full, identical blobs that shrink level by level. */
 static void test_repeated_entry(void)
 {
-	repo *r = unit_make_repo(tmpdir);
-	chunk_index *idx;
-	if (r == NULL)
+	struct fixture f;
+	if (!fixture_open(&f))
 		return;
-	CHECK_RC(index_new(&idx));
-	struct sink k = {0};
+	repo *r = f.r;
+	chunk_index *idx = f.idx;
+	struct sink *k = &f.k;
 	list_writer w;
 	list_ref root;
 	uint8_t id[CRYPTO_ID_LEN];
 	memset(id, 0, sizeof id); /* cut hash 0: every entry would cut but for the minimum */
-	CHECK_RC(pack_writer_init_sized(&k.pw, r, 8u << 20));
-	CHECK_RC(list_writer_init(&w, r, LIST_CHUNKS, sink_put, &k));
+	CHECK_RC(list_writer_init(&w, r, LIST_CHUNKS, sink_put, k));
 	for (int i = 0; i < 1000000; i++)
 		CHECK_RC(list_writer_add(&w, id, sizeof id));
 	CHECK_RC(list_writer_finish(&w, &root));
-	CHECK(k.fresh < 16 && root.count == 1000000 && root.level >= 2);
-	store_pack(idx, &k);
+	CHECK(k->fresh < 16 && root.count == 1000000 && root.level >= 2);
+	store_pack(idx, k);
 	list_reader lr;
 	const uint8_t *e;
 	size_t len, n = 0;
@@ -184,23 +196,20 @@ static void test_repeated_entry(void)
 	CHECK(rc == 0 && n == 1000000);
 	list_reader_free(&lr);
 	list_writer_free(&w);
-	pack_writer_free(&k.pw);
-	index_free(idx);
-	engine_close(r);
+	fixture_close(&f);
 }
 
 /* Each lie a hostile or damaged repository can tell is refused as DRE_ECORRUPT, with no crash. */
 static void test_refuses_damage(void)
 {
-	repo *r = unit_make_repo(tmpdir);
-	chunk_index *idx;
-	if (r == NULL)
+	struct fixture f;
+	if (!fixture_open(&f))
 		return;
-	CHECK_RC(index_new(&idx));
-	struct sink k = {0};
+	repo *r = f.r;
+	chunk_index *idx = f.idx;
+	struct sink *k = &f.k;
 	list_ref root, bad;
-	CHECK_RC(pack_writer_init_sized(&k.pw, r, 8u << 20));
-	CHECK_RC(write_list(r, idx, &k, 9, 20000, UINT64_MAX, &root));
+	CHECK_RC(write_list(r, k, 9, 20000, UINT64_MAX, &root));
 	CHECK(root.level >= 1);
 
 	/* a level-1 blob that names itself: the reader sees a blob of level 1 where level 0 is due */
@@ -214,8 +223,8 @@ static void test_refuses_damage(void)
 	/* an ID can't be its own content's HMAC, but a blob stored under the ID of the blob it names can claim to */
 	CHECK_RC(list_blob_id(r, cc, blob, sizeof blob, self));
 	memcpy(blob + LIST_HDR_LEN, self, CRYPTO_ID_LEN);
-	CHECK_RC(pack_writer_add_list(&k.pw, self, blob, sizeof blob));
-	store_pack(idx, &k);
+	CHECK_RC(pack_writer_add_list(&k->pw, self, blob, sizeof blob));
+	store_pack(idx, k);
 
 	list_reader lr;
 	const uint8_t *e;
@@ -260,9 +269,7 @@ static void test_refuses_damage(void)
 	list_reader_free(&lr);
 
 	crypto_ctx_free(cc);
-	pack_writer_free(&k.pw);
-	index_free(idx);
-	engine_close(r);
+	fixture_close(&f);
 }
 
 int main(void)
