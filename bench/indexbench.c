@@ -30,7 +30,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/bench.h"
 #include "engine/engine.h"
 #include "engine/index.h"
 #include "engine/localfile.h"
@@ -115,40 +115,6 @@ typedef struct bench {
 	char warning[1024];
 } bench;
 
-/* ---- interruption ---- */
-
-static volatile sig_atomic_t interrupted;
-static const int guarded[3] = {SIGINT, SIGTERM, SIGHUP};
-static struct sigaction guard_saved[3];
-
-static void on_signal(int sig)
-{
-	interrupted = sig;
-}
-
-static void guard_start(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	for (int i = 0; i < 3; i++) {
-		sigaction(guarded[i], NULL, &guard_saved[i]);
-		if (guard_saved[i].sa_handler != SIG_IGN)
-			sigaction(guarded[i], &sa, NULL);
-	}
-}
-
-static void guard_end(void)
-{
-	for (int i = 0; i < 3; i++)
-		sigaction(guarded[i], &guard_saved[i], NULL);
-}
-
-static int check_interrupted(void)
-{
-	if (interrupted)
-		return err_set(DRE_EIO, "interrupted by signal %d", (int)interrupted);
-	return 0;
-}
 
 /* ---- clocks and memory ---- */
 
@@ -318,7 +284,7 @@ static int build_packs(bench *b, chunk_index *idx, index_builder *ib, pack_entry
 				b->hits[kept++] = (sample){pe[i], (uint32_t)(b->npacks - 1)};
 		}
 		TRY(pack_add(b, idx, ib, pe, n));
-		TRY(check_interrupted());
+		TRY(bench_interrupted());
 	}
 	return index_builder_flush(ib, b->r, idx); /* the last object, as push_finish writes it */
 }
@@ -448,7 +414,7 @@ static int steps(bench *b)
 		rc = mark_end(&m, NULL, &b->save);
 	index_free(idx);
 	TRY(rc);
-	TRY(check_interrupted());
+	TRY(bench_interrupted());
 
 	struct stat sb;
 	TRY(store_list(b->r->st, "index/", count_object, b));
@@ -458,10 +424,10 @@ static int steps(bench *b)
 
 	phase(b, "loading the index from the cache");
 	TRY(load(b, b->cache_path, "the load from the cache", &b->from_cache));
-	TRY(check_interrupted());
+	TRY(bench_interrupted());
 	phase(b, "loading the index from the store");
 	TRY(load(b, NULL, "the load from the store", &b->from_store));
-	return check_interrupted();
+	return bench_interrupted();
 }
 
 /* The repository, the samples, then every step; the repository is closed before the caller removes it. */
@@ -648,12 +614,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dre-indexbench: cannot create a temporary directory %s: %m\n", b.dir);
 		return 1;
 	}
-	guard_start();
+	bench_guard_start();
 	int rc = run(&b);
 	char first[1024];
 	snprintf(first, sizeof first, "%s", rc < 0 ? err_msg() : "");
 	int rm = localfile_remove_tree(b.dir);
-	guard_end();
+	bench_guard_end();
 	if (b.show)
 		fputs("\r\033[K", stderr);
 	free(b.pack_ids);

@@ -93,21 +93,20 @@ static void phase(bench_phase_fn fn, void *arg, const char *what)
 
 /* ---- interruption ---- */
 
-/* A benchmark leaves a temporary repository or objects in a store behind if it dies half-way; so while one
- * runs, SIGINT, SIGTERM and SIGHUP only set this flag: the pipeline stops before its next stage or run (a
- * run's child gets the signal from the terminal too, or SIGTERM from the parent), the store measurement
- * before its next request, and the cleanup runs before the error returns. */
+/* bench.h: while a benchmark runs, SIGINT, SIGTERM and SIGHUP only set this flag. The pipeline stops before its
+ * next stage or run (a run's child gets the signal from the terminal too, or SIGTERM from the parent), the store
+ * measurement before its next request, and the cleanup runs before the error returns. */
 static volatile sig_atomic_t interrupted;
 
 static const int guarded[3] = {SIGINT, SIGTERM, SIGHUP};
-static struct sigaction guard_saved[3]; /* the dispositions before guard_start, for guard_end and children */
+static struct sigaction guard_saved[3]; /* the dispositions before bench_guard_start, for its end and children */
 
 static void on_signal(int sig)
 {
 	interrupted = sig;
 }
 
-static void guard_start(void)
+void bench_guard_start(void)
 {
 	struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: wait4 and reads return EINTR */
 	sigemptyset(&sa.sa_mask);
@@ -119,13 +118,13 @@ static void guard_start(void)
 	}
 }
 
-static void guard_end(void)
+void bench_guard_end(void)
 {
 	for (int i = 0; i < 3; i++)
 		sigaction(guarded[i], &guard_saved[i], NULL);
 }
 
-static int check_interrupted(void)
+int bench_interrupted(void)
 {
 	if (interrupted)
 		return err_set(DRE_EIO, "interrupted by signal %d", (int)interrupted);
@@ -459,7 +458,7 @@ static int run_stages(repo *r, const uint8_t *data, size_t len, bench_report *re
 #define STAGE(id, call, bytes)                                                                                 \
 	do {                                                                                                   \
 		if (rc == 0)                                                                                   \
-			rc = check_interrupted();                                                              \
+			rc = bench_interrupted();                                                              \
 		if (rc == 0) {                                                                                 \
 			t = span_start(CLOCK_THREAD_CPUTIME_ID);                                                         \
 			rc = (call);                                                                           \
@@ -561,7 +560,7 @@ static void child_main(const e2e *e, int run, int wfd) __attribute__((noreturn))
 static void child_main(const e2e *e, int run, int wfd)
 {
 	child_msg m = {0};
-	guard_end(); /* a signal should stop a child as it would stop `dre push` */
+	bench_guard_end(); /* a signal should stop a child as it would stop `dre push` */
 	int rc = child_work(e, run, &m);
 	m.rc = rc;
 	if (rc < 0)
@@ -622,7 +621,7 @@ static int run_child(const e2e *e, int run, bench_run *out)
 			kill(pid, SIGTERM);
 	}
 	double t1 = mono_now();
-	TRY(check_interrupted());
+	TRY(bench_interrupted());
 	if (got < sizeof m) {
 		if (WIFSIGNALED(status))
 			return err_set(DRE_EIO, "%s: the child process was killed by signal %d", out->label,
@@ -655,7 +654,7 @@ static int run_end_to_end(const e2e *e, uint64_t size, bench_report *rep, const 
 	}
 	for (int i = 0; i < BENCH_NRUNS; i++) {
 		phase(o->phase, o->phase_arg, labels[i]);
-		TRY(check_interrupted());
+		TRY(bench_interrupted());
 		TRY(run_child(e, i, &rep->runs[i]));
 		if (i >= BENCH_RESTORE_NULL && rep->runs[i].cost.bytes != size)
 			return err_set(DRE_ECORRUPT, "%s: restored %llu bytes of %llu", labels[i],
@@ -694,7 +693,7 @@ static int pipeline_in(e2e *e, uint8_t **data, size_t len, const repo_params *pa
 	engine_close(r);
 	TRY(rc);
 
-	TRY(check_interrupted());
+	TRY(bench_interrupted());
 	TRY(write_file(e->fresh, *data, len));
 	if (rep->generated) {
 		phase(o->phase, o->phase_arg, "generating the next day's dump");
@@ -757,14 +756,14 @@ int bench_pipeline(const bench_opts *o, bench_report *rep)
 		free(data);
 		return rc;
 	}
-	guard_start();
+	bench_guard_start();
 	int rc = pipeline_in(&e, &data, len, &params, rep, o);
 	free(data);
 	crypto_wipe(e.pass, sizeof e.pass);
 	char first[1024];
 	snprintf(first, sizeof first, "%s", rc < 0 ? err_msg() : "");
 	int rm = localfile_remove_tree(rep->dir);
-	guard_end();
+	bench_guard_end();
 	if (rc < 0 && rm < 0)
 		return err_set(rc, "%s; and %s", first, err_msg());
 	if (rc < 0)
@@ -856,7 +855,7 @@ static int store_phase(store_job *j, enum store_op op, store_worker *w, bench_co
 	TRY(rc);
 	if (j->rc < 0)
 		return err_set(j->rc, "%s", j->msg);
-	return check_interrupted();
+	return bench_interrupted();
 }
 
 typedef struct leftovers {
@@ -995,9 +994,9 @@ int bench_store(const bench_store_opts *o, bench_store_report *rep)
 	if (rc == 0) {
 		store_job j = {.st = st, .prefix = rep->prefix, .object_size = object_size, .payload = payload};
 		pthread_mutex_init(&j.mu, NULL);
-		guard_start();
+		bench_guard_start();
 		rc = store_steps(&j, o, object_size, rep);
-		guard_end();
+		bench_guard_end();
 		pthread_mutex_destroy(&j.mu);
 		if (rc < 0)
 			err_ctx(rc, "store %s", o->url);

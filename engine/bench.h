@@ -143,4 +143,14 @@ typedef struct bench_store_report {
  * delete is added to the message, with the keys' prefix). */
 int bench_store(const bench_store_opts *o, bench_store_report *rep);
 
+/*
+ * A benchmark leaves a temporary repository or objects in a store behind if it dies half-way; between
+ * bench_guard_start and bench_guard_end, SIGINT, SIGTERM and SIGHUP (where not ignored) only set a flag, which
+ * bench_interrupted turns into DRE_EIO naming the signal, so the benchmark stops at its next step and cleans up.
+ * bench_pipeline and bench_store guard themselves; other benchmark programs (bench/) use the same guard.
+ */
+void bench_guard_start(void);
+void bench_guard_end(void);
+int bench_interrupted(void);
+
 #endif
