@@ -63,7 +63,6 @@ static int level_cut(list_writer *w, int l)
 	put_le32(v->data + 4, v->n);
 	TRY(list_blob_id(w->r, w->cc, v->data, v->len, id));
 	TRY(w->sink(w->arg, id, v->data, v->len));
-	w->blobs++;
 	memcpy(ref, id, CRYPTO_ID_LEN);
 	put_le64(ref + CRYPTO_ID_LEN, v->below);
 	uint64_t below = v->below;
@@ -248,7 +247,24 @@ static int corrupt(const list_reader *lr, const char *why)
 	return err_set(DRE_ECORRUPT, "%s is damaged: %s", lr->what, why);
 }
 
-/* Reads the blob a reference points to into level l and checks its header against what the reference says. */
+/* Sums a blob's references against the count its parent promised. */
+static int check_ref_sum(list_reader *lr, int l)
+{
+	uint64_t sum = 0;
+	const uint8_t *d = lr->lv[l].data;
+	for (uint32_t i = 0; i < lr->lv[l].n; i++) {
+		uint64_t c = get_le64(d + LIST_HDR_LEN + (size_t)i * LIST_REF_LEN + CRYPTO_ID_LEN);
+		if (c == 0 || sum + c < sum)
+			return corrupt(lr, "a reference with an impossible count");
+		sum += c;
+	}
+	if (sum != lr->lv[l].count)
+		return corrupt(lr, "a list blob's references do not add up to its count");
+	return 0;
+}
+
+/* Reads the blob a reference points to into level l and checks it against what the reference says: its header,
+ * its length, and the counts of its own references. */
 static int load_level(list_reader *lr, int l, const uint8_t id[CRYPTO_ID_LEN], uint64_t count)
 {
 	if (lr->lv[l].data == NULL && (lr->lv[l].data = malloc(LIST_BLOB_MAX)) == NULL)
@@ -268,7 +284,7 @@ static int load_level(list_reader *lr, int l, const uint8_t id[CRYPTO_ID_LEN], u
 	lr->lv[l].n = n;
 	lr->lv[l].i = 0;
 	lr->lv[l].count = count;
-	return 0;
+	return l > 0 ? check_ref_sum(lr, l) : 0;
 }
 
 int list_reader_open(list_reader *lr, repo *r, const chunk_index *idx, uint8_t kind, const list_ref *root,
@@ -312,28 +328,11 @@ static int enter(list_reader *lr, int l, const uint8_t id[CRYPTO_ID_LEN], uint64
 		TRY(v);
 		if (v == 1) {
 			lr->left -= count;
-			lr->skipped += count;
 			return 0;
 		}
 	}
 	TRY(load_level(lr, l, id, count));
 	return 1;
-}
-
-/* Sums a blob's references against the count its parent promised, once, when it is entered. */
-static int check_ref_sum(list_reader *lr, int l)
-{
-	uint64_t sum = 0;
-	const uint8_t *d = lr->lv[l].data;
-	for (uint32_t i = 0; i < lr->lv[l].n; i++) {
-		uint64_t c = get_le64(d + LIST_HDR_LEN + (size_t)i * LIST_REF_LEN + CRYPTO_ID_LEN);
-		if (c == 0 || sum + c < sum)
-			return corrupt(lr, "a reference with an impossible count");
-		sum += c;
-	}
-	if (sum != lr->lv[l].count)
-		return corrupt(lr, "a list blob's references do not add up to its count");
-	return 0;
 }
 
 int list_reader_next(list_reader *lr, const uint8_t **entry, size_t *len)
@@ -348,8 +347,6 @@ int list_reader_next(list_reader *lr, const uint8_t **entry, size_t *len)
 			lr->top = -1;
 			return 0;
 		}
-		if (lr->top > 0)
-			TRY(check_ref_sum(lr, lr->top));
 		lr->depth = lr->top; /* the deepest level entered */
 	}
 	for (;;) {
@@ -389,8 +386,6 @@ int list_reader_next(list_reader *lr, const uint8_t **entry, size_t *len)
 		lr->lv[l].i++;
 		int e = enter(lr, l - 1, ref, get_le64(ref + CRYPTO_ID_LEN));
 		TRY(e);
-		if (e == 1 && l - 1 > 0)
-			TRY(check_ref_sum(lr, l - 1));
 		lr->depth = e == 1 ? l - 1 : l;
 	}
 }

@@ -63,7 +63,6 @@ typedef struct list_writer {
 	uint8_t kind;
 	list_level lv[LIST_MAX_LEVELS];
 	uint64_t count;
-	uint64_t blobs; /* blobs handed to the sink */
 	list_sink_fn sink;
 	void *arg;
 } list_writer;
@@ -110,7 +109,6 @@ typedef struct list_reader {
 	uint8_t root_id[CRYPTO_ID_LEN];
 	list_visit_fn visit;
 	void *visit_arg;
-	uint64_t skipped; /* level-0 entries in subtrees visit skipped */
 	const char *what;
 } list_reader;
 
