@@ -316,8 +316,7 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 	if (rc == 0 && o->read_data) {
 		crypto_ctx *cc = NULL;
 		ZSTD_DCtx *zd = ZSTD_createDCtx();
-		uint8_t *out = malloc(pack_blob_max(r, BLOB_LIST) > r->params.cdc_max ? pack_blob_max(r, BLOB_LIST)
-										     : r->params.cdc_max);
+		uint8_t *out = malloc(pack_blob_max_any(r));
 		rc = crypto_ctx_new(&cc);
 		if (rc == 0 && (zd == NULL || out == NULL))
 			rc = err_set(DRE_ENOMEM, "cannot allocate check buffers");

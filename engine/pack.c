@@ -90,8 +90,7 @@ int pack_writer_init(pack_writer *pw, const repo *r)
 
 int pack_writer_init_sized(pack_writer *pw, const repo *r, size_t target)
 {
-	size_t blob_max = r->params.cdc_max > BLOB_LIST_MAX_LEN ? r->params.cdc_max : BLOB_LIST_MAX_LEN;
-	return writer_init(pw, r, target, blob_max);
+	return writer_init(pw, r, target, pack_blob_max_any(r));
 }
 
 void pack_writer_free(pack_writer *pw)

@@ -85,6 +85,12 @@ static inline uint32_t pack_blob_max(const repo *r, uint8_t flags)
 	return (flags & BLOB_LIST) ? BLOB_LIST_MAX_LEN : r->params.cdc_max;
 }
 
+/* The largest raw length of any blob in r: a buffer this large takes a chunk or a list blob. */
+static inline uint32_t pack_blob_max_any(const repo *r)
+{
+	return r->params.cdc_max > BLOB_LIST_MAX_LEN ? r->params.cdc_max : BLOB_LIST_MAX_LEN;
+}
+
 static inline bool pack_writer_full(const pack_writer *pw)
 {
 	return pw->len >= pw->target;
