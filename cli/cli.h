@@ -143,7 +143,7 @@ void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9]);
 double mb_per_s(uint64_t bytes, double seconds);
 /* Prints j (taking the reference) indented, with a newline. */
 int cli_print_json(FILE *f, json_t *j);
-/* Prints snap_to_json() of s on stdout. */
+/* Prints s as JSON on stdout (snap_summary_json, then every node walked, with its chunk IDs when asked). */
 int cli_print_snapshot_json(repo *r, const snapshot *s, bool with_chunks);
 /* Prints "dre: warning: <msg>" on stderr; arg is NULL or the cli_progress whose line it first ends. */
 void cli_warn(void *arg, const char *msg);

@@ -146,7 +146,7 @@ static int ls_snapshot(cli_ctx *ctx, repo *r, const snapshot *s, void *arg)
 	TRY(snap_walk_open(r, NULL, s, false, &w));
 	while ((rc = snap_walk_next(w, &n)) == 1) {
 		fmt_mode(n.type, n.mode, mode);
-		fmt_time_local(n.type == NODE_STREAM ? s->time_ns : n.mtime_ns, mtime);
+		fmt_time_local(n.mtime_ns, mtime);
 		printf("%s %*" PRIu64 " %s %s%s%s\n", mode, width, n.size, mtime, n.path, n.link ? " -> " : "",
 		       n.link ? n.link : "");
 	}

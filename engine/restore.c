@@ -331,10 +331,7 @@ static int node_close(struct restore *rs)
 		if (rc == 0 && fchmod(rs->out_fd, n->mode & 07777) < 0)
 			rc = err_sys("cannot set the mode of %s", n->path);
 		struct timespec ts[2];
-		snap_node timed = *n;
-		if (n->type == NODE_STREAM) /* a stream has no time of its own: the push's start */
-			timed.mtime_ns = rs->s->time_ns;
-		node_times(&timed, ts);
+		node_times(n, ts);
 		if (rc == 0 && futimens(rs->out_fd, ts) < 0)
 			rc = err_sys("cannot set the times of %s", n->path);
 		if (close(rs->out_fd) < 0 && rc == 0)

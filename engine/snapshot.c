@@ -418,6 +418,8 @@ int snap_walk_next(snap_walk *w, snap_node *n)
 	if (n->nchunks > w->s->chunks_total - w->ids_seen)
 		return err_set(DRE_ECORRUPT, "snapshot %s is damaged: node %s claims more chunks than it holds",
 			       w->s->name, n->path);
+	if (n->type == NODE_STREAM) /* a stream has no time of its own: every reader gives it the push's start */
+		n->mtime_ns = w->s->time_ns;
 	w->nodes_seen++;
 	w->bytes_seen += n->size;
 	w->left = n->nchunks;

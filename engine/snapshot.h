@@ -82,7 +82,8 @@ int snap_node_decode(const uint8_t *p, size_t len, snap_node *n, char *path, cha
 /*
  * Walks a snapshot's nodes in order, and with chunks set, each node's chunk IDs: after snap_walk_next gave a
  * node, snap_walk_chunk gives its nchunks IDs one by one (any not taken are skipped). Memory is bounded
- * whatever the snapshot's size. idx finds the list blobs; NULL loads the repository's index (from the cache
+ * whatever the snapshot's size; a stream node comes with the snapshot's start time as its mtime (format-spec.md
+ * §10.3). idx finds the list blobs; NULL loads the repository's index (from the cache
  * when there is one). The end (0 from next) is reached only when every count the header gives matched.
  */
 typedef struct snap_walk snap_walk;
