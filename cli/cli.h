@@ -32,6 +32,7 @@ enum cli_exit {
 	CLI_EXIT_AUTH = 4,
 	CLI_EXIT_INTEGRITY = 5,
 	CLI_EXIT_PRODUCER = 6,
+	CLI_EXIT_BUSY = 7,
 };
 
 /* What --config FILE set (config.c); NULL where it is silent. */

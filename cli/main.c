@@ -58,6 +58,8 @@ static const char main_usage[] =
 	"  4  wrong password\n"
 	"  5  integrity problem (corrupt object, checksum mismatch, check found errors)\n"
 	"  6  the producer command of a push failed\n"
+	"  7  busy: a lock is held, or a concurrent prune planned to delete data this run relied on (nothing\n"
+	"     was committed; run it again)\n"
 	"  (wal-fetch: 1 when the file is not in the archive, 128 + the status above for any other error)\n"
 	"\n"
 	"Run 'dre help COMMAND' for the options of a command.\n";
@@ -125,6 +127,7 @@ int cli_exit_status(int rc)
 	case DRE_EAUTH: return CLI_EXIT_AUTH;
 	case DRE_ECORRUPT: return CLI_EXIT_INTEGRITY;
 	case DRE_EPRODUCER: return CLI_EXIT_PRODUCER;
+	case DRE_EBUSY: return CLI_EXIT_BUSY;
 	default: return CLI_EXIT_ERROR;
 	}
 }

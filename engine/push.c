@@ -300,7 +300,7 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	meter_start(&p->clock, &o->hooks);
 	pthread_mutex_init(&p->mu, NULL);
 	TRY(engine_check_name(o->name));
-	if (r->format < REPO_FORMAT_LISTS)
+	if (r->format < REPO_FORMAT_PRUNE)
 		return err_set(DRE_EUNSUPP, "the repository has format version %u, which this dre reads but does not "
 					    "write. HINT: 'dre migrate' upgrades it to version %d (older dre versions then "
 					    "cannot read it)",

@@ -18,11 +18,14 @@
 #include "store/store.h"
 
 /* The version new repositories get; dre reads every version from the minimum on (format-spec.md §13). */
-#define REPO_FORMAT_VERSION 3
+#define REPO_FORMAT_VERSION 4
 #define REPO_FORMAT_MIN_VERSION 1
 /* The first version whose snapshots keep their content in list blobs; an older repository is read as it is,
  * and written to only after `dre migrate` (format-spec.md §13). */
 #define REPO_FORMAT_LISTS 3
+/* The first version with locks and prune plans (format-spec.md §16): forget and prune need it, and a push into an
+ * older repository is refused, since a dre of that version would not follow the plans of a prune. */
+#define REPO_FORMAT_PRUNE 4
 #define REPO_ID_LEN 32
 
 /* Largest sizes dre accepts for whole-object reads: a damaged store cannot make it allocate without bound. */

@@ -83,6 +83,7 @@ const char *err_name(int code)
 	case DRE_EPERM: return "permission denied";
 	case DRE_EPRODUCER: return "producer failed";
 	case DRE_EUNSUPP: return "unsupported";
+	case DRE_EBUSY: return "busy";
 	}
 	return "error";
 }

@@ -28,6 +28,8 @@ enum dre_err {
 	DRE_EPERM     = -8,  /* permission denied or read-only file system */
 	DRE_EPRODUCER = -9,  /* the producer command of a push failed */
 	DRE_EUNSUPP   = -10, /* format version or feature this build does not know */
+	DRE_EBUSY     = -11, /* another process holds the repository (a lock), or a prune planned to delete what
+	                        this run relied on: nothing was committed; run it again */
 };
 
 /* Sets the message and returns code (so `return err_set(...)` reads naturally). */
