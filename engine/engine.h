@@ -55,6 +55,7 @@ typedef struct push_opts {
 	const char *name; /* snapshot name: 1..255 bytes, no "/" and no control characters */
 	int threads;      /* worker threads; 0 = one per online CPU */
 	engine_hooks hooks;
+	const char *lock_command; /* what its lock says it is (dre locks); NULL: "push" */
 } push_opts;
 
 typedef struct push_result {
@@ -110,12 +111,17 @@ typedef struct restore_result {
 int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_result *res);
 
 typedef struct check_opts {
-	bool read_data;
+	bool read_data;      /* read every pack the index names */
+	double read_percent; /* else, when > 0 (at most 100): that share of them, chosen at random, at least one */
+	uint32_t slice, slices; /* else, when slices > 0: the slice-th (1..slices) of slices deterministic slices by
+				 * pack ID, so runs with slice = 1..slices read every pack exactly once */
 	engine_hooks hooks; /* warn receives each problem found, one line each */
 } check_opts;
 
 typedef struct check_report {
-	size_t snapshots, packs, index_objects, chunks;
+	size_t snapshots, packs, index_objects;
+	size_t chunks, lists; /* chunks of data and list blobs (format-spec.md §10.2) the index holds */
+	size_t packs_read;    /* packs read and authenticated whole (read_data or a subset) */
 	size_t errors;      /* problems that make some snapshot unrestorable or the repository inconsistent */
 	size_t unreferenced_packs; /* packs no index lists (an interrupted push); not an error */
 	size_t incomplete_uploads; /* multipart uploads never completed (a push killed mid-put); not an error */

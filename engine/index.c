@@ -47,6 +47,14 @@ struct chunk_index {
 	/* index objects whose entries are all in here, sorted once loaded (the cache records them) */
 	uint8_t (*objects)[CRYPTO_ID_LEN];
 	size_t nobjects, objects_cap;
+
+	/* packs a prune plans to delete (sorted IDs): their entries are not found (format-spec.md §16.3 W1) */
+	uint8_t (*excluded)[CRYPTO_ID_LEN];
+	size_t nexcluded;
+	/* with tracking on, the packs a push relied on, by number (§16.3 W2) */
+	bool track;
+	uint8_t *used;
+	size_t used_cap;
 };
 
 static inline uint64_t key_prefix(const uint8_t *key) /* big-endian: the order of memcmp */
@@ -153,6 +161,8 @@ void index_free(chunk_index *idx)
 	free(idx->packs);
 	free(idx->pack_slots);
 	free(idx->objects);
+	free(idx->excluded);
+	free(idx->used);
 	free(idx);
 }
 
@@ -343,12 +353,76 @@ static int delta_grow(chunk_index *idx)
 	return 0;
 }
 
+static int id_cmp(const void *a, const void *b);
+
+static bool pack_excluded(const chunk_index *idx, uint32_t pack_no)
+{
+	return idx->nexcluded > 0 && pack_no < idx->npacks &&
+	       bsearch(idx->packs[pack_no], idx->excluded, idx->nexcluded, CRYPTO_ID_LEN, id_cmp) != NULL;
+}
+
+/* The slot of id, unless its location is in an excluded pack. */
+static slot *find_usable(const chunk_index *idx, const uint8_t *id)
+{
+	slot *s = find_slot(idx, id);
+	return s != NULL && !pack_excluded(idx, s->pack) ? s : NULL;
+}
+
+static int note_used(chunk_index *idx, uint32_t pack_no)
+{
+	if (!idx->track || pack_no == INDEX_PACK_PENDING)
+		return 0;
+	if (pack_no >= idx->used_cap) {
+		size_t cap = idx->used_cap ? idx->used_cap : 256;
+		while (cap <= pack_no)
+			cap *= 2;
+		uint8_t *u = realloc(idx->used, cap);
+		if (u == NULL)
+			return err_set(DRE_ENOMEM, "cannot grow the set of packs in use");
+		memset(u + idx->used_cap, 0, cap - idx->used_cap);
+		idx->used = u;
+		idx->used_cap = cap;
+	}
+	idx->used[pack_no] = 1;
+	return 0;
+}
+
 bool index_find(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], index_entry *out)
 {
-	const slot *s = find_slot(idx, id);
+	const slot *s = find_usable(idx, id);
 	if (s != NULL)
 		slot_to_entry(s, id, out);
 	return s != NULL;
+}
+
+int index_exclude_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], size_t n)
+{
+	if (n == 0)
+		return 0;
+	uint8_t(*e)[CRYPTO_ID_LEN] = realloc(idx->excluded, (idx->nexcluded + n) * CRYPTO_ID_LEN);
+	if (e == NULL)
+		return err_set(DRE_ENOMEM, "cannot hold the packs a prune plans to delete");
+	memcpy(e[idx->nexcluded], ids, n * CRYPTO_ID_LEN);
+	idx->excluded = e;
+	idx->nexcluded += n;
+	qsort(idx->excluded, idx->nexcluded, CRYPTO_ID_LEN, id_cmp);
+	return 0;
+}
+
+void index_track_use(chunk_index *idx)
+{
+	idx->track = true;
+}
+
+bool index_pack_used(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN])
+{
+	size_t mask = idx->pack_slots_cap - 1;
+	for (size_t i = key_hash(pack_id) & mask; idx->pack_slots[i] != 0; i = (i + 1) & mask) {
+		uint32_t n = idx->pack_slots[i] - 1;
+		if (memcmp(idx->packs[n], pack_id, CRYPTO_ID_LEN) == 0)
+			return n < idx->used_cap && idx->used[n];
+	}
+	return false;
 }
 
 int index_insert(chunk_index *idx, const index_entry *e)
@@ -358,8 +432,10 @@ int index_insert(chunk_index *idx, const index_entry *e)
 			       e->loc.raw_len);
 	slot *s = find_slot(idx, e->loc.id);
 	if (s != NULL) {
-		/* a location found by loading beats a pending reservation */
-		if (s->pack == INDEX_PACK_PENDING && e->pack != INDEX_PACK_PENDING)
+		/* a location found by loading beats a pending reservation, and one in a pack no prune plans to delete
+		 * beats one in a pack that a prune does (a repacked chunk) */
+		if ((s->pack == INDEX_PACK_PENDING && e->pack != INDEX_PACK_PENDING) ||
+		    (pack_excluded(idx, s->pack) && !pack_excluded(idx, e->pack)))
 			slot_from_entry(s, e);
 		return 0;
 	}
@@ -377,6 +453,15 @@ int index_insert(chunk_index *idx, const index_entry *e)
 
 int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
 {
+	slot *s = find_slot(idx, id);
+	if (s != NULL && !pack_excluded(idx, s->pack)) {
+		TRY(note_used(idx, s->pack));
+		return 0;
+	}
+	if (s != NULL) { /* only in a pack a prune is deleting: stored again, by this push */
+		s->pack = INDEX_PACK_PENDING;
+		return 1;
+	}
 	index_entry e;
 	memset(&e, 0, sizeof e);
 	memcpy(e.loc.id, id, CRYPTO_ID_LEN);
@@ -391,7 +476,7 @@ int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *pe)
 		return err_set(DRE_EINVAL, "internal: committing a chunk that was never reserved");
 	index_entry e = {.loc = *pe, .pack = pack_no};
 	slot_from_entry(s, &e);
-	return 0;
+	return note_used(idx, pack_no);
 }
 
 int index_each(const chunk_index *idx, int (*fn)(void *arg, const index_entry *e), void *arg)

@@ -69,6 +69,17 @@ int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]);
 /* Push: a reserved chunk's pack has been written; its entry gets the location. */
 int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *e);
 
+/*
+ * The deletion protocol's writer side (format-spec.md §16.3). A push excludes the packs that prune plans name
+ * before it loads: their entries are then not found (index_find, index_reserve), so what lives only there is
+ * stored again, and a location elsewhere (a repacked copy) replaces theirs. With tracking on, the index
+ * remembers each pack the push relied on: those index_reserve found a chunk in, and those index_commit put
+ * chunks in.
+ */
+int index_exclude_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], size_t n);
+void index_track_use(chunk_index *idx);
+bool index_pack_used(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN]);
+
 /* Calls fn for every entry (check); e->loc.id holds the INDEX_KEY_LEN bytes of the key, then zeros. */
 int index_each(const chunk_index *idx, int (*fn)(void *arg, const index_entry *e), void *arg);
 

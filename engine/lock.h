@@ -5,8 +5,8 @@
  * is safe without them): they keep two deleters (forget, prune, key remove) from running at once, let prune
  * leave alone the packs of pushes that are running, and show an operator who is there (`dre locks`).
  *
- *   LOCK_WRITE   push, pg-backup, copy into a repository: any number at once, beside a deleter.
- *   LOCK_DELETE  forget, prune: excludes every other live LOCK_DELETE (both may fail when two start together:
+ *   REPO_LOCK_WRITE   push, pg-backup, copy into a repository: any number at once, beside a deleter.
+ *   REPO_LOCK_DELETE  forget, prune: excludes every other live REPO_LOCK_DELETE (both may fail when two start together:
  *                each writes its lock, then lists; seeing another, it removes its own and fails with DRE_EBUSY).
  *
  * A lock is refreshed by a thread of its holder every LOCK_REFRESH_S seconds (a new object, then the old one
@@ -25,7 +25,7 @@
 #define LOCK_REFRESH_S 300
 #define LOCK_STALE_S 1800
 
-enum lock_kind { LOCK_WRITE = 1, LOCK_DELETE = 2 };
+enum lock_kind { REPO_LOCK_WRITE = 1, REPO_LOCK_DELETE = 2 };
 
 typedef struct repo_lock repo_lock;
 
@@ -42,13 +42,14 @@ typedef struct lock_info {
 	bool mine; /* the lock of this process */
 } lock_info;
 
-/* Takes a lock of kind for command and starts its refresh thread. LOCK_DELETE fails with DRE_EBUSY, naming the
- * holder, when another live LOCK_DELETE exists. */
+/* Takes a lock of kind for command and starts its refresh thread. REPO_LOCK_DELETE fails with DRE_EBUSY, naming the
+ * holder, when another live REPO_LOCK_DELETE exists. */
 int lock_acquire(repo *r, enum lock_kind kind, const char *command, repo_lock **out);
 
 /* Whether the holder may still rely on its lock: DRE_EBUSY when its object is gone (someone judged it stale and
- * removed it) or its last refresh is older than LOCK_STALE_S / 2 by this process's monotonic clock. A push
- * calls it before it writes an index object or its snapshot. */
+ * removed it), its last refresh is older than LOCK_STALE_S / 2 by this process's monotonic clock, or (for a
+ * REPO_LOCK_DELETE) another live REPO_LOCK_DELETE exists. A push calls it before it writes an index object or its
+ * snapshot, a prune before it deletes. */
 int lock_check(repo_lock *l);
 
 /* Stops the refresh thread and removes the lock object (a failure to remove is reported by warn, not returned:
@@ -60,7 +61,7 @@ int lock_list(repo *r, int (*fn)(void *arg, const lock_info *li), void *arg,
 	      void (*warn)(void *arg, const char *msg), void *warn_arg);
 
 /* Whether any live lock of kind exists other than l's own (l may be NULL). */
-int lock_any_live(repo *r, enum lock_kind kind, const repo_lock *l, bool *found);
+int lock_any_live(repo *r, enum lock_kind kind, repo_lock *l, bool *found);
 
 /* Removes stale locks (all locks with all), counting them in *removed. */
 int lock_remove(repo *r, bool all, size_t *removed);

@@ -266,7 +266,8 @@ static int backup_meta(push_session *ps, const pg_base_info *in, const char *pgd
 static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct server *sv, const char *pgdata,
 		      pg_backup_result *res)
 {
-	push_opts po = {.name = o->name ? o->name : "pg", .threads = o->threads, .hooks = o->hooks};
+	push_opts po = {.name = o->name ? o->name : "pg", .threads = o->threads, .hooks = o->hooks,
+			.lock_command = "pg-backup"};
 	push_session *ps = NULL;
 	PGresult *q;
 	struct stat pst;

@@ -35,10 +35,13 @@
 #include "engine/engine.h"
 #include "engine/index.h"
 #include "engine/list.h"
+#include "engine/lock.h"
 #include "engine/meter.h"
 #include "engine/pack.h"
+#include "engine/plan.h"
 #include "engine/push.h"
 #include "engine/reader.h"
+#include "engine/testhook.h"
 #include "engine/upload.h"
 #include "engine/workq.h"
 
@@ -94,7 +97,18 @@ struct push {
 	uint64_t bytes_in;
 	meter clock;
 	const push_tree *tree; /* a session's filter, NULL for engine_push_paths */
+
+	repo_lock *lock;  /* a write lock (format-spec.md §16.1) */
+	plan_guard guard; /* the prune plans read before the index (§16.3 W1) */
 };
+
+/* §16.3 W3: before each index object and the snapshot, the lock still holds and no prune that began during this
+ * push plans to delete a pack it relied on. Called with p->mu held or after the workers are joined. */
+static int push_guard(struct push *p)
+{
+	TRY(lock_check(p->lock));
+	return plan_guard_check(p->r, p->idx, &p->guard);
+}
 
 /* Records the entries of a pack that is durable in the store; the index object that lists them follows later.
  * Runs on a worker, or on an upload thread (uploader_done_fn). */
@@ -109,6 +123,8 @@ static int pack_stored(void *arg, const uint8_t id[CRYPTO_ID_LEN], const pack_en
 		rc = index_commit(p->idx, pack_no, &entries[i]);
 	if (rc == 0)
 		rc = index_builder_add_pack(&p->ib, id, entries, n);
+	if (rc == 0 && p->ib.nentries >= INDEX_FLUSH_ENTRIES)
+		rc = push_guard(p);
 	if (rc == 0 && p->ib.nentries >= INDEX_FLUSH_ENTRIES)
 		rc = index_builder_flush(&p->ib, p->r, p->idx);
 	p->stored_new += size;
@@ -322,8 +338,11 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	TRY(list_writer_init(&p->ids, r, LIST_CHUNKS, list_blob_store, p));
 	size_t lsize = r->params.pack_size < LIST_PACK_SIZE ? r->params.pack_size : LIST_PACK_SIZE;
 	TRY(pack_writer_init_sized(&p->lpw, r, lsize));
+	TRY(lock_acquire(r, REPO_LOCK_WRITE, o->lock_command ? o->lock_command : "push", &p->lock));
+	TRY(plan_guard_start(r, p->idx, &p->guard));
 	char cache[4200];
 	TRY(index_load(r, p->idx, index_cache_path(r, cache, sizeof cache), o->hooks.warn, o->hooks.arg, NULL));
+	test_pause("push-loaded");
 
 	p->nworkers = workq_workers(o->threads);
 	/* one buffer per worker, one queued and one being filled keep every worker busy (measured: a second
@@ -384,6 +403,8 @@ static void push_free(struct push *p)
 	list_writer_free(&p->ids);
 	pack_writer_free(&p->lpw);
 	snap_free(&p->snap);
+	plan_guard_free(&p->guard);
+	lock_release(p->lock, p->o->hooks.warn, p->o->hooks.arg);
 	pthread_mutex_destroy(&p->mu);
 }
 
@@ -449,6 +470,8 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 		if (rc == 0)
 			rc = pack_stored(p, p->lpw.id, p->lpw.entries, p->lpw.n, size);
 	}
+	if (rc == 0 && record && p->ib.nentries > 0)
+		rc = push_guard(p);
 	if (rc == 0 && record)
 		rc = index_builder_flush(&p->ib, p->r, p->idx);
 	if (rc < 0 || !record)
@@ -464,7 +487,20 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	if (s->chunks.count != s->chunks_total)
 		return err_set(DRE_EINVAL, "internal: the chunk list holds %" PRIu64 " chunks, the nodes %" PRIu64,
 			       s->chunks.count, s->chunks_total);
+	test_pause("push-before-snapshot");
+	TRY(push_guard(p));
 	TRY(snap_save(p->r, s));
+	test_pause("push-after-snapshot");
+	/* §16.3 W4: the snapshot is committed only when no plan written meanwhile names a pack it relies on */
+	int rc4 = plan_guard_check(p->r, p->idx, &p->guard);
+	if (rc4 < 0) {
+		char key[80], saved[1024];
+		snprintf(saved, sizeof saved, "%s", err_msg());
+		repo_object_key("snapshots/", s->id, key);
+		if (store_del(p->r->st, key) < 0)
+			return err_set(rc4, "%s; and snapshot %s could not be removed: %s", saved, key, err_msg());
+		return err_set(rc4, "%s", saved);
+	}
 	progress(p, true);
 
 	memcpy(res->id, s->id, CRYPTO_ID_LEN);
