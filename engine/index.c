@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/localfile.h"
+#include "engine/plan.h"
 #include "store/err.h"
 
 /* raw length and flags share a word: chunks are at most CDC_MAX_LIMIT (2^26) bytes */
@@ -51,10 +52,18 @@ struct chunk_index {
 	/* packs a prune plans to delete (sorted IDs): their entries are not found (format-spec.md §16.3 W1) */
 	uint8_t (*excluded)[CRYPTO_ID_LEN];
 	size_t nexcluded;
+	bool excluded_found; /* index_avoid_packs: their entries are still found, only placed last */
 	/* with tracking on, the packs a push relied on, by number (§16.3 W2) */
 	bool track;
 	uint8_t *used;
 	size_t used_cap;
+
+	/* with mapping on (prune): each index object read, in load order, and the packs each names */
+	bool map;
+	uint8_t (*map_objs)[CRYPTO_ID_LEN];
+	size_t nmap_objs, map_objs_cap;
+	index_object_pack *map_pairs;
+	size_t nmap_pairs, map_pairs_cap;
 };
 
 static inline uint64_t key_prefix(const uint8_t *key) /* big-endian: the order of memcmp */
@@ -163,6 +172,8 @@ void index_free(chunk_index *idx)
 	free(idx->objects);
 	free(idx->excluded);
 	free(idx->used);
+	free(idx->map_objs);
+	free(idx->map_pairs);
 	free(idx);
 }
 
@@ -365,7 +376,7 @@ static bool pack_excluded(const chunk_index *idx, uint32_t pack_no)
 static slot *find_usable(const chunk_index *idx, const uint8_t *id)
 {
 	slot *s = find_slot(idx, id);
-	return s != NULL && !pack_excluded(idx, s->pack) ? s : NULL;
+	return s != NULL && (idx->excluded_found || !pack_excluded(idx, s->pack)) ? s : NULL;
 }
 
 static int note_used(chunk_index *idx, uint32_t pack_no)
@@ -395,6 +406,53 @@ bool index_find(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], index_e
 	return s != NULL;
 }
 
+bool index_pack_lookup(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN], uint32_t *pack_no)
+{
+	size_t mask = idx->pack_slots_cap - 1;
+	for (size_t i = key_hash(pack_id) & mask; idx->pack_slots[i] != 0; i = (i + 1) & mask) {
+		uint32_t n = idx->pack_slots[i] - 1;
+		if (memcmp(idx->packs[n], pack_id, CRYPTO_ID_LEN) == 0) {
+			*pack_no = n;
+			return true;
+		}
+	}
+	return false;
+}
+
+int index_seal(chunk_index *idx)
+{
+	return idx->dcount > 0 ? delta_merge(idx) : 0;
+}
+
+bool index_locate(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], size_t *pos, index_entry *e)
+{
+	const slot *s = base_find(idx, id);
+	if (s == NULL)
+		return false;
+	*pos = (size_t)(s - idx->base);
+	slot_to_entry(s, id, e);
+	return true;
+}
+
+void index_entry_at(const chunk_index *idx, size_t pos, index_entry *e)
+{
+	slot_to_entry(&idx->base[pos], NULL, e);
+}
+
+void index_map_objects(chunk_index *idx)
+{
+	idx->map = true;
+}
+
+size_t index_mapped_objects(const chunk_index *idx, const uint8_t (**ids)[CRYPTO_ID_LEN],
+			    const index_object_pack **pairs, size_t *npairs)
+{
+	*ids = (const uint8_t(*)[CRYPTO_ID_LEN])idx->map_objs;
+	*pairs = idx->map_pairs;
+	*npairs = idx->nmap_pairs;
+	return idx->nmap_objs;
+}
+
 int index_exclude_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], size_t n)
 {
 	if (n == 0)
@@ -409,6 +467,12 @@ int index_exclude_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], s
 	return 0;
 }
 
+int index_avoid_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], size_t n)
+{
+	idx->excluded_found = true;
+	return index_exclude_packs(idx, ids, n);
+}
+
 void index_track_use(chunk_index *idx)
 {
 	idx->track = true;
@@ -416,13 +480,8 @@ void index_track_use(chunk_index *idx)
 
 bool index_pack_used(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN])
 {
-	size_t mask = idx->pack_slots_cap - 1;
-	for (size_t i = key_hash(pack_id) & mask; idx->pack_slots[i] != 0; i = (i + 1) & mask) {
-		uint32_t n = idx->pack_slots[i] - 1;
-		if (memcmp(idx->packs[n], pack_id, CRYPTO_ID_LEN) == 0)
-			return n < idx->used_cap && idx->used[n];
-	}
-	return false;
+	uint32_t n;
+	return index_pack_lookup(idx, pack_id, &n) && n < idx->used_cap && idx->used[n];
 }
 
 int index_insert(chunk_index *idx, const index_entry *e)
@@ -562,6 +621,11 @@ static int index_decode(chunk_index *idx, struct staging *st, const char *key, c
 		if (in.failed || (uint64_t)n * PACK_ENTRY_LEN > in.len - in.off)
 			break;
 		TRY(index_pack_intern(idx, pack_id, &pack_no));
+		if (idx->map) {
+			if (!array_room(&idx->map_pairs, &idx->map_pairs_cap, idx->nmap_pairs, sizeof *idx->map_pairs, 64))
+				return err_set(DRE_ENOMEM, "cannot map the index objects");
+			idx->map_pairs[idx->nmap_pairs++] = (index_object_pack){(uint32_t)idx->nmap_objs, pack_no, n};
+		}
 		while (st->cap < st->n + n)
 			if (!array_room(&st->s, &st->cap, st->cap, sizeof *st->s, 4096))
 				return err_set(DRE_ENOMEM, "cannot grow the chunk index");
@@ -586,10 +650,19 @@ static int staging_merge(chunk_index *idx, struct staging *st)
 		qsort(st->s, st->n, sizeof *st->s, slot_cmp);
 	size_t n = 0;
 	for (size_t i = 0; i < st->n; i++) {
-		if (n > 0 && memcmp(st->s[n - 1].key, st->s[i].key, INDEX_KEY_LEN) == 0)
-			continue; /* the same chunk in two packs (concurrent pushes): one location is enough */
-		if (base_find(idx, st->s[i].key) != NULL)
+		/* the same chunk in two packs (concurrent pushes, a repack): one location is enough, and one in a pack
+		 * that no prune plans to delete is the one to keep */
+		if (n > 0 && memcmp(st->s[n - 1].key, st->s[i].key, INDEX_KEY_LEN) == 0) {
+			if (pack_excluded(idx, st->s[n - 1].pack) && !pack_excluded(idx, st->s[i].pack))
+				st->s[n - 1] = st->s[i];
 			continue;
+		}
+		slot *known = base_find(idx, st->s[i].key);
+		if (known != NULL) {
+			if (pack_excluded(idx, known->pack) && !pack_excluded(idx, st->s[i].pack))
+				*known = st->s[i];
+			continue;
+		}
 		st->s[n++] = st->s[i];
 	}
 	int rc;
@@ -669,6 +742,23 @@ int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn 
 	char key[80], msg[1200];
 	bool cached = false;
 
+	/* While a prune plans to delete packs, every reader prefers another location of what they hold (a
+	 * repacked copy), and the cache is neither read nor written: it may have kept the planned location of a
+	 * chunk and dropped the copy (format-spec.md §16.3). A caller that read the plans itself (a push) has
+	 * excluded their packs already. */
+	if (idx->nexcluded == 0) {
+		plan_set plans;
+		TRY(plan_load_all(r, &plans));
+		int prc = 0;
+		for (size_t i = 0; prc == 0 && i < plans.n; i++)
+			for (size_t k = 0; prc == 0 && k < plans.items[i].n; k++)
+				prc = index_avoid_packs(idx, &plans.items[i].packs[k].id, 1);
+		plan_set_free(&plans);
+		TRY(prc);
+	}
+	if (idx->nexcluded > 0)
+		cache_path = NULL;
+
 	if (cache_path != NULL && idx->nbase == 0 && idx->dcount == 0) {
 		int rc = cache_load(r, idx, cache_path);
 		if (rc < 0 && rc != DRE_ENOTFOUND) {
@@ -706,13 +796,22 @@ int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn 
 		size_t len = 0, before = st.n;
 		repo_object_key("index/", l.ids[i], key);
 		rc = repo_get_object(r, 'I', key, &plain, &len);
+		size_t pairs_before = idx->nmap_pairs;
 		if (rc == 0)
 			rc = index_decode(idx, &st, key, plain, len);
 		free(plain);
+		if (rc == 0 && idx->map) {
+			if (array_room(&idx->map_objs, &idx->map_objs_cap, idx->nmap_objs, CRYPTO_ID_LEN, 64))
+				memcpy(idx->map_objs[idx->nmap_objs++], l.ids[i], CRYPTO_ID_LEN);
+			else
+				rc = err_set(DRE_ENOMEM, "cannot map the index objects");
+		}
+		if (rc < 0)
+			idx->nmap_pairs = pairs_before;
 		if (rc == 0) {
 			rc = object_note(idx, l.ids[i]);
 			fresh++;
-		} else if (rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) {
+		} else if ((rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) && !(idx->map && rc == DRE_ECORRUPT)) {
 			st.n = before; /* a damaged object adds nothing, and is not covered */
 			warn_msg(warn, warn_arg, err_msg());
 			rc = 0;
@@ -733,6 +832,23 @@ int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn 
 		warn_msg(warn, warn_arg, msg);
 	}
 	return 0;
+}
+
+int index_object_read(repo *r, chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
+{
+	struct staging st = {0};
+	uint8_t *plain = NULL;
+	size_t len = 0;
+	char key[80];
+	repo_object_key("index/", id, key);
+	int rc = repo_get_object(r, 'I', key, &plain, &len);
+	if (rc == 0)
+		rc = index_decode(idx, &st, key, plain, len);
+	free(plain);
+	if (rc == 0)
+		rc = staging_merge(idx, &st);
+	free(st.s);
+	return rc;
 }
 
 /*

@@ -77,8 +77,34 @@ int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *e);
  * chunks in.
  */
 int index_exclude_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], size_t n);
+/* Prune: the same preference for locations outside these packs, but entries only there are still found. */
+int index_avoid_packs(chunk_index *idx, const uint8_t (*ids)[CRYPTO_ID_LEN], size_t n);
 void index_track_use(chunk_index *idx);
 bool index_pack_used(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN]);
+
+/*
+ * Prune. With mapping on (before index_load, without a cache), the load records each index object it reads and
+ * the packs it names (with how many entries), and a damaged index object fails the load instead of being
+ * skipped: a prune must not take a pack whose index object it could not read for one that no index names.
+ * Sealing merges every entry into the sorted array; positions (0 .. index_count - 1) then stay put, and
+ * index_locate gives a chunk's position and entry whatever plans exclude.
+ */
+typedef struct index_object_pack {
+	uint32_t object; /* number in load order */
+	uint32_t pack;   /* number in the pack table */
+	uint32_t entries;
+} index_object_pack;
+void index_map_objects(chunk_index *idx);
+size_t index_mapped_objects(const chunk_index *idx, const uint8_t (**ids)[CRYPTO_ID_LEN],
+			    const index_object_pack **pairs, size_t *npairs);
+int index_seal(chunk_index *idx);
+/* The number of a pack ID already in the pack table (false when it is not). */
+bool index_pack_lookup(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN], uint32_t *pack_no);
+/* Reads one index object into idx (an error when it is damaged or gone). */
+int index_object_read(repo *r, chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]);
+bool index_locate(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], size_t *pos, index_entry *e);
+/* The entry at a position of a sealed index (its ID holds the INDEX_KEY_LEN key bytes, then zeros). */
+void index_entry_at(const chunk_index *idx, size_t pos, index_entry *e);
 
 /* Calls fn for every entry (check); e->loc.id holds the INDEX_KEY_LEN bytes of the key, then zeros. */
 int index_each(const chunk_index *idx, int (*fn)(void *arg, const index_entry *e), void *arg);
@@ -98,7 +124,9 @@ void index_builder_free(index_builder *b);
 
 typedef void (*index_warn_fn)(void *arg, const char *msg);
 
-/* Reads every index object in the store into idx; damaged ones are reported via warn and skipped.
+/* Reads every index object in the store into idx; damaged ones are reported via warn and skipped. Packs that
+ * prune plans name are avoided (index_avoid_packs) unless the caller excluded packs itself, and then the cache
+ * is not used (format-spec.md §16.3).
  * *objects (when not NULL) counts the index objects found, damaged ones included.
  * With cache_path (NULL: none) it starts from the cache there when that is valid, reads only the index objects
  * the cache does not cover, and rewrites the cache when it read any. A cache that cannot be read or written

@@ -54,6 +54,7 @@ static int lock_encode(const lock_info *li, buf *b)
 	buf_u8(b, li->kind);
 	buf_u16(b, 0);
 	buf_u32(b, li->pid);
+	buf_put(b, li->session, LOCK_SESSION_LEN);
 	buf_u64(b, (uint64_t)li->created_ns);
 	buf_u64(b, (uint64_t)li->refreshed_ns);
 	buf_str16(b, li->host);
@@ -76,6 +77,9 @@ static int lock_decode(const char *key, const uint8_t *p, size_t len, lock_info 
 	li->kind = rd_u8(&in);
 	rd_u16(&in);
 	li->pid = rd_u32(&in);
+	const uint8_t *session = rd_take(&in, LOCK_SESSION_LEN);
+	if (session != NULL)
+		memcpy(li->session, session, LOCK_SESSION_LEN);
 	li->created_ns = (int64_t)rd_u64(&in);
 	li->refreshed_ns = (int64_t)rd_u64(&in);
 	char *host = rd_str16(&in), *user = rd_str16(&in), *command = rd_str16(&in);
@@ -279,6 +283,11 @@ int lock_acquire(repo *r, enum lock_kind kind, const char *command, repo_lock **
 	l->info.kind = (uint8_t)kind;
 	l->info.pid = (uint32_t)getpid();
 	l->info.created_ns = l->info.refreshed_ns = meter_now_ns();
+	int rs = crypto_random(l->info.session, LOCK_SESSION_LEN);
+	if (rs < 0) {
+		free(l);
+		return rs;
+	}
 	copy_str(l->info.command, sizeof l->info.command, command);
 	this_host(l->info.host, sizeof l->info.host);
 	struct passwd pw, *pwp = NULL;
@@ -364,6 +373,36 @@ void lock_release(repo_lock *l, void (*warn)(void *arg, const char *msg), void *
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	free(l);
+}
+
+struct sessions_ctx {
+	uint8_t kind;
+	uint8_t *s;
+	size_t n, cap;
+};
+
+static int session_one(void *arg, const lock_info *li)
+{
+	struct sessions_ctx *c = arg;
+	if (li->kind != c->kind || li->stale)
+		return 0;
+	if (!array_room(&c->s, &c->cap, c->n, LOCK_SESSION_LEN, 16))
+		return err_set(DRE_ENOMEM, "cannot list the lock sessions");
+	memcpy(c->s + c->n++ * LOCK_SESSION_LEN, li->session, LOCK_SESSION_LEN);
+	return 0;
+}
+
+int lock_live_sessions(repo *r, enum lock_kind kind, uint8_t **sessions, size_t *n)
+{
+	struct sessions_ctx c = {(uint8_t)kind, NULL, 0, 0};
+	int rc = lock_list(r, session_one, &c, NULL, NULL);
+	if (rc < 0) {
+		free(c.s);
+		return rc;
+	}
+	*sessions = c.s;
+	*n = c.n;
+	return 0;
 }
 
 struct remove_ctx {

@@ -22,7 +22,7 @@ int plan_write(repo *r, prune_plan *p)
 	TRY(crypto_random(id, sizeof id));
 	repo_object_key(PLAN_PREFIX, id, p->key);
 	buf_u8(&b, PLAN_FORMAT);
-	buf_u8(&b, 0);
+	buf_u8(&b, p->done ? 1 : 0);
 	buf_u16(&b, 0);
 	buf_u32(&b, (uint32_t)p->n);
 	buf_u64(&b, (uint64_t)p->created_ns);
@@ -30,6 +30,8 @@ int plan_write(repo *r, prune_plan *p)
 		buf_put(&b, p->packs[i].id, CRYPTO_ID_LEN);
 		buf_u8(&b, p->packs[i].reason);
 	}
+	buf_u32(&b, (uint32_t)p->nsessions);
+	buf_put(&b, p->sessions, p->nsessions * PLAN_SESSION_LEN);
 	int rc = buf_check(&b, "prune plan");
 	if (rc == 0)
 		rc = repo_put_object(r, 'P', p->key, b.data, b.len, STORE_PUT_CREATE_ONCE);
@@ -46,15 +48,17 @@ int plan_read(repo *r, const char *key, uint64_t size, prune_plan *out)
 	TRY(repo_get_object_sized(r, 'P', key, size, &plain, &len));
 	rd in = rd_make(plain, len);
 	uint8_t format = rd_u8(&in);
-	rd_u8(&in);
+	uint8_t flags = rd_u8(&in);
 	rd_u16(&in);
 	uint32_t n = rd_u32(&in);
 	out->created_ns = (int64_t)rd_u64(&in);
+	out->done = flags & 1;
 	int rc = 0;
-	if (in.failed || format != PLAN_FORMAT || n > PLAN_MAX_PACKS || in.len - in.off != (size_t)n * (CRYPTO_ID_LEN + 1))
+	if (in.failed || format != PLAN_FORMAT || (flags & ~1u) || n > PLAN_MAX_PACKS ||
+	    in.len - in.off < (size_t)n * (CRYPTO_ID_LEN + 1) + 4)
 		rc = err_set(format != PLAN_FORMAT && !in.failed ? DRE_EUNSUPP : DRE_ECORRUPT,
-			     "prune plan %s is malformed (format %u, %" PRIu32 " packs in %zu bytes)", key, format, n,
-			     len);
+			     "prune plan %s is malformed (format %u, flags %u, %" PRIu32 " packs in %zu bytes)", key, format,
+			     flags, n, len);
 	if (rc == 0 && n > 0 && (out->packs = malloc((size_t)n * sizeof *out->packs)) == NULL)
 		rc = err_set(DRE_ENOMEM, "cannot read prune plan %s", key);
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
@@ -65,6 +69,18 @@ int plan_read(repo *r, const char *key, uint64_t size, prune_plan *out)
 				     out->packs[i].reason);
 	}
 	out->n = n;
+	uint32_t ns = rc == 0 ? rd_u32(&in) : 0;
+	if (rc == 0 && (in.failed || in.len - in.off != (size_t)ns * PLAN_SESSION_LEN))
+		rc = err_set(DRE_ECORRUPT, "prune plan %s is malformed: %" PRIu32 " sessions in %zu bytes", key, ns,
+			     in.len - in.off);
+	if (rc == 0 && ns > 0) {
+		out->sessions = malloc((size_t)ns * PLAN_SESSION_LEN);
+		if (out->sessions == NULL)
+			rc = err_set(DRE_ENOMEM, "cannot read prune plan %s", key);
+		else
+			memcpy(out->sessions, rd_take(&in, (size_t)ns * PLAN_SESSION_LEN), (size_t)ns * PLAN_SESSION_LEN);
+		out->nsessions = ns;
+	}
 	free(plain);
 	if (rc < 0)
 		plan_free(out);
@@ -74,8 +90,10 @@ int plan_read(repo *r, const char *key, uint64_t size, prune_plan *out)
 void plan_free(prune_plan *p)
 {
 	free(p->packs);
+	free(p->sessions);
 	p->packs = NULL;
-	p->n = 0;
+	p->sessions = NULL;
+	p->n = p->nsessions = 0;
 }
 
 struct load_ctx {

@@ -19,11 +19,18 @@ typedef struct plan_pack {
 	uint8_t reason;
 } plan_pack;
 
+/* A plan, or once its prune has deleted the packs, a tombstone (done): it stays until none of the write locks
+ * that were live when it was written is live any more, so that a writer that loaded the index before the plan
+ * existed still sees it at W3/W4 (format-spec.md §16.4). */
+#define PLAN_SESSION_LEN 16
 typedef struct prune_plan {
 	char key[80]; /* "prune/<hex>" */
 	int64_t created_ns;
+	bool done;
 	plan_pack *packs;
 	size_t n;
+	uint8_t *sessions; /* tombstone: PLAN_SESSION_LEN bytes each */
+	size_t nsessions;
 } prune_plan;
 
 /* Writes p under a fresh key (create-once); p->key gets it. */

@@ -1,6 +1,8 @@
 #include "engine/testhook.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -8,6 +10,9 @@
 
 void test_pause(const char *name)
 {
+	const char *kill_at = getenv("DRE_TEST_KILL_AT");
+	if (kill_at != NULL && strcmp(kill_at, name) == 0)
+		raise(SIGKILL);
 	const char *dir = getenv("DRE_TEST_PAUSE");
 	if (dir == NULL || dir[0] == '\0')
 		return;
