@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/pg.h"
+#include "engine/walexpire.h"
 
 /* ---- wal-push ---- */
 
@@ -146,17 +147,90 @@ const cli_command cmd_wal_fetch = {
 
 /* ---- wal-show ---- */
 
-static json_t *gaps_json(const wal_timeline *t, uint32_t seg_size, size_t *ngaps)
+/* The archive as WAL expiry sees it (format-spec.md §16.5): one system's base backups and what follows from
+ * them. A stretch that expiry removed is told apart from WAL that went missing, and the point-in-time window is
+ * the one the archive gives now, after whatever expiry did. */
+struct sys_view {
+	wal_expire_backup *b; /* the system's backups, in st.backups order (pg_backup_entry index in idx) */
+	size_t *idx, n;
+	uint64_t first_free; /* the lowest archived segment outside every backup's range */
+	uint64_t run_from;   /* every segment from it to the archive's last is archived (on some timeline) */
+	bool any;            /* the system has a segment at all */
+	uint64_t last;
+	uint32_t last_tli;
+};
+
+static bool archived_anywhere(const wal_system *s, uint64_t segno)
+{
+	for (size_t k = 0; k < s->ntl; k++)
+		if (wal_timeline_has(&s->tls[k], segno))
+			return true;
+	return false;
+}
+
+static int sys_view_make(const pg_status *st, const wal_system *s, struct sys_view *v)
+{
+	memset(v, 0, sizeof *v);
+	v->b = calloc(st->nbackups ? st->nbackups : 1, sizeof *v->b);
+	v->idx = calloc(st->nbackups ? st->nbackups : 1, sizeof *v->idx);
+	if (v->b == NULL || v->idx == NULL) {
+		free(v->b);
+		free(v->idx);
+		return err_set(DRE_ENOMEM, "cannot show the WAL archive");
+	}
+	for (size_t i = 0; i < st->nbackups; i++) {
+		const pg_base_info *in = &st->backups[i].info;
+		if (in->system_id != s->system_id)
+			continue;
+		v->idx[v->n] = i;
+		v->b[v->n++] = (wal_expire_backup){.start_segno = wal_lsn_segno(in->start_lsn, in->seg_size),
+						   .stop_segno = wal_lsn_segno(in->stop_lsn - 1, in->seg_size),
+						   .time_ns = in->start_ns, .stop_ns = in->stop_ns, .on_path = true};
+	}
+	v->first_free = UINT64_MAX;
+	for (size_t k = 0; k < s->ntl; k++) {
+		const wal_timeline *t = &s->tls[k];
+		uint64_t ff = wal_expire_first_free(t->segnos, t->nseg, v->b, v->n);
+		if (ff < v->first_free)
+			v->first_free = ff;
+		if (t->nseg && (!v->any || t->segnos[t->nseg - 1] >= v->last)) {
+			v->any = true;
+			v->last = t->segnos[t->nseg - 1];
+			v->last_tli = t->tli;
+		}
+	}
+	v->run_from = v->last;
+	while (v->any && v->run_from > 0 && archived_anywhere(s, v->run_from - 1))
+		v->run_from--;
+	return 0;
+}
+
+static void sys_view_free(struct sys_view *v)
+{
+	free(v->b);
+	free(v->idx);
+}
+
+/* A backup restores to any time after its end when its own WAL is there and every segment after its start is. */
+static bool backup_pitr(const struct sys_view *v, size_t j, const pg_backup_entry *e)
+{
+	return e->wal_complete && v->any && v->b[j].start_segno >= v->run_from;
+}
+
+static json_t *gaps_json(const wal_timeline *t, uint32_t seg_size, const struct sys_view *v, size_t *ngaps,
+			 size_t *nexpired)
 {
 	json_t *a = json_array();
 	for (size_t i = 1; i < t->nseg; i++)
 		if (t->segnos[i] != t->segnos[i - 1] + 1) {
 			char from[WAL_NAME_MAX], to[WAL_NAME_MAX];
+			bool expired = wal_expire_gap_expired(t->segnos[i - 1] + 1, t->segnos[i] - 1, v->first_free, v->b, v->n);
 			wal_segment_name(t->tli, t->segnos[i - 1] + 1, seg_size, from);
 			wal_segment_name(t->tli, t->segnos[i] - 1, seg_size, to);
-			json_array_append_new(a, json_pack("{s:s, s:s, s:I}", "from", from, "to", to, "segments",
-							   (json_int_t)(t->segnos[i] - t->segnos[i - 1] - 1)));
-			(*ngaps)++;
+			json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:b}", "from", from, "to", to, "segments",
+							   (json_int_t)(t->segnos[i] - t->segnos[i - 1] - 1), "expired",
+							   expired));
+			(*(expired ? nexpired : ngaps))++;
 		}
 	return a;
 }
@@ -165,14 +239,18 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 {
 	(void)arg;
 	pg_status st;
-	size_t ngaps = 0, nbroken = 0;
+	size_t ngaps = 0, nexpired = 0, nbroken = 0;
+	int rc = 0;
 	TRY(engine_pg_status(r, &st));
 	json_t *systems = json_array();
-	for (size_t i = 0; i < st.archive.n; i++) {
+	for (size_t i = 0; rc == 0 && i < st.archive.n; i++) {
 		const wal_system *s = &st.archive.sys[i];
+		struct sys_view v;
 		char sysid[24];
+		if ((rc = sys_view_make(&st, s, &v)) < 0)
+			break;
 		snprintf(sysid, sizeof sysid, "%" PRIu64, s->system_id);
-		json_t *tls = json_array(), *backups = json_array();
+		json_t *tls = json_array(), *backups = json_array(), *window = NULL;
 		for (size_t k = 0; k < s->ntl; k++) {
 			const wal_timeline *t = &s->tls[k];
 			char first[WAL_NAME_MAX] = "", last[WAL_NAME_MAX] = "";
@@ -183,35 +261,54 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 			json_array_append_new(tls, json_pack("{s:i, s:s?, s:s?, s:I, s:o, s:b, s:I, s:I}", "timeline",
 							     (int)t->tli, "first", t->nseg ? first : NULL, "last",
 							     t->nseg ? last : NULL, "segments", (json_int_t)t->nseg,
-							     "gaps", gaps_json(t, s->seg_size, &ngaps), "history",
+							     "gaps", gaps_json(t, s->seg_size, &v, &ngaps, &nexpired), "history",
 							     t->history, "partial", (json_int_t)t->npartial,
 							     "backup_files", (json_int_t)t->nbackup));
 		}
-		for (size_t b = 0; b < st.nbackups; b++) {
-			const pg_backup_entry *e = &st.backups[b];
-			if (e->info.system_id != s->system_id)
-				continue;
+		const pg_backup_entry *earliest = NULL; /* of the backups that restore to any time after their end */
+		for (size_t j = 0; j < v.n; j++) {
+			const pg_backup_entry *e = &st.backups[v.idx[j]];
 			char id[2 * CRYPTO_ID_LEN + 1], start[24], stop[24], stop_time[40];
+			bool pitr = backup_pitr(&v, j, e);
 			hex_encode(e->id, CRYPTO_ID_LEN, id);
 			wal_lsn_format(e->info.start_lsn, start);
 			wal_lsn_format(e->info.stop_lsn, stop);
 			fmt_time_utc(e->info.stop_ns, stop_time);
 			nbroken += !e->wal_complete;
+			if (pitr && (earliest == NULL || e->info.stop_ns < earliest->info.stop_ns))
+				earliest = e;
 			json_array_append_new(
 				backups,
-				json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s?}", "id", id, "name",
+				json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s?, s:b}", "id", id, "name",
 					  e->name, "timeline", (int)e->info.timeline, "start_lsn", start, "stop_lsn",
 					  stop, "start_wal", e->info.start_wal, "stop_wal", e->info.stop_wal,
 					  "restorable_from", stop_time, "stop_time_ns", (json_int_t)e->info.stop_ns,
-					  "wal_complete", e->wal_complete, "missing", e->wal_complete ? NULL : e->wal_missing));
+					  "wal_complete", e->wal_complete, "missing", e->wal_complete ? NULL : e->wal_missing,
+					  "pitr", pitr));
 		}
-		json_array_append_new(systems, json_pack("{s:s, s:I, s:o, s:o}", "system_id", sysid, "segment_size",
-							 (json_int_t)s->seg_size, "timelines", tls, "backups", backups));
+		if (earliest != NULL) {
+			char id[2 * CRYPTO_ID_LEN + 1], from[40], last[WAL_NAME_MAX];
+			hex_encode(earliest->id, CRYPTO_ID_LEN, id);
+			fmt_time_utc(earliest->info.stop_ns, from);
+			wal_segment_name(v.last_tli, v.last, s->seg_size, last);
+			window = json_pack("{s:s, s:I, s:s, s:s, s:s}", "from", from, "from_ns",
+					   (json_int_t)earliest->info.stop_ns, "backup", id, "first_wal",
+					   earliest->info.start_wal, "last_wal", last);
+		}
+		json_array_append_new(systems, json_pack("{s:s, s:I, s:o, s:o, s:o?}", "system_id", sysid, "segment_size",
+							 (json_int_t)s->seg_size, "timelines", tls, "backups", backups,
+							 "recoverable", window));
+		sys_view_free(&v);
 	}
-	int rc = 0;
+	if (rc < 0) {
+		json_decref(systems);
+		pg_status_free(&st);
+		return rc;
+	}
 	if (ctx->json) {
-		rc = cli_print_json(stdout, json_pack("{s:o, s:I, s:I}", "systems", systems, "gaps", (json_int_t)ngaps,
-						      "backups_missing_wal", (json_int_t)nbroken));
+		rc = cli_print_json(stdout, json_pack("{s:o, s:I, s:I, s:I}", "systems", systems, "gaps", (json_int_t)ngaps,
+						      "expired_gaps", (json_int_t)nexpired, "backups_missing_wal",
+						      (json_int_t)nbroken));
 	} else {
 		if (st.archive.n == 0)
 			printf("no WAL archived in this repository\n");
@@ -235,26 +332,37 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 				json_array_foreach(json_object_get(tj, "gaps"), gi, gj) {
 					const char *from = json_string_value(json_object_get(gj, "from"));
 					const char *to = json_string_value(json_object_get(gj, "to"));
-					printf("    MISSING: %s%s%s (%lld segments)\n", from, strcmp(from, to) ? " .. " : "",
-					       strcmp(from, to) ? to : "",
-					       (long long)json_integer_value(json_object_get(gj, "segments")));
+					bool expired = json_is_true(json_object_get(gj, "expired"));
+					long long n = (long long)json_integer_value(json_object_get(gj, "segments"));
+					printf("    %s: %s%s%s (%lld segment%s%s)\n", expired ? "expired" : "MISSING", from,
+					       strcmp(from, to) ? " .. " : "", strcmp(from, to) ? to : "", n, n == 1 ? "" : "s",
+					       expired ? ", which no base backup kept needs" : "");
 				}
 			}
 			size_t bi;
 			json_t *bj;
 			json_array_foreach(json_object_get(sj, "backups"), bi, bj) {
-				printf("  base backup %.8s (%s) timeline %d, WAL %s .. %s, restores to %s or later%s%s\n",
+				bool complete = json_is_true(json_object_get(bj, "wal_complete"));
+				bool pitr = json_is_true(json_object_get(bj, "pitr"));
+				printf("  base backup %.8s (%s) timeline %d, WAL %s .. %s, restores to %s%s%s\n",
 				       json_string_value(json_object_get(bj, "id")),
 				       json_string_value(json_object_get(bj, "name")),
 				       (int)json_integer_value(json_object_get(bj, "timeline")),
 				       json_string_value(json_object_get(bj, "start_wal")),
 				       json_string_value(json_object_get(bj, "stop_wal")),
 				       json_string_value(json_object_get(bj, "restorable_from")),
-				       json_is_true(json_object_get(bj, "wal_complete")) ? "" : "; NOT RESTORABLE: missing ",
-				       json_is_true(json_object_get(bj, "wal_complete"))
-					       ? ""
-					       : json_string_value(json_object_get(bj, "missing")));
+				       !complete ? "; NOT RESTORABLE: missing "
+				       : pitr	 ? " or later"
+						 : " only (its end: the WAL after it is not all archived)",
+				       complete ? "" : json_string_value(json_object_get(bj, "missing")));
 			}
+			json_t *w = json_object_get(sj, "recoverable");
+			if (w != NULL)
+				printf("  point-in-time recovery: from %s (base backup %.8s) to the end of the archive (%s)\n",
+				       json_string_value(json_object_get(w, "from")), json_string_value(json_object_get(w, "backup")),
+				       json_string_value(json_object_get(w, "last_wal")));
+			else
+				printf("  point-in-time recovery: none (no base backup has all the WAL after it)\n");
 		}
 		json_decref(systems);
 	}
@@ -281,8 +389,10 @@ const cli_command cmd_wal_show = {
 		 "\n"
 		 "For each cluster (system identifier) and timeline: the first and last archived segment, every\n"
 		 "missing segment between them, the history file; then each base backup, its WAL range and the\n"
-		 "earliest time it can restore to (its end). Exit status 5 when a segment is missing or a base\n"
-		 "backup lacks WAL it needs, so that monitoring can alert on it.\n",
+		 "earliest time it can restore to (its end), and the point-in-time window: from the end of the\n"
+		 "oldest base backup with all the WAL after it to the end of the archive. Segments that WAL expiry\n"
+		 "('dre forget', format-spec.md 16.5) removed show as expired, not missing. Exit status 5 when a\n"
+		 "segment is missing or a base backup lacks WAL it needs, so that monitoring can alert on it.\n",
 };
 
 /* ---- pg-backup ---- */

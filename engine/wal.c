@@ -888,6 +888,35 @@ struct listing {
 	size_t nsegs, cap;
 };
 
+int wal_key_parse(const char *key, uint64_t *system_id, char name[WAL_NAME_MAX], wal_name *wn)
+{
+	char *end;
+	if (strncmp(key, "wal/", 4) != 0)
+		goto bad;
+	*system_id = strtoull(key + 4, &end, 10);
+	if (*end != '/' || *system_id == 0)
+		goto bad;
+	const char *slash = strrchr(end, '/');
+	if (slash == end || strlen(slash + 1) >= WAL_NAME_MAX)
+		goto bad;
+	/* back to PostgreSQL's uppercase hex: everything before the suffix (.partial, .backup, .history) */
+	snprintf(name, WAL_NAME_MAX, "%s", slash + 1);
+	char *dot = strrchr(name, '.');
+	for (char *p = name; *p && (dot == NULL || p < dot); p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	if (wal_name_parse(name, wn) == 0)
+		return 0;
+bad:
+	return err_set(DRE_EINVAL, "%s is not an archived WAL file", key);
+}
+
+int wal_system_seg_size(repo *r, uint64_t system_id, uint32_t *seg_size)
+{
+	uint16_t magic;
+	return system_load(r, system_id, seg_size, &magic);
+}
+
 static int list_one(void *arg, const char *key, uint64_t size)
 {
 	(void)size;
@@ -901,21 +930,10 @@ static int list_one(void *arg, const char *key, uint64_t size)
 	wal_system *s = archive_system(l->a, sysid);
 	if (s == NULL)
 		return err_set(DRE_ENOMEM, "cannot list the WAL archive");
-	if (strcmp(end, "/system") == 0)
-		return 0;
-	const char *slash = strrchr(end, '/');
 	char name[WAL_NAME_MAX];
 	wal_name wn;
-	if (slash == NULL || strlen(slash + 1) >= sizeof name)
-		return 0;
-	/* back to PostgreSQL's uppercase hex: everything before the suffix (.partial, .backup, .history) */
-	snprintf(name, sizeof name, "%s", slash + 1);
-	char *dot = strrchr(name, '.');
-	for (char *p = name; *p && (dot == NULL || p < dot); p++)
-		if (*p >= 'a' && *p <= 'f')
-			*p = (char)(*p - 'a' + 'A');
-	if (wal_name_parse(name, &wn) < 0)
-		return 0; /* not a WAL object: ignored, as the spec says */
+	if (wal_key_parse(key, &sysid, name, &wn) < 0)
+		return 0; /* the system record, or not a WAL object: ignored, as the spec says */
 	wal_timeline *t = system_timeline(s, wn.tli);
 	if (t == NULL)
 		return err_set(DRE_ENOMEM, "cannot list the WAL archive");

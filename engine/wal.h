@@ -49,6 +49,12 @@ void wal_lsn_format(uint64_t lsn, char out[24]);
 
 /* The store key of archived file name: "wal/<system>/<timeline>/<name>", hex digits in lowercase. */
 int wal_object_key(uint64_t system_id, const char *name, char out[WAL_KEY_MAX]);
+/* The other way, for a listing of wal/: the system and the file's name in PostgreSQL's uppercase form.
+ * DRE_EINVAL for any other key (the system record, objects that are not WAL files). */
+int wal_key_parse(const char *key, uint64_t *system_id, char name[WAL_NAME_MAX], wal_name *wn);
+/* The segment size the repository records for a system (its "system" object); DRE_ENOTFOUND before the
+ * first segment of the system was archived. */
+int wal_system_seg_size(repo *r, uint64_t system_id, uint32_t *seg_size);
 
 /* The system identifier in DIR/global/pg_control (the first 8 bytes of the control file). */
 int wal_pgdata_system_id(const char *pgdata, uint64_t *out);
