@@ -1,6 +1,6 @@
 /*
  * cmd_repo.c — the commands about the repository itself rather than its snapshots: `init` (create it with its
- * chunking and packing parameters), `key` (add or list passwords) and `cat` (print the config or a snapshot as
+ * chunking and packing parameters), `key` (add, list, remove or change passwords) and `cat` (print the config or a snapshot as
  * JSON, for people debugging and for scripts).
  */
 #include "cli/cli.h"
@@ -100,25 +100,83 @@ static int key_add(cli_ctx *ctx, repo *r, void *arg)
 	return 0;
 }
 
-static int key_print(void *arg, const char *name)
+static const char *kdf_name(const repo_key_info *k)
 {
-	json_t *names = arg;
-	if (names != NULL)
-		return json_array_append_new(names, json_string(name)) == 0 ? 0 : err_set(DRE_ENOMEM, "out of memory");
-	printf("%s\n", name);
+	return k->damaged ? "damaged" : k->kdf == 2 ? "generated" : "scrypt";
+}
+
+static int key_print(void *arg, const repo_key_info *k)
+{
+	json_t *keys = arg;
+	char created[32] = "-", kdf[64];
+	const char *hex = k->name + 5; /* after "keys/" */
+	if (keys != NULL) {
+		time_t t = (time_t)k->created;
+		struct tm tm;
+		if (gmtime_r(&t, &tm) == NULL || strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+			snprintf(created, sizeof created, "?");
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:b, s:b}", "id", hex, "key", k->name, "created",
+				      k->damaged ? NULL : created, "kdf", kdf_name(k), "in_use", k->in_use, "damaged",
+				      k->damaged);
+		if (o != NULL && k->kdf == 1)
+			json_object_set_new(o, "scrypt", json_pack("{s:i, s:i, s:i}", "log2_n", k->scrypt_log2n, "r",
+								   k->scrypt_r, "p", k->scrypt_p));
+		if (o == NULL || json_array_append_new(keys, o) != 0)
+			return err_set(DRE_ENOMEM, "out of memory");
+		return 0;
+	}
+	if (!k->damaged)
+		fmt_time_local(k->created * 1000000000, created);
+	if (k->damaged)
+		snprintf(kdf, sizeof kdf, "damaged: %s", err_msg());
+	else if (k->kdf == 1)
+		snprintf(kdf, sizeof kdf, "scrypt N=2^%u r=%u p=%u", k->scrypt_log2n, k->scrypt_r, k->scrypt_p);
+	else
+		snprintf(kdf, sizeof kdf, "generated key (HKDF)");
+	printf("%s %-8.8s  %-19s  %s%s\n", k->in_use ? "*" : " ", hex, created, kdf,
+	       k->in_use ? "  (in use)" : "");
 	return 0;
 }
 
 static int key_list(cli_ctx *ctx, repo *r, void *arg)
 {
-	json_t *names = ctx->json ? json_array() : NULL;
+	json_t *keys = ctx->json ? json_array() : NULL;
 	(void)arg;
-	int rc = engine_key_list(r, key_print, names);
-	if (rc < 0 || names == NULL) {
-		json_decref(names);
+	if (keys == NULL)
+		printf("  %-8s  %-19s  %s\n", "ID", "CREATED", "KDF");
+	int rc = engine_key_list(r, key_print, keys);
+	if (rc < 0 || keys == NULL) {
+		json_decref(keys);
 		return rc;
 	}
-	return cli_print_json(stdout, names);
+	return cli_print_json(stdout, keys);
+}
+
+static int key_remove(cli_ctx *ctx, repo *r, void *arg)
+{
+	char name[80];
+	TRY(engine_key_remove(r, arg, name));
+	if (ctx->json)
+		return cli_print_json(stdout, json_pack("{s:s}", "removed", name));
+	if (!ctx->quiet)
+		printf("removed key %s\n", name);
+	return 0;
+}
+
+static int key_passwd(cli_ctx *ctx, repo *r, void *arg)
+{
+	char *pass, old[80], name[80];
+	(void)arg;
+	snprintf(old, sizeof old, "%s", r->key_name);
+	TRY(cli_password_new(ctx->repo_url, &ctx->config, "DRE_NEW_PASSWORD_FILE", &pass));
+	int rc = engine_key_passwd(r, pass, name);
+	cli_password_free(pass);
+	TRY(rc);
+	if (ctx->json)
+		return cli_print_json(stdout, json_pack("{s:s, s:s}", "added", name, "removed", old));
+	if (!ctx->quiet)
+		printf("changed the password: added key %s, removed key %s\n", name, old);
+	return 0;
 }
 
 /* Writes a new generated key to a file of its own (never over an existing one): no repository involved. */
@@ -143,7 +201,12 @@ static int key_generate(const char *path)
 
 static int key_run(cli_ctx *ctx, const cli_args *a)
 {
-	TRY(cli_want_args(a, 1, 2, "what to do: 'add', 'list' or 'generate FILE'"));
+	TRY(cli_want_args(a, 1, 2, "what to do: 'add', 'list', 'remove ID', 'passwd' or 'generate FILE'"));
+	if (strcmp(a->pos[0], "remove") == 0) {
+		if (a->npos != 2)
+			return cli_usage("'key remove' needs the ID of the key to remove (as 'dre key list' shows it)");
+		return cli_with_repo(ctx, key_remove, a->pos[1]);
+	}
 	if (strcmp(a->pos[0], "generate") == 0) {
 		if (a->npos != 2)
 			return cli_usage("'key generate' needs the FILE to write the key to");
@@ -159,22 +222,34 @@ static int key_run(cli_ctx *ctx, const cli_args *a)
 		return cli_with_repo(ctx, key_add, NULL);
 	if (strcmp(a->pos[0], "list") == 0)
 		return cli_with_repo(ctx, key_list, NULL);
-	return cli_usage("unknown key subcommand '%s' (use 'add' or 'list')", a->pos[0]);
+	if (strcmp(a->pos[0], "passwd") == 0)
+		return cli_with_repo(ctx, key_passwd, NULL);
+	return cli_usage("unknown key subcommand '%s' (use 'add', 'list', 'remove', 'passwd' or 'generate')", a->pos[0]);
 }
 
 const cli_command cmd_key = {
 	.name = "key",
-	.summary = "add or list passwords, or generate a key file",
+	.summary = "add, list, remove or change passwords, or generate a key file",
 	.opts = NULL,
 	.run = key_run,
 	.usage = "usage: dre key add\n"
 		 "       dre key list\n"
+		 "       dre key remove ID\n"
+		 "       dre key passwd\n"
 		 "       dre key generate FILE\n"
 		 "\n"
 		 "A repository can be opened by several passwords, each in a key object wrapping the same master key.\n"
 		 "'add' opens the repository with the current password and adds one for a new password, read from\n"
 		 "the file DRE_NEW_PASSWORD_FILE names or asked twice on the terminal; it prints the new key's name.\n"
-		 "'list' prints the names of the key objects.\n"
+		 "'list' prints each key object: its ID, when it was made, its KDF (scrypt for a typed password,\n"
+		 "HKDF for a generated key), and '*' for the one the current password opened.\n"
+		 "'remove ID' removes the key object with that ID (or a unique prefix of at least 4 digits). It\n"
+		 "refuses the key the current password opened and the last usable key. Whoever knew the removed\n"
+		 "password can no longer open the repository with it (but may have kept the master key: a removed\n"
+		 "key re-encrypts nothing).\n"
+		 "'passwd' changes the current password: it adds a key for the new one (DRE_NEW_PASSWORD_FILE or the\n"
+		 "terminal), checks that the repository opens with it, then removes the current key; interrupted,\n"
+		 "it leaves both keys, never none.\n"
 		 "'generate FILE' writes a new random key (\"dre1k-\" and 64 hex digits, 256 bits) to FILE, mode 0600,\n"
 		 "without touching a repository. Used as a password (DRE_NEW_PASSWORD_FILE=FILE dre key add, or\n"
 		 "DRE_PASSWORD_FILE=FILE dre init), its key object needs no scrypt: opening the repository with it\n"

@@ -1,4 +1,5 @@
 #include "engine/engine.h"
+#include "engine/lock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,22 +53,54 @@ int engine_key_add(repo *r, const char *new_pass, char name_out[80])
 	return repo_key_add(r, new_pass, name_out);
 }
 
-struct key_list_ctx {
-	int (*fn)(void *arg, const char *name);
-	void *arg;
-};
-
-static int key_list_one(void *arg, const char *key, uint64_t size)
+int engine_key_list(repo *r, int (*fn)(void *arg, const repo_key_info *k), void *arg)
 {
-	struct key_list_ctx *k = arg;
-	(void)size;
-	return k->fn(k->arg, key);
+	return repo_key_list(r, fn, arg);
 }
 
-int engine_key_list(repo *r, int (*fn)(void *arg, const char *name), void *arg)
+/* Key removal is a deletion: two at once could each remove the key the other keeps (format-spec.md §16.1). */
+int engine_key_remove(repo *r, const char *what, char removed[80])
 {
-	struct key_list_ctx k = {fn, arg};
-	return store_list(r->st, "keys/", key_list_one, &k);
+	repo_lock *l;
+	TRY(repo_key_find(r, what, removed));
+	TRY(lock_acquire(r, REPO_LOCK_DELETE, "key-remove", &l));
+	int rc = lock_check(l);
+	if (rc == 0)
+		rc = repo_key_remove(r, removed, false);
+	lock_release(l, NULL, NULL);
+	return rc;
+}
+
+int engine_key_passwd(repo *r, const char *new_pass, char new_name[80])
+{
+	repo_lock *l;
+	repo *check = NULL;
+	char old[80];
+	snprintf(old, sizeof old, "%s", r->key_name);
+	TRY(lock_acquire(r, REPO_LOCK_DELETE, "key-passwd", &l));
+	int rc = repo_key_add(r, new_pass, new_name);
+	if (rc == 0) {
+		/* the whole way a later command goes: list the keys, find one the password opens, read config */
+		rc = repo_open(r->st, new_pass, &check);
+		if (rc < 0)
+			rc = err_ctx(rc, "the new key %s does not open the repository", new_name);
+		else if (memcmp(check->master, r->master, sizeof r->master) != 0)
+			rc = err_set(DRE_ECORRUPT, "the new password opens %s, of another master key", check->key_name);
+		repo_close(check);
+		if (rc < 0) {
+			store_del(r->st, new_name); /* the old key still works: leave things as they were */
+		} else {
+			rc = lock_check(l);
+			if (rc == 0)
+				rc = repo_key_remove(r, old, true);
+			if (rc == 0)
+				snprintf(r->key_name, sizeof r->key_name, "%s", new_name);
+			else
+				rc = err_ctx(rc, "the new key %s works, but the old key %s is still there", new_name, old);
+		}
+	}
+	lock_release(l, NULL, NULL);
+	return rc;
 }
 
 int engine_check_name(const char *name)

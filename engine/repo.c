@@ -457,6 +457,99 @@ int repo_key_add(repo *r, const char *pass, char name_out[80])
 	return key_write(r, r->master, pass, name_out);
 }
 
+int repo_key_list(repo *r, int (*fn)(void *arg, const repo_key_info *k), void *arg)
+{
+	struct key_list kl = {0};
+	int rc = store_list(r->st, "keys/", key_list_add, &kl);
+	for (size_t i = 0; rc == 0 && i < kl.n; i++) {
+		repo_key_info k;
+		uint8_t obj[KEY_OBJ_LEN];
+		memset(&k, 0, sizeof k);
+		snprintf(k.name, sizeof k.name, "%s", kl.names[i]);
+		k.in_use = strcmp(k.name, r->key_name) == 0;
+		rc = key_load(r->st, k.name, obj);
+		if (rc == DRE_ENOTFOUND) { /* removed since the listing */
+			rc = 0;
+			continue;
+		}
+		if (rc == DRE_ENOMEM)
+			break;
+		k.damaged = rc < 0;
+		if (rc == 0) {
+			k.kdf = obj[4];
+			k.scrypt_log2n = obj[5];
+			k.scrypt_r = obj[6];
+			k.scrypt_p = obj[7];
+			k.created = (int64_t)get_le64(obj + 40);
+		}
+		rc = fn(arg, &k);
+	}
+	free(kl.names);
+	return rc;
+}
+
+int repo_key_find(repo *r, const char *what, char name_out[80])
+{
+	const char *hex = strncmp(what, "keys/", 5) == 0 ? what + 5 : what;
+	size_t len = strlen(hex);
+	if (len < 4 || len > 2 * CRYPTO_ID_LEN || strspn(hex, "0123456789abcdef") != len)
+		return err_set(DRE_EINVAL, "'%s' is not a key ID: 4 to 64 lowercase hex digits, as 'dre key list' shows",
+			       what);
+	struct key_list kl = {0};
+	TRY(store_list(r->st, "keys/", key_list_add, &kl));
+	size_t found = 0;
+	for (size_t i = 0; i < kl.n; i++) {
+		if (strncmp(kl.names[i] + 5, hex, len) != 0)
+			continue;
+		if (found++ == 0)
+			snprintf(name_out, 80, "%s", kl.names[i]);
+	}
+	free(kl.names);
+	if (found == 0)
+		return err_set(DRE_ENOTFOUND, "no key %s in %s", hex, r->st->url);
+	if (found > 1)
+		return err_set(DRE_EINVAL, "key ID %s is ambiguous: %zu keys start with it. HINT: give more digits", hex,
+			       found);
+	return 0;
+}
+
+int repo_key_remove(repo *r, const char *name, bool in_use_ok)
+{
+	struct key_list kl = {0};
+	size_t others = 0;
+	bool exists = false;
+	TRY(store_list(r->st, "keys/", key_list_add, &kl));
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < kl.n; i++) {
+		uint8_t obj[KEY_OBJ_LEN];
+		if (strcmp(kl.names[i], name) == 0) {
+			exists = true;
+			continue;
+		}
+		/* a damaged key opens nothing: it does not count as a way in */
+		rc = key_load(r->st, kl.names[i], obj);
+		if (rc == 0)
+			others++;
+		if (rc != DRE_ENOMEM)
+			rc = 0;
+	}
+	free(kl.names);
+	TRY(rc);
+	if (!exists)
+		return err_set(DRE_ENOTFOUND, "no key %s in %s", name, r->st->url);
+	if (others == 0)
+		return err_set(DRE_EINVAL, "%s is the last usable key of %s: refusing to remove it (nobody could open "
+					   "the repository any more)",
+			       name, r->st->url);
+	if (!in_use_ok && strcmp(name, r->key_name) == 0)
+		return err_set(DRE_EINVAL,
+			       "%s is the key in use (the one this password opened): refusing to remove it. HINT: remove it "
+			       "with another key's password, or change this password with 'dre key passwd'",
+			       name);
+	rc = store_del(r->st, name);
+	return rc < 0 ? err_ctx(rc, "cannot remove %s", name) : 0;
+}
+
 void repo_close(repo *r)
 {
 	if (r == NULL)

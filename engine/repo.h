@@ -76,6 +76,29 @@ int repo_generate_key(char out[REPO_GENERATED_KEY_LEN + 1]);
 /* Adds a key object wrapping the same master key under another password (HKDF for a generated key). */
 int repo_key_add(repo *r, const char *pass, char name_out[80]);
 
+/* What a key object says about itself, without its password. */
+typedef struct repo_key_info {
+	char name[80]; /* "keys/<hex>" */
+	uint8_t kdf;   /* 1 scrypt, 2 HKDF (a generated key); 0 when damaged */
+	uint8_t scrypt_log2n, scrypt_r, scrypt_p;
+	int64_t created; /* seconds since the epoch */
+	bool damaged;    /* unreadable, or fails its checksum (the reason is in err_msg() during the callback) */
+	bool in_use;     /* the key object that opened r */
+} repo_key_info;
+
+/* Every key object in the store, in listing order. */
+int repo_key_list(repo *r, int (*fn)(void *arg, const repo_key_info *k), void *arg);
+
+/* The key object that what names: "keys/<hex>", its hex ID or a unique prefix of it (at least 4 digits).
+ * DRE_ENOTFOUND when none matches, DRE_EINVAL when it is not an ID or several match. */
+int repo_key_find(repo *r, const char *what, char name_out[80]);
+
+/* Deletes key object name. It refuses (DRE_EINVAL) when no other key object passes its checksum, so that the
+ * repository never loses its last way in; unless in_use_ok, it also refuses r's own key, the one password the
+ * caller has proved to know ('key passwd' removes it only once a new key works). The caller holds a delete
+ * lock, so that two removals cannot each take the key the other relies on. */
+int repo_key_remove(repo *r, const char *name, bool in_use_ok);
+
 void repo_close(repo *r);
 
 /* Rewrites config with a newer format version (nothing else changes; format-spec.md §13). A no-op when the
