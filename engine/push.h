@@ -39,4 +39,19 @@ int push_session_add_meta(push_session *s, const char *key, const char *value);
 /* Ends the session: with rc == 0 and record the snapshot is saved (res filled). Returns the outcome; frees s. */
 int push_session_end(push_session *s, int rc, bool record, push_result *res);
 
+/* ---- nodes given whole, with their attributes (a copy from another repository) ---- */
+
+/* The header fields a copy keeps from its source: start and end time and host (the kind and the name are the
+ * session's own, and meta is added with push_session_add_meta). */
+int push_session_set_origin(push_session *s, const snapshot *src);
+
+/* Gives up to cap bytes of a node's content in buf; *got = 0 at its end. */
+typedef int (*push_read_fn)(void *arg, uint8_t *buf, size_t cap, size_t *got);
+
+/* Adds a node with exactly n's type, path and attributes (mode, uid, gid, mtime; a symlink's target). A stream
+ * or file takes its content from read, which must give n->size bytes whose XXH3-128 is n->xxh128, else
+ * DRE_ECORRUPT naming the path (the session must then end without recording). read is not called for a
+ * directory or a symlink (it may be NULL). */
+int push_session_add_node(push_session *s, const snap_node *n, push_read_fn read, void *arg);
+
 #endif
