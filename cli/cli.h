@@ -62,7 +62,7 @@ typedef struct cli_opt {
 	bool has_arg;
 } cli_opt;
 
-#define CLI_MAX_OPTS 12
+#define CLI_MAX_OPTS 24
 
 typedef struct cli_args {
 	const char *opt[CLI_MAX_OPTS]; /* by index in the command's table: the value, "" for a flag, NULL if absent */
@@ -91,6 +91,10 @@ extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls,
 	cmd_migrate;
 extern const cli_command cmd_wal_push, cmd_wal_fetch, cmd_wal_show, cmd_pg_backup, cmd_pg_restore;
 extern const cli_command cmd_bench;
+extern const cli_command cmd_locks, cmd_unlock;
+extern const cli_command cmd_copy;
+extern const cli_command cmd_forget;
+extern const cli_command cmd_prune;
 
 /* args.c — parsing. */
 /* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */

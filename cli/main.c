@@ -76,7 +76,7 @@ static const cli_command cmd_help = {
 
 static const cli_command *const commands[] = {
 	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_migrate,
-	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_bench, &cmd_help,
+	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -90,7 +90,7 @@ static const cli_command *find_command(const char *name)
 
 static void print_main_usage(FILE *f)
 {
-	char list[1024];
+	char list[4096]; /* grows with the command table: 1024 cut the list short */
 	size_t n = 0;
 	for (size_t i = 0; i < NCOMMANDS && n < sizeof list; i++)
 		n += (size_t)snprintf(list + n, sizeof list - n, "  %-10s %s\n", commands[i]->name,

@@ -35,9 +35,16 @@ void engine_set_cache_dir(repo *r, const char *dir);
  * there stay as they are and keep restoring; older dre versions cannot open the repository afterwards. */
 int engine_migrate(repo *r, uint32_t *from);
 
-/* Adds a key object for another password; lists key object names. */
+/* Adds a key object for another password; lists the key objects with what each says about itself. */
 int engine_key_add(repo *r, const char *new_pass, char name_out[80]);
-int engine_key_list(repo *r, int (*fn)(void *arg, const char *name), void *arg);
+int engine_key_list(repo *r, int (*fn)(void *arg, const repo_key_info *k), void *arg);
+/* Removes the key object `what` names (its ID or a unique prefix, repo_key_find) under a delete lock (lock.h):
+ * never the key r was opened with, never the last usable one. removed gets its name. */
+int engine_key_remove(repo *r, const char *what, char removed[80]);
+/* Changes the password of r's key: adds a key object for new_pass, opens the repository afresh with new_pass,
+ * then removes r's key object, in that order, so an interruption leaves both keys and never none. new_name gets
+ * the new key's name, which r then counts as its own. */
+int engine_key_passwd(repo *r, const char *new_pass, char new_name[80]);
 
 /* Called on the calling thread at most every half second and once at the end (final = true). */
 typedef void (*engine_progress_fn)(void *arg, uint64_t bytes_done, uint64_t bytes_stored, double seconds,
@@ -125,6 +132,7 @@ typedef struct check_report {
 	size_t errors;      /* problems that make some snapshot unrestorable or the repository inconsistent */
 	size_t unreferenced_packs; /* packs no index lists (an interrupted push); not an error */
 	size_t incomplete_uploads; /* multipart uploads never completed (a push killed mid-put); not an error */
+	size_t pending_deletion;   /* packs a prune plan names that are gone already (a prune running or killed) */
 	size_t wal_files;          /* archived WAL files (with read_data: each decrypted and checksummed) */
 	uint64_t bytes_read;
 } check_report;

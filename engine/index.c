@@ -58,6 +58,8 @@ struct chunk_index {
 	uint8_t *used;
 	size_t used_cap;
 
+	bool sealed; /* index_seal: base positions stay put, new entries stay in the delta */
+
 	/* with mapping on (prune): each index object read, in load order, and the packs each names */
 	bool map;
 	uint8_t (*map_objs)[CRYPTO_ID_LEN];
@@ -421,7 +423,9 @@ bool index_pack_lookup(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_L
 
 int index_seal(chunk_index *idx)
 {
-	return idx->dcount > 0 ? delta_merge(idx) : 0;
+	TRY(idx->dcount > 0 ? delta_merge(idx) : 0);
+	idx->sealed = true;
+	return 0;
 }
 
 bool index_locate(const chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN], size_t *pos, index_entry *e)
@@ -505,7 +509,7 @@ int index_insert(chunk_index *idx, const index_entry *e)
 	slot_from_entry(&idx->delta[i], e);
 	idx->dused[i] = 1;
 	idx->dcount++;
-	if (idx->dcount >= DELTA_MIN_MERGE && idx->dcount >= idx->nbase / 16)
+	if (!idx->sealed && idx->dcount >= DELTA_MIN_MERGE && idx->dcount >= idx->nbase / 16)
 		TRY(delta_merge(idx));
 	return 1;
 }
@@ -845,8 +849,14 @@ int index_object_read(repo *r, chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]
 	if (rc == 0)
 		rc = index_decode(idx, &st, key, plain, len);
 	free(plain);
-	if (rc == 0)
+	if (rc == 0 && !idx->sealed)
 		rc = staging_merge(idx, &st);
+	for (size_t i = 0; rc == 0 && idx->sealed && i < st.n; i++) {
+		index_entry e;
+		slot_to_entry(&st.s[i], NULL, &e);
+		rc = index_insert(idx, &e);
+		rc = rc > 0 ? 0 : rc;
+	}
 	free(st.s);
 	return rc;
 }

@@ -86,8 +86,9 @@ bool index_pack_used(const chunk_index *idx, const uint8_t pack_id[CRYPTO_ID_LEN
  * Prune. With mapping on (before index_load, without a cache), the load records each index object it reads and
  * the packs it names (with how many entries), and a damaged index object fails the load instead of being
  * skipped: a prune must not take a pack whose index object it could not read for one that no index names.
- * Sealing merges every entry into the sorted array; positions (0 .. index_count - 1) then stay put, and
- * index_locate gives a chunk's position and entry whatever plans exclude.
+ * Sealing merges every entry into the sorted array; its positions then stay put (entries added later stay in the
+ * small table beside it, where index_find sees them and index_locate does not), and index_locate gives a
+ * chunk's position and entry in the array whatever plans exclude.
  */
 typedef struct index_object_pack {
 	uint32_t object; /* number in load order */

@@ -31,6 +31,7 @@ struct repo_lock {
 	bool stopping;
 	int64_t refreshed_mono_ns; /* when the object now in the store was written, by CLOCK_MONOTONIC */
 	int refresh_rc;            /* the last refresh's failure, reported by lock_check */
+	bool lost;                 /* a refresh came too late: the lock is not relied on again */
 };
 
 static int64_t mono_ns(void)
@@ -54,7 +55,6 @@ static int lock_encode(const lock_info *li, buf *b)
 	buf_u8(b, li->kind);
 	buf_u16(b, 0);
 	buf_u32(b, li->pid);
-	buf_put(b, li->session, LOCK_SESSION_LEN);
 	buf_u64(b, (uint64_t)li->created_ns);
 	buf_u64(b, (uint64_t)li->refreshed_ns);
 	buf_str16(b, li->host);
@@ -77,9 +77,6 @@ static int lock_decode(const char *key, const uint8_t *p, size_t len, lock_info 
 	li->kind = rd_u8(&in);
 	rd_u16(&in);
 	li->pid = rd_u32(&in);
-	const uint8_t *session = rd_take(&in, LOCK_SESSION_LEN);
-	if (session != NULL)
-		memcpy(li->session, session, LOCK_SESSION_LEN);
 	li->created_ns = (int64_t)rd_u64(&in);
 	li->refreshed_ns = (int64_t)rd_u64(&in);
 	char *host = rd_str16(&in), *user = rd_str16(&in), *command = rd_str16(&in);
@@ -148,6 +145,12 @@ static void *refresh_main(void *arg)
 			;
 		if (l->stopping)
 			break;
+		if (mono_ns() - l->refreshed_mono_ns > (int64_t)LOCK_STALE_S / 2 * 1000000000) {
+			/* the process was paused: others may have judged the lock stale, and a refresh now would not
+			 * undo what they did meanwhile (format-spec.md §16.1) */
+			l->lost = true;
+			break;
+		}
 		lock_info next = l->info;
 		pthread_mutex_unlock(&l->mu);
 
@@ -283,11 +286,6 @@ int lock_acquire(repo *r, enum lock_kind kind, const char *command, repo_lock **
 	l->info.kind = (uint8_t)kind;
 	l->info.pid = (uint32_t)getpid();
 	l->info.created_ns = l->info.refreshed_ns = meter_now_ns();
-	int rs = crypto_random(l->info.session, LOCK_SESSION_LEN);
-	if (rs < 0) {
-		free(l);
-		return rs;
-	}
 	copy_str(l->info.command, sizeof l->info.command, command);
 	this_host(l->info.host, sizeof l->info.host);
 	struct passwd pw, *pwp = NULL;
@@ -334,7 +332,10 @@ int lock_check(repo_lock *l)
 	pthread_mutex_lock(&l->mu);
 	copy_str(key, sizeof key, l->info.key);
 	int64_t age = mono_ns() - l->refreshed_mono_ns;
+	bool lost = l->lost;
 	pthread_mutex_unlock(&l->mu);
+	if (lost)
+		age = INT64_MAX;
 	if (l->info.kind == REPO_LOCK_DELETE) {
 		/* a deleter also makes sure it is still the only one (format-spec.md §16.4) */
 		struct any_ctx a;
@@ -343,9 +344,9 @@ int lock_check(repo_lock *l)
 			return busy_error(&a.holder);
 	}
 	if (age > (int64_t)LOCK_STALE_S / 2 * 1000000000)
-		return err_set(DRE_EBUSY, "lock %s was last refreshed %" PRId64 " s ago: another process may have judged "
-					  "it stale, so nothing more is written",
-			       key, age / 1000000000);
+		return err_set(DRE_EBUSY, "lock %s was not refreshed for more than %d minutes (the process was paused?): "
+					  "another process may have judged it stale, so nothing more is written",
+			       key, LOCK_STALE_S / 120);
 	uint64_t size;
 	int rc = store_stat(l->r->st, key, &size);
 	if (rc == DRE_ENOTFOUND)
@@ -373,36 +374,6 @@ void lock_release(repo_lock *l, void (*warn)(void *arg, const char *msg), void *
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	free(l);
-}
-
-struct sessions_ctx {
-	uint8_t kind;
-	uint8_t *s;
-	size_t n, cap;
-};
-
-static int session_one(void *arg, const lock_info *li)
-{
-	struct sessions_ctx *c = arg;
-	if (li->kind != c->kind || li->stale)
-		return 0;
-	if (!array_room(&c->s, &c->cap, c->n, LOCK_SESSION_LEN, 16))
-		return err_set(DRE_ENOMEM, "cannot list the lock sessions");
-	memcpy(c->s + c->n++ * LOCK_SESSION_LEN, li->session, LOCK_SESSION_LEN);
-	return 0;
-}
-
-int lock_live_sessions(repo *r, enum lock_kind kind, uint8_t **sessions, size_t *n)
-{
-	struct sessions_ctx c = {(uint8_t)kind, NULL, 0, 0};
-	int rc = lock_list(r, session_one, &c, NULL, NULL);
-	if (rc < 0) {
-		free(c.s);
-		return rc;
-	}
-	*sessions = c.s;
-	*n = c.n;
-	return 0;
 }
 
 struct remove_ctx {

@@ -27,7 +27,6 @@
 
 enum lock_kind { REPO_LOCK_WRITE = 1, REPO_LOCK_DELETE = 2 };
 
-#define LOCK_SESSION_LEN 16
 
 typedef struct repo_lock repo_lock;
 
@@ -39,7 +38,6 @@ typedef struct lock_info {
 	char host[256];
 	char user[64];
 	uint32_t pid;
-	uint8_t session[LOCK_SESSION_LEN]; /* random, the same in every refresh of one holder's lock */
 	int64_t created_ns, refreshed_ns;
 	bool stale;
 	bool mine; /* the lock of this process */
@@ -65,10 +63,6 @@ int lock_list(repo *r, int (*fn)(void *arg, const lock_info *li), void *arg,
 
 /* Whether any live lock of kind exists other than l's own (l may be NULL). */
 int lock_any_live(repo *r, enum lock_kind kind, repo_lock *l, bool *found);
-
-/* The sessions of every live lock of kind (a prune's tombstone records them, format-spec.md §16.3 R5):
- * *sessions is malloc'd, LOCK_SESSION_LEN bytes each. */
-int lock_live_sessions(repo *r, enum lock_kind kind, uint8_t **sessions, size_t *n);
 
 /* Removes stale locks (all locks with all), counting them in *removed. */
 int lock_remove(repo *r, bool all, size_t *removed);

@@ -22,7 +22,7 @@ int plan_write(repo *r, prune_plan *p)
 	TRY(crypto_random(id, sizeof id));
 	repo_object_key(PLAN_PREFIX, id, p->key);
 	buf_u8(&b, PLAN_FORMAT);
-	buf_u8(&b, p->done ? 1 : 0);
+	buf_u8(&b, 0);
 	buf_u16(&b, 0);
 	buf_u32(&b, (uint32_t)p->n);
 	buf_u64(&b, (uint64_t)p->created_ns);
@@ -30,8 +30,6 @@ int plan_write(repo *r, prune_plan *p)
 		buf_put(&b, p->packs[i].id, CRYPTO_ID_LEN);
 		buf_u8(&b, p->packs[i].reason);
 	}
-	buf_u32(&b, (uint32_t)p->nsessions);
-	buf_put(&b, p->sessions, p->nsessions * PLAN_SESSION_LEN);
 	int rc = buf_check(&b, "prune plan");
 	if (rc == 0)
 		rc = repo_put_object(r, 'P', p->key, b.data, b.len, STORE_PUT_CREATE_ONCE);
@@ -49,13 +47,12 @@ int plan_read(repo *r, const char *key, uint64_t size, prune_plan *out)
 	rd in = rd_make(plain, len);
 	uint8_t format = rd_u8(&in);
 	uint8_t flags = rd_u8(&in);
-	rd_u16(&in);
+	uint16_t zero = rd_u16(&in);
 	uint32_t n = rd_u32(&in);
 	out->created_ns = (int64_t)rd_u64(&in);
-	out->done = flags & 1;
 	int rc = 0;
-	if (in.failed || format != PLAN_FORMAT || (flags & ~1u) || n > PLAN_MAX_PACKS ||
-	    in.len - in.off < (size_t)n * (CRYPTO_ID_LEN + 1) + 4)
+	if (in.failed || format != PLAN_FORMAT || flags != 0 || zero != 0 || n > PLAN_MAX_PACKS ||
+	    in.len - in.off != (size_t)n * (CRYPTO_ID_LEN + 1))
 		rc = err_set(format != PLAN_FORMAT && !in.failed ? DRE_EUNSUPP : DRE_ECORRUPT,
 			     "prune plan %s is malformed (format %u, flags %u, %" PRIu32 " packs in %zu bytes)", key, format,
 			     flags, n, len);
@@ -69,18 +66,6 @@ int plan_read(repo *r, const char *key, uint64_t size, prune_plan *out)
 				     out->packs[i].reason);
 	}
 	out->n = n;
-	uint32_t ns = rc == 0 ? rd_u32(&in) : 0;
-	if (rc == 0 && (in.failed || in.len - in.off != (size_t)ns * PLAN_SESSION_LEN))
-		rc = err_set(DRE_ECORRUPT, "prune plan %s is malformed: %" PRIu32 " sessions in %zu bytes", key, ns,
-			     in.len - in.off);
-	if (rc == 0 && ns > 0) {
-		out->sessions = malloc((size_t)ns * PLAN_SESSION_LEN);
-		if (out->sessions == NULL)
-			rc = err_set(DRE_ENOMEM, "cannot read prune plan %s", key);
-		else
-			memcpy(out->sessions, rd_take(&in, (size_t)ns * PLAN_SESSION_LEN), (size_t)ns * PLAN_SESSION_LEN);
-		out->nsessions = ns;
-	}
 	free(plain);
 	if (rc < 0)
 		plan_free(out);
@@ -90,10 +75,8 @@ int plan_read(repo *r, const char *key, uint64_t size, prune_plan *out)
 void plan_free(prune_plan *p)
 {
 	free(p->packs);
-	free(p->sessions);
 	p->packs = NULL;
-	p->sessions = NULL;
-	p->n = p->nsessions = 0;
+	p->n = 0;
 }
 
 struct load_ctx {
@@ -191,6 +174,46 @@ int plan_guard_check(repo *r, const chunk_index *idx, const plan_guard *g)
 {
 	struct check_ctx c = {r, idx, g};
 	return store_list(r->st, PLAN_PREFIX, check_one, &c);
+}
+
+struct packs_ctx {
+	const chunk_index *idx;
+	uint8_t *present; /* by pack number in idx */
+};
+
+static int present_one(void *arg, const char *key, uint64_t size)
+{
+	struct packs_ctx *c = arg;
+	(void)size;
+	const char *hex = strrchr(key, '/');
+	uint8_t id[CRYPTO_ID_LEN];
+	uint32_t no;
+	if (hex != NULL && strlen(hex + 1) == 2 * CRYPTO_ID_LEN && hex_decode(hex + 1, id, CRYPTO_ID_LEN) &&
+	    index_pack_lookup(c->idx, id, &no))
+		c->present[no] = 1;
+	return 0;
+}
+
+int plan_guard_check_packs(repo *r, const chunk_index *idx)
+{
+	size_t np = index_pack_count(idx);
+	struct packs_ctx c = {idx, calloc(np ? np : 1, 1)};
+	if (c.present == NULL)
+		return err_set(DRE_ENOMEM, "cannot check the packs this run relied on");
+	int rc = store_list(r->st, "packs/", present_one, &c);
+	for (uint32_t no = 0; rc == 0 && no < np; no++) {
+		const uint8_t *pid = index_pack_id(idx, no);
+		if (c.present[no] || !index_pack_used(idx, pid))
+			continue;
+		char key[80];
+		repo_pack_key(pid, key);
+		rc = err_set(DRE_EBUSY,
+			     "pack %s, which this run relied on, is gone (a prune ran meanwhile): nothing was recorded. "
+			     "HINT: run it again; it will store what it needs anew",
+			     key);
+	}
+	free(c.present);
+	return rc;
 }
 
 void plan_guard_free(plan_guard *g)

@@ -19,18 +19,11 @@ typedef struct plan_pack {
 	uint8_t reason;
 } plan_pack;
 
-/* A plan, or once its prune has deleted the packs, a tombstone (done): it stays until none of the write locks
- * that were live when it was written is live any more, so that a writer that loaded the index before the plan
- * existed still sees it at W3/W4 (format-spec.md §16.4). */
-#define PLAN_SESSION_LEN 16
 typedef struct prune_plan {
 	char key[80]; /* "prune/<hex>" */
 	int64_t created_ns;
-	bool done;
 	plan_pack *packs;
 	size_t n;
-	uint8_t *sessions; /* tombstone: PLAN_SESSION_LEN bytes each */
-	size_t nsessions;
 } prune_plan;
 
 /* Writes p under a fresh key (create-once); p->key gets it. */
@@ -50,14 +43,16 @@ bool plan_set_has(const plan_set *s, const char *key);
 
 /*
  * A writer's view (§16.3): W1 reads every plan and excludes its packs from idx before the index is loaded;
- * W3/W4 check that no plan it did not read names a pack it relied on (idx tracks them). DRE_EBUSY names the
- * plan and the pack.
+ * W3/W4 check that no plan it did not read names a pack it relied on (idx tracks them), and W4 then that every
+ * pack it relied on still exists (a prune may have finished, plan and all, during the run). DRE_EBUSY names the
+ * plan or the pack.
  */
 typedef struct plan_guard {
 	plan_set seen;
 } plan_guard;
 int plan_guard_start(repo *r, chunk_index *idx, plan_guard *g);
 int plan_guard_check(repo *r, const chunk_index *idx, const plan_guard *g);
+int plan_guard_check_packs(repo *r, const chunk_index *idx);
 void plan_guard_free(plan_guard *g);
 
 #endif

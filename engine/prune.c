@@ -302,7 +302,7 @@ static int load_index(struct prune *p)
 	for (size_t i = 0; i < npairs; i++)
 		p->ps[pairs[i].pack].flags |= PS_INDEXED;
 	for (size_t i = 0; i < p->adopted.n; i++) {
-		for (size_t k = 0; !p->adopted.items[i].done && k < p->adopted.items[i].n; k++) {
+		for (size_t k = 0; k < p->adopted.items[i].n; k++) {
 			uint32_t no;
 			TRY(index_pack_intern(p->idx, p->adopted.items[i].packs[k].id, &no));
 			TRY(pack_state_grow(p));
@@ -537,7 +537,11 @@ static int fresh_one(void *arg, const char *key, uint64_t size)
 	for (size_t i = 0; i < nobj; i++)
 		if (memcmp(ids[i], id, CRYPTO_ID_LEN) == 0)
 			return 0; /* read in R1 */
+	/* twice: on its own, to tell locations new since R1, and into the sealed index (beside its positions), so
+	 * that the new snapshots' lists can be read */
 	int rc = index_object_read(p->r, p->fresh, id);
+	if (rc == 0)
+		rc = index_object_read(p->r, p->idx, id);
 	if (rc == DRE_ENOTFOUND)
 		return 0;
 	return rc < 0 ? err_ctx(rc, "rescanning the index") : 0;
@@ -550,6 +554,7 @@ static int rescan(struct prune *p)
 	TRY(index_new(&p->fresh));
 	struct fresh_ctx c = {p, 0};
 	TRY(store_list(p->r->st, "index/", fresh_one, &c));
+	TRY(pack_state_grow(p));
 	/* an orphan that an index object now names belongs to a push that finished: it stays */
 	for (uint32_t no = 0; no < index_pack_count(p->fresh); no++) {
 		uint32_t mine;
@@ -676,66 +681,14 @@ static int rewrite_index(struct prune *p)
 	return 0;
 }
 
-static bool session_live(const uint8_t *live, size_t nlive, const uint8_t *session)
+/* The last step (format-spec.md §16.3 R5): the plans swept go, this prune's and those it adopted. */
+static int delete_plans(struct prune *p)
 {
-	for (size_t i = 0; i < nlive; i++)
-		if (memcmp(live + i * LOCK_SESSION_LEN, session, LOCK_SESSION_LEN) == 0)
-			return true;
-	return false;
-}
-
-/*
- * The last step (format-spec.md §16.3 R5): the plans swept become one tombstone naming the packs deleted and the
- * write locks live now, which every writer that loaded the index before the plan existed still holds; it stays
- * until a later prune finds none of them live. With no write lock live, no tombstone is needed. Tombstones of
- * earlier prunes whose writers are all gone are removed.
- */
-static int retire_plans(struct prune *p)
-{
-	uint8_t *live = NULL;
-	size_t nlive = 0;
-	prune_plan t;
-	memset(&t, 0, sizeof t);
-	TRY(lock_live_sessions(p->r, REPO_LOCK_WRITE, &live, &nlive));
-	int rc = 0;
-	size_t n = 0;
-	for (size_t no = 0; no < p->nps; no++)
-		n += (p->ps[no].flags & PS_DELETED) != 0;
-	if (nlive > 0 && n > 0) {
-		t.done = true;
-		t.created_ns = meter_now_ns();
-		t.sessions = live;
-		t.nsessions = nlive;
-		t.packs = malloc(n * sizeof *t.packs);
-		if (t.packs == NULL)
-			rc = err_set(DRE_ENOMEM, "cannot build the prune tombstone");
-		for (size_t no = 0; rc == 0 && no < p->nps; no++) {
-			if (!(p->ps[no].flags & PS_DELETED))
-				continue;
-			memcpy(t.packs[t.n].id, index_pack_id(p->idx, (uint32_t)no), CRYPTO_ID_LEN);
-			t.packs[t.n++].reason = p->ps[no].reason ? p->ps[no].reason : PLAN_DEAD;
-		}
-		if (rc == 0)
-			rc = plan_write(p->r, &t);
-		live = NULL; /* t owns it now */
-		if (rc == 0)
-			p->res->tombstone = true;
-	}
-	if (rc == 0 && p->plan.key[0] != '\0')
-		rc = err_ctx(store_del(p->r->st, p->plan.key), "removing prune plan %s", p->plan.key);
-	for (size_t i = 0; rc == 0 && i < p->adopted.n; i++) {
-		const prune_plan *a = &p->adopted.items[i];
-		bool keep = false;
-		for (size_t k = 0; a->done && k < a->nsessions; k++)
-			keep |= session_live(t.sessions, t.nsessions, a->sessions + k * PLAN_SESSION_LEN);
-		if (keep)
-			continue;
-		rc = err_ctx(store_del(p->r->st, a->key), "removing prune plan %s", a->key);
-		p->res->tombstones_removed += a->done;
-	}
-	plan_free(&t);
-	free(live);
-	return rc;
+	if (p->plan.key[0] != '\0')
+		TRY_CTX(store_del(p->r->st, p->plan.key), "removing prune plan %s", p->plan.key);
+	for (size_t i = 0; i < p->adopted.n; i++)
+		TRY_CTX(store_del(p->r->st, p->adopted.items[i].key), "removing prune plan %s", p->adopted.items[i].key);
+	return 0;
 }
 
 /* ---- the command ---- */
@@ -754,10 +707,7 @@ static int prune_run(struct prune *p)
 
 	/* R1 */
 	TRY(plan_load_all(p->r, &p->adopted));
-	for (size_t i = 0; i < p->adopted.n; i++) {
-		res->plans_adopted += !p->adopted.items[i].done;
-		res->tombstones += p->adopted.items[i].done;
-	}
+	res->plans_adopted = p->adopted.n;
 	TRY(load_index(p));
 	res->index_memory = index_memory(p->idx);
 	TRY_CTX(store_list(p->r->st, "packs/", list_pack, p), "listing the packs");
@@ -774,8 +724,6 @@ static int prune_run(struct prune *p)
 	test_pause("prune-repacked");
 	bool anything = res->packs_dead + res->packs_repacked + res->packs_orphan + res->packs_missing > 0 ||
 			p->adopted.n > 0;
-	if (res->plans_adopted == 0 && res->packs_dead + res->packs_repacked + res->packs_orphan + res->packs_missing == 0)
-		return retire_plans(p); /* only tombstones: nothing to plan or delete */
 	if (!anything)
 		return 0;
 	/* R2, R3 */
@@ -792,7 +740,7 @@ static int prune_run(struct prune *p)
 	test_pause("prune-deleted");
 	TRY(rewrite_index(p));
 	test_pause("prune-reindexed");
-	return retire_plans(p);
+	return delete_plans(p);
 }
 
 int engine_prune(repo *r, const prune_opts *o, prune_result *res)

@@ -32,9 +32,6 @@ typedef struct prune_result {
 	uint64_t chunks, chunks_referenced, bytes_total, bytes_referenced;
 	/* the plan */
 	size_t packs_dead, packs_repacked, packs_orphan, plans_adopted;
-	size_t tombstones;         /* of earlier prunes, found in R1 */
-	size_t tombstones_removed; /* of those, removed: no writer that could need them is live */
-	bool tombstone;            /* this prune left one (write locks were live at its end) */
 	bool orphans_deferred; /* orphans left for a later prune: a live write lock was seen */
 	/* the sweep */
 	size_t packs_kept;  /* planned, then kept in R4: a snapshot committed meanwhile needs them */

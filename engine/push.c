@@ -494,8 +494,11 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	TRY(push_guard(p));
 	TRY(snap_save(p->r, s));
 	test_pause("push-after-snapshot");
-	/* §16.3 W4: the snapshot is committed only when no plan written meanwhile names a pack it relies on */
+	/* §16.3 W4: the snapshot is committed only when no plan written meanwhile names a pack it relies on, and
+	 * every such pack is still there (a prune may have come and gone, plan and all, during this push) */
 	int rc4 = plan_guard_check(p->r, p->idx, &p->guard);
+	if (rc4 == 0)
+		rc4 = plan_guard_check_packs(p->r, p->idx);
 	if (rc4 < 0) {
 		char key[80], saved[1024];
 		snprintf(saved, sizeof saved, "%s", err_msg());

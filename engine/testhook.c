@@ -14,7 +14,15 @@ void test_pause(const char *name)
 	if (kill_at != NULL && strcmp(kill_at, name) == 0)
 		raise(SIGKILL);
 	const char *dir = getenv("DRE_TEST_PAUSE");
-	if (dir == NULL || dir[0] == '\0')
+	const char *at = getenv("DRE_TEST_PAUSE_AT");
+	if (dir == NULL || dir[0] == '\0' || at == NULL)
+		return;
+	size_t len = strlen(name);
+	const char *hit = at;
+	while ((hit = strstr(hit, name)) != NULL &&
+	       !((hit == at || hit[-1] == ',') && (hit[len] == '\0' || hit[len] == ',')))
+		hit += len;
+	if (hit == NULL)
 		return;
 	char path[4200];
 	snprintf(path, sizeof path, "%s/%s.reached", dir, name);

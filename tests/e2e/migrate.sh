@@ -40,7 +40,7 @@ check "  ... says it upgraded from 2 to 4" grep -q "from format version 2 to 4" 
 expect_rc 0 "migrate again" "$DRE" migrate
 check "  ... has nothing to do" grep -q "nothing to do" "$T/cmd.out"
 expect_rc 0 "cat config says version 4" "$DRE" cat config --json
-check "  ... it does" sh -c "'$PY' -c 'import json; assert json.load(open(\"$T/cmd.out\"))[\"version\"] == 3'"
+check "  ... it does" sh -c "'$PY' -c 'import json; assert json.load(open(\"$T/cmd.out\"))[\"version\"] == 4'"
 
 expect_rc 0 "version 4: push the same stream again" "$DRE" push numbers <"$T/stream.txt"
 new=$(stored_new numbers)
