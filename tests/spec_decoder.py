@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""An independent reader of the dre repository format (versions 1 to 3).
+"""An independent reader of the dre repository format (versions 1 to 4).
 
 Written from format-spec.md alone, without looking at dre's C sources: if it reads what dre writes, the spec is
 enough to write a compatible reader. Section numbers (§n) below refer to format-spec.md. It reads format 1
 snapshots (repository versions 1 and 2, and old snapshots of a migrated repository: §10.4) and format 2
 snapshots (version 3: a header with two list references, the content lists kept as trees of list blobs: §10.2).
+It reads version 4's lock objects (§16.1) and prune plans (§16.2), and like every reader of §16.3 W1 it prefers a
+blob's location outside the packs the plans name.
 
     spec_decoder.py REPO_DIR PASSWORD_FILE list
     spec_decoder.py REPO_DIR PASSWORD_FILE restore SNAPSHOT_ID OUTDIR
@@ -12,12 +14,19 @@ snapshots (version 3: a header with two list references, the content lists kept 
     spec_decoder.py REPO_DIR PASSWORD_FILE verify
     spec_decoder.py REPO_DIR PASSWORD_FILE wal SYSTEM_ID WAL_FILE_NAME OUTFILE
     spec_decoder.py REPO_DIR PASSWORD_FILE blobs
+    spec_decoder.py REPO_DIR PASSWORD_FILE locks
+    spec_decoder.py REPO_DIR PASSWORD_FILE plans
 
 list: one line per snapshot: ID, name, kind, size. restore: every node of a snapshot into OUTDIR (checking each
 file's size and XXH3-128). chunks: re-chunks each stream and file with the spec's chunker (§11) and compares the
 cuts with the snapshot's chunks. verify: every key, index, pack, blob (chunks and list blobs), snapshot (its
-lists, every node's size and XXH3-128) and WAL object. wal: one archived WAL file. blobs: every indexed blob as
-"chunk|list PACK_KEY OFFSET SEALED_LENGTH RAW_LENGTH ID" (a test's way to find the bytes of a list blob).
+lists, every node's size and XXH3-128), WAL, lock and plan object. wal: one archived WAL file. blobs: every
+indexed blob as "chunk|list PACK_KEY OFFSET SEALED_LENGTH RAW_LENGTH ID" (a test's way to find the bytes of a list
+blob). locks: one line per lock object (§16.1), "ID write|delete COMMAND HOST USER PID live|stale" ("-" for an
+empty host, user or command; the command is shown as dre wrote it, and nothing here depends on it). plans: per prune
+plan (§16.2) a line "plan ID N packs", then "  pack PACK_ID REASON present|gone" per pack. A lock or plan that
+disappears between the listing and the read (its holder ended, its prune finished) is skipped: it is no longer there
+to be read.
 
 Any decoding or verification failure prints a message and exits with status 1.
 Needs Debian's python3-cryptography, python3-zstandard and python3-xxhash (run with /usr/bin/python3).
@@ -27,8 +36,10 @@ import hmac
 import hashlib
 import itertools
 import os
+import socket
 import struct
 import sys
+import time
 
 import xxhash
 import zstandard
@@ -49,6 +60,11 @@ LIST_LEVELS = 8  # a list has at most 8 levels: 0..7
 NODE_RECORD_MAX = 16384
 PATH_MAX = 4095  # paths and symlink targets of format 2 node records (§10.3)
 EMPTY_XXH3 = bytes.fromhex("99aa06d3014798d86001c324468d497f")
+LOCK_KINDS = {1: "write", 2: "delete"}  # §16.1
+LOCK_STALE_NS = 30 * 60 * 10**9  # a lock refreshed longer ago than this is stale (§16.1)
+REASONS = {1: "dead", 2: "repacked", 3: "orphan"}  # why a prune plan names a pack (§16.2)
+PLAN_FIXED = 16  # a plan's fixed fields: format, zero, u16 zero, n, created
+PLAN_ENTRY = 33  # a pack ID and its reason
 
 
 class FormatError(Exception):
@@ -203,6 +219,21 @@ def check_stream_snapshot(snap, nodes):
         check(n["mtime"] == snap["start"], f"{where}: stream node mtime is not the push start time")
 
 
+def lock_is_stale(lock):
+    """§16.1: refreshed more than 30 minutes ago by this clock, or naming this host and a pid that does not run."""
+    if time.time_ns() - lock["refreshed"] > LOCK_STALE_NS:
+        return True
+    if lock["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(lock["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        pass
+    return False
+
+
 class Repo:
     def __init__(self, root, password):
         self.root, self.password = root, password
@@ -215,6 +246,10 @@ class Repo:
         self.pack_entries = {}  # pack ID -> entries as the index objects list them
         self.files = {}  # pack key -> open file, for ranged reads
         self.deepest = -1  # the highest list level read so far
+        # version 4 (§16.3 W1): every prune plan is read before the index, and a blob is located outside the packs
+        # the plans name whenever an index object places it elsewhere
+        self.plans = [p for p in (self.plan(k) for k in self.object_keys("prune")) if p]
+        self.named = {pack_id for p in self.plans for pack_id, _ in p["packs"]}
         for key in self.keys("index"):
             self.read_index(key)
 
@@ -250,6 +285,15 @@ class Repo:
 
     def pack_keys(self):
         return [k for sub in self.keys("packs") for k in self.keys(sub)]
+
+    def object_keys(self, prefix):
+        """The keys PREFIX/<hex ID> (§2): 64 lowercase hex digits; anything else under the prefix is no object."""
+        return [k for k in self.keys(prefix)
+                if len(k) == len(prefix) + 65 and all(ch in "0123456789abcdef" for ch in k[len(prefix) + 1:])]
+
+    def gone(self, key):
+        """True when key no longer exists: a lock whose holder ended, a plan whose prune finished."""
+        return not os.path.lexists(os.path.join(self.root, key))
 
     # -- keys (§5), envelopes (§6), config (§7)
 
@@ -293,7 +337,7 @@ class Repo:
         pt = self.envelope("config", b"C")
         check(len(pt) == 64, f"config: {len(pt)} bytes, not 64")
         version, repo_id, lo, avg, hi, pack_size, comp, level, zero, ctime = struct.unpack("<I32s4I2BHq", pt)
-        check(version in (1, 2, 3), f"config: unknown repository format version {version}")
+        check(version in (1, 2, 3, 4), f"config: unknown repository format version {version}")
         check(avg & (avg - 1) == 0 and 1024 <= lo < avg < hi <= 64 << 20, f"config: bad chunker sizes {lo}/{avg}/{hi}")
         check(1 << 20 <= pack_size <= 1 << 30 and pack_size >= hi, f"config: bad pack size {pack_size}")
         check(comp == 1 and 1 <= level <= 19 and zero == 0, "config: bad compression fields")
@@ -341,8 +385,63 @@ class Repo:
             entries = [ENTRY.unpack(c.take(ENTRY.size)) for _ in range(n)]
             self.pack_entries.setdefault(pack_id, set()).update(entries)
             for cid, off, stored, raw, flags in entries:
-                self.index.setdefault(cid, (pack_id, off, stored, raw, flags))
+                old = self.index.get(cid)  # any location will do, but one outside the named packs first
+                if old is None or (old[0] in self.named and pack_id not in self.named):
+                    self.index[cid] = (pack_id, off, stored, raw, flags)
         c.end()
+
+    # -- locks (§16.1) and prune plans (§16.2): version 4
+
+    def version4_object(self, key, typ):
+        """The plaintext of a lock or prune plan, None when it vanished before it could be read."""
+        check(self.config["version"] >= 4,
+              f"{key}: a {'lock' if typ == b'L' else 'prune plan'} object in a version {self.config['version']}"
+              " repository (they exist from version 4)")
+        try:
+            return self.envelope(key, typ)
+        except FormatError:
+            if self.gone(key):
+                return None
+            raise
+
+    def lock(self, key):
+        """A lock object (§16.1). Its command is an open set of names: it is read and shown, never checked."""
+        pt = self.version4_object(key, b"L")
+        if pt is None:
+            return None
+        c = Cursor(pt, key)
+        fmt, kind, zero, pid = c.unpack("BBHI")
+        check(fmt == 1, f"{key}: unknown lock format {fmt}")
+        check(kind in LOCK_KINDS, f"{key}: unknown lock kind {kind}")
+        check(zero == 0, f"{key}: reserved bytes not zero")
+        lock = {"id": key.split("/")[1], "kind": LOCK_KINDS[kind], "pid": pid}
+        lock["created"], lock["refreshed"] = c.unpack("qq")
+        lock["host"], lock["user"], lock["command"] = c.str16(), c.str16(), c.str16()
+        c.end()
+        lock["stale"] = lock_is_stale(lock)
+        return lock
+
+    def locks(self):
+        return [lk for lk in (self.lock(k) for k in self.object_keys("locks")) if lk]
+
+    def plan(self, key):
+        """A prune plan (§16.2), None when it vanished before it could be read (its prune finished)."""
+        pt = self.version4_object(key, b"P")
+        if pt is None:
+            return None
+        check(len(pt) >= PLAN_FIXED, f"{key}: truncated ({len(pt)} bytes, the fixed fields take {PLAN_FIXED})")
+        fmt, zero1, zero2, n, created = struct.unpack_from("<BBHIq", pt)
+        check(fmt == 1, f"{key}: unknown prune plan format {fmt}")
+        check(zero1 == 0, f"{key}: byte 1 is {zero1:#x}, not zero")
+        check(zero2 == 0, f"{key}: reserved bytes not zero")
+        want = PLAN_FIXED + PLAN_ENTRY * n
+        check(len(pt) == want, f"{key}: {n} packs make {want} bytes, the plaintext has {len(pt)}")
+        packs = []
+        for i in range(n):
+            pack_id, reason = struct.unpack_from("<32sB", pt, PLAN_FIXED + PLAN_ENTRY * i)
+            check(reason in REASONS, f"{key}: pack {pack_id.hex()}: unknown reason {reason}")
+            packs.append((pack_id, REASONS[reason]))
+        return {"id": key.split("/")[1], "created": created, "packs": packs}
 
     # -- packs (§8)
 
@@ -650,8 +749,12 @@ def cmd_verify(repo):
             nchunks += not e[4] & LIST
         nbytes += len(data)
     present = {bytes.fromhex(k.rsplit("/", 1)[1]) for k in packs}
-    missing = [p.hex() for p in repo.pack_entries if p not in present]
+    # a pack that a plan names may be gone while an index object still names it (a prune between its deletions and
+    # its index rewrite, or killed there): no reader uses it (§16.3 W1); any other is missing
+    missing = [p.hex() for p in repo.pack_entries if p not in present and p not in repo.named]
     check(not missing, f"index names missing packs: {', '.join(missing)}")
+    indexed_gone = sum(p not in present for p in repo.pack_entries)
+    locks = repo.locks()
     snaps = repo.snapshots()
     checked, nnodes = set(), 0
     for s in snaps:
@@ -672,6 +775,13 @@ def cmd_verify(repo):
     print(f"snapshots: {len(snaps)}{' (' + formats + ')' if formats else ''}, {nnodes} nodes, {lists}, every list"
           " checked, every chunk indexed, every node's size and XXH3-128 match")
     print(f"wal: {wal_files} archived files, all authenticated and checksummed")
+    kinds = [lk["kind"] for lk in locks]
+    print(f"locks: {len(locks)} ({kinds.count('write')} write, {kinds.count('delete')} delete,"
+          f" {sum(lk['stale'] for lk in locks)} stale), all authenticated")
+    reasons = [r for p in repo.plans for _, r in p["packs"]]
+    print(f"prune: {len(repo.plans)} plans, naming {len(repo.named)} packs"
+          f" ({', '.join(f'{reasons.count(r)} {r}' for r in REASONS.values())};"
+          f" {len(repo.named & present)} present, {indexed_gone} gone but still indexed), all authenticated")
     print("verify: OK")
 
 
@@ -688,6 +798,20 @@ def cmd_blobs(repo):
         print("list" if flags & LIST else "chunk", repo.pack_key(pack_id), off, stored + 16, raw, bid.hex())
 
 
+def cmd_locks(repo):
+    for lk in sorted(repo.locks(), key=lambda lk: (lk["created"], lk["id"])):
+        print(lk["id"], lk["kind"], lk["command"] or "-", lk["host"] or "-", lk["user"] or "-", lk["pid"],
+              "stale" if lk["stale"] else "live")
+
+
+def cmd_plans(repo):
+    present = {bytes.fromhex(k.rsplit("/", 1)[1]) for k in repo.pack_keys()}
+    for p in sorted(repo.plans, key=lambda p: (p["created"], p["id"])):
+        print("plan", p["id"], f"{len(p['packs'])} packs")
+        for pack_id, reason in p["packs"]:
+            print("  pack", pack_id.hex(), reason, "present" if pack_id in present else "gone")
+
+
 def main(argv):
     if len(argv) < 4:
         sys.exit(__doc__)
@@ -697,7 +821,8 @@ def main(argv):
     if password.endswith(b"\n"):  # dre's password files: one trailing newline is ignored
         password = password[:-1]
     commands = {"list": (cmd_list, 0), "restore": (cmd_restore, 2), "chunks": (cmd_chunks, 1),
-                "verify": (cmd_verify, 0), "wal": (cmd_wal, 3), "blobs": (cmd_blobs, 0)}
+                "verify": (cmd_verify, 0), "wal": (cmd_wal, 3), "blobs": (cmd_blobs, 0),
+                "locks": (cmd_locks, 0), "plans": (cmd_plans, 0)}
     if cmd not in commands or len(args) != commands[cmd][1]:
         sys.exit(__doc__)
     try:

@@ -3,7 +3,11 @@
 # lists, restores, re-chunks and verifies a repository holding a stream and a directory tree (format 2 snapshots,
 # their contents in list blobs), and the golden version 2 repository (format 1 snapshots); it notices a wrong
 # password, a damaged pack, damaged list blobs, swapped snapshot objects, and refuses malformed list trees and node
-# records that it is handed (forged with the repository's keys).
+# records that it is handed (forged with the repository's keys). Version 4 (§16): it reads the lock objects of two
+# running pushes and a running prune, the prune's plan while it is paused before deleting and after, and no plan
+# once the prune has ended (the pushes still paused: then the one that relied on a deleted pack fails, the other
+# commits), each checked against what dre says and does, and a plan naming dead, repacked and orphan packs; it
+# refuses forged malformed locks and plans.
 . "$(dirname "$0")/lib.bash"
 
 export DRE_PASSWORD_FILE=$T/pw
@@ -256,6 +260,387 @@ else
 	not_ok "decoder refuses malformed list trees and node records"
 	sed 's/^/    /' "$T/forge.out" | tail -20
 fi
+
+# version 4 (§16): locks and prune plans, read while dre runs. Pause points (engine/testhook.h): with
+# DRE_TEST_PAUSE=DIR and DRE_TEST_PAUSE_AT=NAME[,NAME...] a process creates DIR/NAME.reached at each pause point it
+# is given and waits there for DIR/NAME.go; every process gets its own directory and its own list.
+R4=$T/repo4
+PAUSE_POINTS=(push-loaded push-before-index push-before-snapshot push-after-snapshot prune-marked prune-repacked
+	prune-planned prune-rescanned prune-deleting prune-deleted prune-reindexing prune-reindexed)
+# release DIR [NAME...]: lets the process paused in DIR pass NAME (every pause point when none is given)
+release() {
+	local dir=$1 n
+	shift
+	local names=("$@")
+	[ $# -gt 0 ] || names=("${PAUSE_POINTS[@]}")
+	for n in "${names[@]}"; do : >"$dir/$n.go"; done
+}
+# reached DIR NAME: waits (30 s at most) until the process paused in DIR has reached NAME
+reached() {
+	for _ in $(seq 1 300); do
+		[ -e "$1/$2.reached" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# never leave a paused dre behind, whatever fails
+trap 'for d in "$T/pause-push" "$T/pause-again" "$T/pause-prune" "$T/pause-prune5"; do
+	[ -d "$d" ] && release "$d"
+done' EXIT
+# decode_in REPO ARGS...: the decoder on REPO, as decode does on $R; decode4 ARGS...: on $R4
+decode_in() {
+	local repo=$1
+	shift
+	if "${DEC[@]}" "$repo" "$DRE_PASSWORD_FILE" "$@" >"$T/cmd.out" 2>"$T/cmd.err"; then return 0; fi
+	sed 's/^/    decoder: /' "$T/cmd.err" | head -5
+	return 1
+}
+decode4() { decode_in "$R4" "$@"; }
+# pack_ids: the IDs of the pack objects in $R4, sorted
+pack_ids() { find "$R4/packs" -type f ! -name '.*' -printf '%f\n' | sort; }
+# out_is TEXT: the last command's stdout is exactly TEXT
+out_is() { [ "$(cat "$T/cmd.out")" = "$1" ]; }
+# planned_packs: the packs the plans in the last "plans" output name, sorted, as "ID REASON STATE"
+planned_packs() { awk '$1 == "pack" { print $2, $3, $4 }' "$T/cmd.out" | sort; }
+# no_plan_objects: nothing under $R4/prune/ but temporaries
+no_plan_objects() { [ -z "$(find "$R4/prune" -type f ! -name '.*' 2>/dev/null)" ]; }
+
+expect_rc 0 "init a version 4 repository for locks and plans" \
+	"$DRE" -r "$R4" init --pack-size 1MiB --chunk-min 8K --chunk-avg 32K --chunk-max 128K
+head -c 2M /dev/urandom >"$T/keep"
+head -c 2M /dev/urandom >"$T/gone"
+expect_rc 0 "push keep" "$DRE" -r "$R4" push keep <"$T/keep"
+expect_rc 0 "push gone" "$DRE" -r "$R4" push gone <"$T/gone"
+check "decoder verifies it: no locks, no plans" decode4 verify
+check "  ... says so" sh -c "grep -q '^config: version 4' '$T/cmd.out' && grep -q '^locks: 0 ' '$T/cmd.out' &&
+	grep -q '^prune: 0 plans, naming 0 packs' '$T/cmd.out'"
+packs_before=$(pack_ids)
+
+# a push paused after it took its lock and loaded the index (W1): its lock object is there to read
+mkdir "$T/pause-push" "$T/pause-again" "$T/pause-prune"
+DRE_TEST_PAUSE=$T/pause-push DRE_TEST_PAUSE_AT=push-loaded \
+	"$DRE" -r "$R4" push slow -- sh -c 'echo hi' >"$T/slow.out" 2>&1 &
+slow=$!
+check "a push pauses at push-loaded" reached "$T/pause-push" push-loaded
+check "decoder reads the push's lock object" decode4 locks
+check "  ... one write lock of push, by the push's pid, on this host, as this user, live" \
+	grep -qxE "[0-9a-f]{64} write push $(hostname) $(id -un) $slow live" "$T/cmd.out"
+check "  ... and no other" test "$(wc -l <"$T/cmd.out")" = 1
+push_lock=$(cat "$T/cmd.out")
+"$DRE" -r "$R4" locks --json >"$T/locks.json" 2>/dev/null
+check "  ... the lock dre locks shows: same ID, kind, command, host, user and pid" test "$(cut -d' ' -f1-6 <<<"$push_lock")" = \
+	"$(json "' '.join(str(d[0][k]) for k in ('id', 'kind', 'command', 'host', 'user', 'pid'))" <"$T/locks.json")"
+check "decoder verify with a push running" decode4 verify
+check "  ... counts its lock" grep -q "^locks: 1 (1 write, 0 delete, 0 stale)" "$T/cmd.out"
+
+# a second push, of gone's bytes, paused at push-loaded too: it loaded an index that names gone's packs, before the
+# prune below plans them, and will deduplicate against them when it goes on
+DRE_TEST_PAUSE=$T/pause-again DRE_TEST_PAUSE_AT=push-loaded \
+	"$DRE" -r "$R4" push again <"$T/gone" >"$T/again.out" 2>&1 &
+again=$!
+check "a push of gone's bytes pauses at push-loaded" reached "$T/pause-again" push-loaded
+check "decoder reads both pushes' locks" decode4 locks
+check "  ... the first one's and a second write lock of push" sh -c "grep -qxF '$push_lock' '$T/cmd.out' &&
+	grep -qxE '[0-9a-f]{64} write push $(hostname) $(id -un) $again live' '$T/cmd.out' && test \$(wc -l <'$T/cmd.out') = 2"
+again_lock=$(grep -E " $again live$" "$T/cmd.out")
+
+# forget one snapshot so that its packs are dead, then a prune paused right after it wrote its plan (R2)
+gone_id=$("$DRE" -r "$R4" snapshots --json | json "[s['id'] for s in d if s['name'] == 'gone'][0]")
+expect_rc 0 "forget gone while the pushes run" "$DRE" -r "$R4" forget "$gone_id"
+expect_rc 0 "prune --dry-run" "$DRE" -r "$R4" prune --dry-run --json
+dead=$(json "d['packs_dead']" <"$T/cmd.out")
+check "  ... finds dead packs" test "$dead" -ge 1
+DRE_TEST_PAUSE=$T/pause-prune DRE_TEST_PAUSE_AT=prune-planned,prune-deleted \
+	"$DRE" -r "$R4" prune --grace 0 >"$T/prune.out" 2>&1 &
+pruner=$!
+check "a prune pauses at prune-planned" reached "$T/pause-prune" prune-planned
+check "decoder reads the prune's plan" decode4 plans
+check "  ... one plan, naming the $dead dead packs" grep -qx "plan [0-9a-f]\{64\} $dead packs" "$T/cmd.out"
+check "  ... and nothing else" test "$(grep -c '^[a-z]' "$T/cmd.out")" = 1
+planned=$(planned_packs)
+check "  ... every pack planned as dead, still present" \
+	test "$(awk '$2 == "dead" && $3 == "present"' <<<"$planned" | wc -l)" = "$dead"
+check "decoder reads the three locks" decode4 locks
+check "  ... the pushes' write locks and the prune's delete lock" sh -c "grep -qxF '$push_lock' '$T/cmd.out' &&
+	grep -qxF '$again_lock' '$T/cmd.out' &&
+	grep -qxE '[0-9a-f]{64} delete prune $(hostname) $(id -un) $pruner live' '$T/cmd.out' &&
+	test \$(wc -l <'$T/cmd.out') = 3"
+check "decoder verify with a plan in the store" decode4 verify
+check "  ... counts the locks and the plan" sh -c "grep -q '^locks: 3 (2 write, 1 delete, 0 stale)' '$T/cmd.out' &&
+	grep -q '^prune: 1 plans, naming $dead packs ($dead dead, 0 repacked, 0 orphan; $dead present, 0 gone' '$T/cmd.out'"
+check "decoder lists the snapshots past the plan" decode4 list
+check "  ... keep and nothing else (gone is forgotten; slow and again are not committed)" \
+	sh -c "awk '{ print \$2 }' '$T/cmd.out' | tr '\n' ' ' | grep -qx 'keep '"
+keep_id=$(awk '{ print $1 }' "$T/cmd.out")
+
+# the prune paused after its deletions, before it rewrites the index: the index names packs that are gone, the plan
+# names them too, and a reader goes around them
+release "$T/pause-prune" prune-planned
+check "the prune pauses at prune-deleted" reached "$T/pause-prune" prune-deleted
+check "decoder reads the plan after the deletions" decode4 plans
+check "  ... its packs now gone" test "$(planned_packs)" = "$(sed 's/ present$/ gone/' <<<"$planned")"
+check "decoder verify between deletions and index rewrite" decode4 verify
+check "  ... the plan's packs gone, still named by the index" grep -q "^prune: 1 plans, .* 0 present, [1-9][0-9]* gone but still indexed)" "$T/cmd.out"
+check "decoder restores keep past the plan" decode4 restore "$keep_id" "$T/out4-keep"
+check "  ... byte for byte" cmp -s "$T/keep" "$T/out4-keep/keep"
+release "$T/pause-prune" prune-deleted
+wait "$pruner"
+check "the prune finishes" test $? = 0
+check "  ... having deleted exactly the packs of its plan" test "$(comm -23 <(echo "$packs_before") <(pack_ids))" = \
+	"$(awk '{ print $1 }' <<<"$planned")"
+
+# the prune deleted its plan at its end (§16.3 R5), though both pushes are still paused at push-loaded with live
+# write locks: nothing under prune/ is left to tell them (they find out at W4, from packs/)
+check "decoder reads no plan after the prune, both pushes still paused" decode4 plans
+check "  ... none" out_is ""
+check "  ... and no object under prune/" no_plan_objects
+check "  ... both pushes still paused at push-loaded" sh -c "kill -0 $slow && kill -0 $again"
+check "decoder reads the locks after the prune" decode4 locks
+check "  ... only the pushes'" sh -c "grep -qxF '$push_lock' '$T/cmd.out' && grep -qxF '$again_lock' '$T/cmd.out' &&
+	test \$(wc -l <'$T/cmd.out') = 2"
+check "decoder verify after the prune" decode4 verify
+check "  ... two write locks, no plan, no pack gone" sh -c "
+	grep -q '^locks: 2 (2 write, 0 delete, 0 stale)' '$T/cmd.out' &&
+	grep -q '^prune: 0 plans, naming 0 packs (0 dead, 0 repacked, 0 orphan; 0 present, 0 gone' '$T/cmd.out'"
+# slow's 3 bytes are in no pack of the index it loaded: it relied on none of the deleted packs (W2) and commits
+release "$T/pause-push"
+wait "$slow"
+slow_rc=$?
+check "the push of new bytes commits (exit $slow_rc; it relied on no deleted pack)" test "$slow_rc" = 0
+# again deduplicated against gone's packs, which the index it loaded named: W4 finds them gone from packs/
+release "$T/pause-again"
+wait "$again"
+again_rc=$?
+check "the push of gone's bytes fails busy (exit $again_rc, want 7: packs it relied on are gone)" test "$again_rc" = 7
+check "  ... saying a pack it relied on is gone" grep -q "which this run relied on, is gone" "$T/again.out"
+check "decoder reads no lock after the pushes" decode4 locks
+check "  ... none" out_is ""
+check "decoder lists the snapshots after the pushes" decode4 list
+check "  ... keep and slow, not again" \
+	sh -c "awk '{ print \$2 }' '$T/cmd.out' | sort | tr '\n' ' ' | grep -qx 'keep slow '"
+check "  ... slow is 3 bytes" grep -q " slow stream 3$" "$T/cmd.out"
+check "decoder verifies the repository after the failed push" decode4 verify
+expect_rc 0 "a prune with no write lock live" "$DRE" -r "$R4" prune --grace 0
+check "decoder reads no plan after it" decode4 plans
+check "  ... none" out_is ""
+check "  ... and no object under prune/" no_plan_objects
+check "decoder verifies the repository after it all" decode4 verify
+check "  ... no locks, no plans" \
+	sh -c "grep -q '^locks: 0 ' '$T/cmd.out' && grep -q '^prune: 0 plans, naming 0 packs' '$T/cmd.out'"
+
+# one plan with all three reasons (§16.2): dead packs of a forgotten snapshot, a pack repacked because a kept
+# snapshot needs part of it, and an orphan of a push killed before its index object (whose stale lock, same host and
+# pid gone, does not hold the orphan back); the counts are the ones prune --dry-run gives
+R5=$T/repo5
+expect_rc 0 "init a repository for a plan of every reason" \
+	"$DRE" -r "$R5" init --pack-size 1MiB --chunk-min 8K --chunk-avg 32K --chunk-max 128K
+head -c 3000000 /dev/urandom >"$T/r5a"
+{ head -c 1500000 "$T/r5a"; head -c 500000 /dev/urandom; } >"$T/r5c"
+head -c 1000000 /dev/urandom >"$T/r5b"
+head -c 1000000 /dev/urandom >"$T/r5o"
+expect_rc 0 "push x, z (half of x) and y" sh -c "'$DRE' -r '$R5' push x <'$T/r5a' && '$DRE' -r '$R5' push z <'$T/r5c' &&
+	'$DRE' -r '$R5' push y <'$T/r5b'"
+(DRE_TEST_KILL_AT=push-before-index "$DRE" -r "$R5" push orphan <"$T/r5o" >/dev/null 2>&1; true) 2>/dev/null
+for n in x y; do
+	id=$("$DRE" -r "$R5" snapshots --json | json "[s['id'] for s in d if s['name'] == '$n'][0]")
+	expect_rc 0 "forget $n" "$DRE" -r "$R5" forget "$id"
+done
+expect_rc 0 "prune --dry-run --max-unused 5%" "$DRE" -r "$R5" prune --dry-run --max-unused 5% --json
+counts=$(json "'%d dead, %d repacked, %d orphan' % (d['packs_dead'], d['packs_repacked'], d['packs_orphan'])" <"$T/cmd.out")
+check "  ... plans packs of every reason ($counts)" grep -qE '^[1-9][0-9]* dead, [1-9][0-9]* repacked, [1-9][0-9]* orphan$' <<<"$counts"
+mkdir "$T/pause-prune5"
+DRE_TEST_PAUSE=$T/pause-prune5 DRE_TEST_PAUSE_AT=prune-planned,prune-deleted \
+	"$DRE" -r "$R5" prune --grace 0 --max-unused 5% >"$T/prune5.out" 2>&1 &
+pruner5=$!
+check "a prune pauses at prune-planned" reached "$T/pause-prune5" prune-planned
+check "decoder verify with that plan" decode_in "$R5" verify
+check "  ... reads the reasons prune --dry-run counted" \
+	grep -q "^prune: 1 plans, naming [0-9]* packs ($counts;" "$T/cmd.out"
+check "  ... and the killed push's lock as stale" grep -q "^locks: 2 (1 write, 1 delete, 1 stale)" "$T/cmd.out"
+check "decoder reads the plan" decode_in "$R5" plans
+check "  ... one plan, each reason on some pack" sh -c "test \$(grep -c '^plan ' '$T/cmd.out') = 1 &&
+	for r in dead repacked orphan; do grep -q \"^  pack [0-9a-f]\\{64\\} \$r present\$\" '$T/cmd.out' || exit 1; done"
+# after the deletions the index still names the repacked pack, which is gone: z's chunks that were in it are read
+# from their new pack, the location outside the planned packs (§16.3 W1)
+release "$T/pause-prune5" prune-planned
+check "the prune pauses at prune-deleted" reached "$T/pause-prune5" prune-deleted
+z_id=$("$DRE" -r "$R5" snapshots --json | json "[s['id'] for s in d if s['name'] == 'z'][0]")
+check "decoder restores z from the repacked copies of its chunks" decode_in "$R5" restore "$z_id" "$T/out5"
+check "  ... byte for byte" cmp -s "$T/r5c" "$T/out5/z"
+release "$T/pause-prune5" prune-deleted
+wait "$pruner5"
+check "the prune finishes" test $? = 0
+check "decoder reads no plan after it" decode_in "$R5" plans
+check "  ... none" out_is ""
+
+# every rule of §16.1 and §16.2, on lock objects and plans forged with the repository's keys: in-process cases, then
+# three of them as objects in copies of the repository that the decoder is run on
+forge4() { # MODE REPO: MODE cases, or lock-kind3, plan-byte1, plan-trailing (puts one such object into REPO)
+	"$PY" - "$DRE_SRC" "$2" "$DRE_PASSWORD_FILE" "$1" >"$T/forge4.out" 2>&1 <<'PYEOF'
+import os, struct, sys, time
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+import spec_decoder as d
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+root, mode = sys.argv[2], sys.argv[4]
+with open(sys.argv[3], "rb") as f:
+    pw = f.read().removesuffix(b"\n")
+repo = d.Repo(root, pw)
+
+def put(prefix, typ, plain, key=None):
+    """Seals plain as an envelope of type typ (§6) under key (a fresh PREFIX/<hex ID> when None); returns key."""
+    key = key or f"{prefix}/{os.urandom(32).hex()}"
+    salt = os.urandom(32)
+    head = b"DRE1" + typ + bytes(3) + salt
+    sub = d.hkdf(repo.enc_key, salt, b"dre v1 object")
+    os.makedirs(os.path.join(root, prefix), exist_ok=True)
+    with open(os.path.join(root, key), "wb") as f:
+        f.write(head + AESGCM(sub).encrypt(d.ZERO_NONCE, plain, head + key.encode()))
+    return key
+
+def s16(text):
+    return struct.pack("<H", len(text.encode())) + text.encode()
+
+def lock(fmt=1, kind=1, zero=0, command="push", extra=b"", cut=0):  # §16.1
+    now = time.time_ns()
+    pt = (struct.pack("<BBHIqq", fmt, kind, zero, 4242, now, now) + s16("forged-host") + s16("someone") +
+          s16(command) + extra)
+    return pt[:len(pt) - cut]
+
+def plan(fmt=1, byte1=0, zero=0, reasons=(1, 1), n=None, extra=b""):  # §16.2
+    body = b"".join(os.urandom(32) + bytes([r]) for r in reasons)
+    return struct.pack("<BBHIq", fmt, byte1, zero, len(reasons) if n is None else n, time.time_ns()) + body + extra
+
+if mode != "cases":  # one object, left in the store
+    key = {"lock-kind3": lambda: put("locks", b"L", lock(kind=3)),
+           "plan-byte1": lambda: put("prune", b"P", plan(byte1=1)),
+           "plan-trailing": lambda: put("prune", b"P", plan(extra=b"\0"))}[mode]()
+    print(key)
+    sys.exit(0)
+
+failures = []
+
+def read(prefix, typ, plain, key=None):
+    key = put(prefix, typ, plain, key)
+    try:
+        return repo.lock(key) if prefix == "locks" else repo.plan(key)
+    finally:
+        os.remove(os.path.join(root, key))
+
+def good(name, prefix, typ, plain, want):
+    try:
+        got = read(prefix, typ, plain)
+        if not all(got[k] == v for k, v in want.items()):
+            failures.append(f"{name}: read {got}")
+    except d.FormatError as e:
+        failures.append(f"{name}: refused ({e})")
+
+def bad(name, prefix, typ, plain, key=None, hint=""):
+    try:
+        read(prefix, typ, plain, key)
+        failures.append(f"{name}: accepted")
+    except d.FormatError as e:
+        if hint not in str(e):
+            failures.append(f"{name}: refused, but not for {hint!r}: {e}")
+        print(f"refused: {name}: {e}")
+
+L, P = b"L", b"P"
+good("a write lock of push", "locks", L, lock(), {"kind": "write", "command": "push", "pid": 4242,
+                                                   "host": "forged-host", "user": "someone", "stale": False})
+good("a delete lock of prune", "locks", L, lock(kind=2, command="prune"), {"kind": "delete", "command": "prune"})
+good("a write lock of pg-backup", "locks", L, lock(command="pg-backup"), {"command": "pg-backup"})
+good("a delete lock of key-passwd", "locks", L, lock(kind=2, command="key-passwd"), {"command": "key-passwd"})
+# the command is an open list (§16.1): a reader shows it and does not depend on it
+good("a lock of a command no dre writes yet", "locks", L, lock(command="rm -rf"),
+     {"kind": "write", "command": "rm -rf"})
+good("a delete lock of push", "locks", L, lock(kind=2), {"kind": "delete", "command": "push"})
+good("a lock of an empty command", "locks", L, lock(command=""), {"command": ""})
+bad("a lock of format 2", "locks", L, lock(fmt=2), hint="unknown lock format 2")
+bad("a lock of kind 3", "locks", L, lock(kind=3), hint="unknown lock kind 3")
+bad("a lock of kind 0", "locks", L, lock(kind=0), hint="unknown lock kind 0")
+bad("a lock with reserved bytes set", "locks", L, lock(zero=1), hint="reserved")
+bad("a lock with a trailing byte", "locks", L, lock(extra=b"\0"), hint="1 trailing bytes")
+bad("a lock cut short", "locks", L, lock(cut=2), hint="truncated")
+# a lock of the version 4 draft, with a 16-byte session after the pid: its times are read from the session, and
+# the strings from the draft's times, whose lengths do not add up
+then = 1_700_000_000_000_000_000
+draft = (struct.pack("<BBHI", 1, 1, 0, 4242) + bytes(range(16)) + struct.pack("<qq", then, then) +
+         s16("forged-host") + s16("someone") + s16("push"))
+bad("a lock with a session (the draft layout)", "locks", L, draft, hint="truncated")
+bad("a lock sealed as a prune plan", "locks", P, lock(), hint="expected b'L'")
+key = put("locks", L, lock())
+with open(os.path.join(root, key), "rb") as f:
+    sealed = f.read()
+os.remove(os.path.join(root, key))
+other = f"locks/{os.urandom(32).hex()}"
+with open(os.path.join(root, other), "wb") as f:
+    f.write(sealed)
+try:
+    repo.lock(other)
+    failures.append("a lock copied under another name: accepted")
+except d.FormatError as e:
+    print(f"refused: a lock copied under another name: {e}")
+os.remove(os.path.join(root, other))
+
+def good_plan(name, reasons, want):
+    try:
+        got = read("prune", P, plan(reasons=reasons))
+        if [r for _, r in got["packs"]] != want:
+            failures.append(f"{name}: read {got}")
+    except d.FormatError as e:
+        failures.append(f"{name}: refused ({e})")
+
+good_plan("a plan of a dead and a repacked pack", (1, 2), ["dead", "repacked"])
+good_plan("a plan of every reason", (3, 1, 2), ["orphan", "dead", "repacked"])
+good_plan("a plan of no packs", (), [])
+bad("a plan of format 2", "prune", P, plan(fmt=2), hint="unknown prune plan format 2")
+bad("a plan of format 0", "prune", P, plan(fmt=0), hint="unknown prune plan format 0")
+bad("a plan with byte 1 = 1 (a draft tombstone's flag)", "prune", P, plan(byte1=1), hint="byte 1 is 0x1, not zero")
+bad("a plan with byte 1 = 0x80", "prune", P, plan(byte1=0x80), hint="byte 1 is 0x80, not zero")
+bad("a plan with reserved bytes set", "prune", P, plan(zero=1), hint="reserved")
+bad("a plan with reserved bytes 0x100", "prune", P, plan(zero=0x100), hint="reserved")
+bad("a plan with reason 4", "prune", P, plan(reasons=(1, 4)), hint="unknown reason 4")
+bad("a plan with reason 0", "prune", P, plan(reasons=(0,)), hint="unknown reason 0")
+bad("a plan with reason 255", "prune", P, plan(reasons=(3, 255)), hint="unknown reason 255")
+bad("a plan whose pack count is over its packs", "prune", P, plan(n=3), hint="3 packs make 115 bytes")
+bad("a plan whose pack count is under its packs", "prune", P, plan(n=1), hint="1 packs make 49 bytes")
+bad("a plan with a trailing byte", "prune", P, plan(extra=b"\0"), hint="2 packs make 82 bytes, the plaintext has 83")
+bad("a plan of the draft layout (a session count after its packs)", "prune", P, plan(extra=bytes(4)),
+    hint="the plaintext has 86")
+bad("a plan cut inside a pack entry", "prune", P, plan()[:-1], hint="the plaintext has 81")
+bad("a plan of 15 bytes", "prune", P, plan()[:15], hint="truncated")
+bad("a plan sealed as a lock", "prune", L, plan(), hint="expected b'P'")
+repo.config["version"] = 3
+bad("a lock in a version 3 repository", "locks", L, lock(), hint="version 3 repository")
+bad("a plan in a version 3 repository", "prune", P, plan(), hint="version 3 repository")
+repo.config["version"] = 4
+if failures:
+    sys.exit("\n".join(failures))
+print("every malformed lock and plan refused")
+PYEOF
+}
+cp -a "$R4" "$T/forged4"
+if forge4 cases "$T/forged4"; then
+	ok "decoder refuses malformed locks and plans ($(grep -c '^refused: ' "$T/forge4.out") cases)"
+else
+	not_ok "decoder refuses malformed locks and plans"
+	sed 's/^/    /' "$T/forge4.out" | tail -20
+fi
+check "  ... and leaves no forged object behind" sh -c "'$PY' '$DRE_SRC/tests/spec_decoder.py' '$T/forged4' \
+	'$DRE_PASSWORD_FILE' verify | grep -q '^prune: 0 plans,' && ! ls -A '$T/forged4/locks' | grep -q ."
+for c in lock-kind3:locks:"unknown lock kind 3" plan-byte1:list:"byte 1 is 0x1, not zero" \
+	plan-trailing:verify:"2 packs make 82 bytes, the plaintext has 83"; do
+	mode=${c%%:*} rest=${c#*:}
+	cmd=${rest%%:*} msg=${rest#*:}
+	rm -rf "$T/forged-$mode" && cp -a "$R4" "$T/forged-$mode"
+	if forge4 "$mode" "$T/forged-$mode"; then
+		check "decoder $cmd refuses a forged object ($mode)" decode_fails "$T/forged-$mode" "$DRE_PASSWORD_FILE" "$cmd"
+		check "  ... saying \"$msg\", naming it" grep -qF "spec_decoder: $(cat "$T/forge4.out"): $msg" "$T/cmd.err"
+	else
+		not_ok "forge $mode"
+		sed 's/^/    /' "$T/forge4.out" | tail -5
+	fi
+done
 
 # the golden version 2 repository (format 1 snapshots, tests/golden/repo-v2): its inputs made again as
 # tests/e2e/migrate.sh makes them
