@@ -74,7 +74,7 @@ static int prune_in_repo(cli_ctx *ctx, repo *r, void *arg)
 		return cli_print_json(
 			stdout,
 			json_pack("{s:b, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:b, s:i, s:i, s:i, s:i, s:i,"
-				  " s:I, s:I, s:I, s:f, s:i}",
+				  " s:I, s:I, s:I, s:f, s:i, s:i}",
 				  "dry_run", o->dry_run, "snapshots", (int)res.snapshots, "index_objects",
 				  (int)res.index_objects, "packs", (int)res.packs, "chunks", (json_int_t)res.chunks,
 				  "chunks_referenced", (json_int_t)res.chunks_referenced, "bytes_total",
@@ -88,7 +88,8 @@ static int prune_in_repo(cli_ctx *ctx, repo *r, void *arg)
 				  (json_int_t)res.bytes_written, "bytes_freed",
 				  (json_int_t)(res.bytes_deleted > res.bytes_written ? res.bytes_deleted - res.bytes_written
 										 : 0),
-				  "seconds", res.seconds, "index_deleted", (int)res.index_deleted));
+				  "seconds", res.seconds, "index_deleted", (int)res.index_deleted,
+				  "uploads_aborted", (int)res.uploads_aborted));
 	if (ctx->quiet)
 		return 0;
 	printf("%zu snapshots reference %" PRIu64 " of %" PRIu64 " chunks: %s of %s in %zu packs\n", res.snapshots,
@@ -104,6 +105,8 @@ static int prune_in_repo(cli_ctx *ctx, repo *r, void *arg)
 		printf("packs in no index object were left alone: a push is running (a later prune removes them)\n");
 	if (o->dry_run)
 		return 0;
+	if (res.uploads_aborted > 0)
+		printf("aborted %zu multipart uploads left by interrupted pushes\n", res.uploads_aborted);
 	if (res.packs_kept > 0)
 		printf("kept %zu planned packs: snapshots committed during the prune need them\n", res.packs_kept);
 	printf("deleted %zu packs (%s), wrote %zu packs (%s), rewrote %zu and removed %zu index objects: %s freed in "

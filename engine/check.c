@@ -547,9 +547,9 @@ static size_t count_unreferenced(struct check *c)
 	return referenced;
 }
 
-static int count_upload(void *arg, const char *key, const char *initiated)
+static int count_upload(void *arg, const char *key, const char *upload_id, const char *initiated)
 {
-	(void)key, (void)initiated;
+	(void)key, (void)upload_id, (void)initiated;
 	((check_report *)arg)->incomplete_uploads++;
 	return 0;
 }

@@ -691,6 +691,56 @@ static int delete_plans(struct prune *p)
 	return 0;
 }
 
+/* ---- multipart uploads ---- */
+
+struct uploads_ctx {
+	struct prune *p;
+	int64_t now_s;
+	int64_t min_age_s; /* LOCK_STALE_S; DRE_TEST_UPLOAD_AGE_S in tests, which cannot make an old upload */
+};
+
+/* "2026-12-02T03:15:00.000Z" → seconds; -1 when it does not parse */
+static int64_t initiated_s(const char *t)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+		   &tm.tm_sec) != 6)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm);
+}
+
+static int abort_one(void *arg, const char *key, const char *upload_id, const char *initiated)
+{
+	struct uploads_ctx *c = arg;
+	int64_t t = initiated_s(initiated);
+	if (t < 0 || c->now_s - t < c->min_age_s)
+		return 0; /* recent, or a time we cannot read: a later prune */
+	int rc = store_abort_upload(c->p->r->st, key, upload_id);
+	if (rc < 0) {
+		warn(c->p, "%s", err_msg());
+		return 0;
+	}
+	c->p->res->uploads_aborted++;
+	return 0;
+}
+
+/* Parts of multipart uploads that killed pushes began take space until aborted. Only while no write lock is live
+ * (a running push's upload is not touched), and only those begun more than the stale age ago by the server's
+ * account, so that a clock that is off cannot make it reach a young one. */
+static int abort_uploads(struct prune *p)
+{
+	bool writers = false;
+	TRY(lock_any_live(p->r, REPO_LOCK_WRITE, NULL, &writers));
+	if (writers)
+		return 0;
+	const char *age = getenv("DRE_TEST_UPLOAD_AGE_S");
+	struct uploads_ctx c = {p, meter_now_ns() / 1000000000, age ? strtoll(age, NULL, 10) : LOCK_STALE_S};
+	return err_ctx(store_uploads(p->r->st, abort_one, &c), "listing unfinished multipart uploads");
+}
+
 /* ---- the command ---- */
 
 static int prune_run(struct prune *p)
@@ -725,7 +775,7 @@ static int prune_run(struct prune *p)
 	bool anything = res->packs_dead + res->packs_repacked + res->packs_orphan + res->packs_missing > 0 ||
 			p->adopted.n > 0;
 	if (!anything)
-		return 0;
+		return abort_uploads(p);
 	/* R2, R3 */
 	TRY(write_plan(p));
 	test_pause("prune-planned");
@@ -740,7 +790,8 @@ static int prune_run(struct prune *p)
 	test_pause("prune-deleted");
 	TRY(rewrite_index(p));
 	test_pause("prune-reindexed");
-	return delete_plans(p);
+	TRY(delete_plans(p));
+	return abort_uploads(p);
 }
 
 int engine_prune(repo *r, const prune_opts *o, prune_result *res)

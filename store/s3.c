@@ -963,7 +963,7 @@ typedef struct upload_page {
 	size_t strip;
 	store_upload_fn fn;
 	void *arg;
-	char key[1100], initiated[64];
+	char key[1100], initiated[64], upload_id[512];
 	bool have_key, truncated;
 	char next_key[1100], next_id[512];
 } upload_page;
@@ -983,7 +983,7 @@ static int upload_elem(void *arg, const char *const *path, int depth, const char
 		else if (strcmp(path[1], "Upload") == 0 && up->have_key) {
 			up->have_key = false;
 			if (store_key_check(up->key, false) == 0)
-				return up->fn(up->arg, up->key, up->initiated);
+				return up->fn(up->arg, up->key, up->upload_id, up->initiated);
 		}
 		return 0;
 	}
@@ -992,8 +992,22 @@ static int upload_elem(void *arg, const char *const *path, int depth, const char
 			up->have_key = key_to(up->key, sizeof up->key, up->strip, text, len);
 		else if (strcmp(path[2], "Initiated") == 0)
 			text_to(up->initiated, sizeof up->initiated, text, len);
+		else if (strcmp(path[2], "UploadId") == 0)
+			text_to(up->upload_id, sizeof up->upload_id, text, len);
 	}
 	return 0;
+}
+
+static int s3_abort_upload(store *st, const char *key, const char *upload_id)
+{
+	struct s3 *s = s3_of(st);
+	char name[1100];
+	TRY(object_name(s, key, name, sizeof name));
+	s3_call c = {.method = "DELETE", .object = name};
+	c.query[c.nquery++] = (sigv4_kv){"uploadId", upload_id};
+	int rc = call_ok(s, &c);
+	call_free(&c);
+	return rc < 0 ? err_ctx(rc, "aborting the multipart upload of %s", key) : 0;
 }
 
 static int s3_uploads(store *st, store_upload_fn fn, void *arg)
@@ -1097,6 +1111,7 @@ static const struct store_driver s3_driver = {
 	.del = s3_del,
 	.prepare = s3_prepare,
 	.uploads = s3_uploads,
+	.abort_upload = s3_abort_upload,
 	.close = s3_close,
 };
 

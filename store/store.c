@@ -73,6 +73,13 @@ int store_uploads(store *st, store_upload_fn fn, void *arg)
 	return st->drv->uploads ? st->drv->uploads(st, fn, arg) : 0;
 }
 
+int store_abort_upload(store *st, const char *key, const char *upload_id)
+{
+	if (st->drv->abort_upload == NULL)
+		return err_set(DRE_EINVAL, "%s: this store has no multipart uploads to abort", st->url);
+	return st->drv->abort_upload(st, key, upload_id);
+}
+
 void store_close(store *st)
 {
 	if (st != NULL)

@@ -40,8 +40,9 @@ void *store_buffer_alloc(size_t len);
 typedef int (*store_list_fn)(void *arg, const char *key, uint64_t size);
 
 /* Called once per multipart upload that was begun and never completed or aborted (a process killed in the
- * middle of a large put): the key it was for and when it began, as the server says ("2026-12-02T03:15:00Z"). */
-typedef int (*store_upload_fn)(void *arg, const char *key, const char *initiated);
+ * middle of a large put): the key it was for, the server's ID of the upload, and when it began, as the server
+ * says ("2026-12-02T03:15:00Z"). */
+typedef int (*store_upload_fn)(void *arg, const char *key, const char *upload_id, const char *initiated);
 
 struct store_driver {
 	const char *name;
@@ -52,6 +53,7 @@ struct store_driver {
 	int (*del)(store *st, const char *key);
 	int (*prepare)(store *st); /* NULL when there is nothing to prepare */
 	int (*uploads)(store *st, store_upload_fn fn, void *arg); /* NULL when puts are never in parts */
+	int (*abort_upload)(store *st, const char *key, const char *upload_id); /* with uploads */
 	void (*close)(store *st);
 };
 
@@ -99,6 +101,8 @@ int store_prepare(store *st);
 
 /* Lists unfinished multipart uploads (none for drivers whose puts are never in parts). */
 int store_uploads(store *st, store_upload_fn fn, void *arg);
+/* Aborts one of them (prune: the parts take space until then). */
+int store_abort_upload(store *st, const char *key, const char *upload_id);
 
 /* Checks a key (or with allow_prefix, a list prefix) against the rules above; DRE_EINVAL names the problem. */
 int store_key_check(const char *key, bool allow_prefix);

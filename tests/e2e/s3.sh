@@ -145,6 +145,11 @@ expect_rc 1 "a push whose part and abort both fail fails" env DRE_S3_RETRIES=0 "
 stop_proxy
 expect_rc 0 "check runs with an unfinished upload left" "$DRE" check
 check "check names the unfinished multipart upload" err_has "multipart upload.* never completed"
+expect_rc 0 "prune leaves a young unfinished upload alone" "$DRE" prune --grace 0 --json
+check "  ... none aborted" test "$(json "d['uploads_aborted']" <"$T/cmd.out")" = 0
+expect_rc 0 "prune aborts an unfinished upload older than the stale age" env DRE_TEST_UPLOAD_AGE_S=0 "$DRE" prune --grace 0 --json
+check "  ... one aborted" test "$(json "d['uploads_aborted']" <"$T/cmd.out")" -ge 1
+check "  ... none left open on the gateway" test "$(open_uploads "$(bucket_of "$DRE_REPOSITORY")")" = 0
 unset DRE_S3_MULTIPART_THRESHOLD DRE_S3_PART_SIZE
 check "the failed pushes recorded no snapshot" sh -c "! '$DRE' snapshots | grep -q mp-"
 
