@@ -35,17 +35,6 @@ static void warn(const copy_opts *o, const char *msg)
 
 /* ---- selection ---- */
 
-static bool hex_prefix(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 4 || n > 2 * CRYPTO_ID_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 /* Marks in pick what each of o->what names, the way snap_find reads it: text that is a prefix of exactly one
  * snapshot ID is that snapshot, else every snapshot of that name. */
 static int select_snapshots(const snap_list *l, const copy_opts *o, bool *pick)
@@ -58,7 +47,7 @@ static int select_snapshots(const snap_list *l, const copy_opts *o, bool *pick)
 	for (size_t w = 0; w < o->nwhat; w++) {
 		const char *what = o->what[w];
 		size_t by_id = SIZE_MAX, matches = 0;
-		if (hex_prefix(what)) {
+		if (snap_id_prefix_text(what)) {
 			char hex[2 * CRYPTO_ID_LEN + 1];
 			for (size_t i = 0; i < l->n; i++) {
 				hex_encode(l->items[i].id, CRYPTO_ID_LEN, hex);

@@ -164,17 +164,6 @@ static int collect_id(void *arg, const char *key, uint64_t size)
 	return 0;
 }
 
-static bool is_id_text(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 4 || n > 2 * CRYPTO_ID_LEN)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 static bool hex_has_prefix(const uint8_t id[CRYPTO_ID_LEN], const char *prefix)
 {
 	char hex[2 * CRYPTO_ID_LEN + 1];
@@ -188,7 +177,7 @@ static int resolve_ids(const forget_opts *o, const id_set *set, bool *chosen)
 	for (size_t k = 0; k < o->nids; k++) {
 		const char *text = o->ids[k];
 		size_t matches = 0, pick = 0;
-		if (!is_id_text(text))
+		if (!snap_id_prefix_text(text))
 			return err_set(DRE_EINVAL, "'%s' is not a snapshot ID (4 to 64 lowercase hex digits)", text);
 		for (size_t i = 0; i < set->n; i++)
 			if (hex_has_prefix(set->ids[i], text))

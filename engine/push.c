@@ -267,9 +267,40 @@ struct feed {
  * Streams one input (fd) as the current node through the pipeline: fills job buffers, chunks them, submits
  * full ones. The unchunked tail of a full buffer (less than one max-size chunk) moves to the start of the next.
  */
-static int feed_input(struct push *p, struct feed *f, int fd, bool regular, const char *name)
+/* got new bytes are at the end of the current job: hashes and chunks them, and hands the job to the workers when
+ * it is full (its unchunked tail starts the next one). */
+static int feed_bytes(struct push *p, struct feed *f, size_t got, bool eof)
 {
 	const cdc *c = &p->r->chunker;
+	struct job *j = f->j;
+	XXH3_128bits_update(p->xxh, j->data + j->len, got);
+	j->len += got;
+	p->cur.size += got;
+	p->bytes_in += got;
+	for (;;) {
+		size_t cut = cdc_next_boundary(c, j->data + f->chunked, j->len - f->chunked, eof);
+		if (cut == 0)
+			break;
+		TRY(job_add_cut(j, f->chunked, cut));
+		p->cur.nchunks++;
+		f->chunked += cut;
+	}
+	if (j->len == j->cap) {
+		struct job *next;
+		size_t tail = j->len - f->chunked;
+		TRY(workq_submit(p->q, j));
+		TRY(job_get_free(p, &next));
+		memcpy(next->data, j->data + f->chunked, tail);
+		next->len = tail;
+		f->j = next;
+		f->chunked = 0;
+	}
+	progress(p, false);
+	return collect(p, false);
+}
+
+static int feed_input(struct push *p, struct feed *f, int fd, bool regular, const char *name)
+{
 	uint64_t pos = 0;
 	bool eof = false;
 
@@ -278,30 +309,7 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, cons
 		struct job *j = f->j;
 		size_t got = 0;
 		TRY(reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name));
-		XXH3_128bits_update(p->xxh, j->data + j->len, got);
-		j->len += got;
-		p->cur.size += got;
-		p->bytes_in += got;
-		for (;;) {
-			size_t cut = cdc_next_boundary(c, j->data + f->chunked, j->len - f->chunked, eof);
-			if (cut == 0)
-				break;
-			TRY(job_add_cut(j, f->chunked, cut));
-			p->cur.nchunks++;
-			f->chunked += cut;
-		}
-		if (j->len == j->cap) {
-			struct job *next;
-			size_t tail = j->len - f->chunked;
-			TRY(workq_submit(p->q, j));
-			TRY(job_get_free(p, &next));
-			memcpy(next->data, j->data + f->chunked, tail);
-			next->len = tail;
-			f->j = next;
-			f->chunked = 0;
-		}
-		progress(p, false);
-		TRY(collect(p, false));
+		TRY(feed_bytes(p, f, got, eof));
 	}
 	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
 	XXH128_canonicalFromHash((XXH128_canonical_t *)p->cur.xxh128, h);
@@ -890,13 +898,9 @@ int push_session_set_origin(push_session *s, const snapshot *src)
 	return 0;
 }
 
-/*
- * feed_input with a callback for the bytes instead of a file descriptor: the same buffer filling, chunking and
- * hashing. Kept apart rather than merged into feed_input so the fd path (every push) stays as it is.
- */
+/* feed_input with a callback for the bytes instead of a file descriptor (copy). */
 static int feed_read(struct push *p, struct feed *f, push_read_fn read, void *arg)
 {
-	const cdc *c = &p->r->chunker;
 	bool eof = false;
 
 	XXH3_128bits_reset(p->xxh);
@@ -915,30 +919,7 @@ static int feed_read(struct push *p, struct feed *f, push_read_fn read, void *ar
 				return err_set(DRE_EINVAL, "internal: a read callback gave more than asked");
 			got += n;
 		}
-		XXH3_128bits_update(p->xxh, j->data + j->len, got);
-		j->len += got;
-		p->cur.size += got;
-		p->bytes_in += got;
-		for (;;) {
-			size_t cut = cdc_next_boundary(c, j->data + f->chunked, j->len - f->chunked, eof);
-			if (cut == 0)
-				break;
-			TRY(job_add_cut(j, f->chunked, cut));
-			p->cur.nchunks++;
-			f->chunked += cut;
-		}
-		if (j->len == j->cap) {
-			struct job *next;
-			size_t tail = j->len - f->chunked;
-			TRY(workq_submit(p->q, j));
-			TRY(job_get_free(p, &next));
-			memcpy(next->data, j->data + f->chunked, tail);
-			next->len = tail;
-			f->j = next;
-			f->chunked = 0;
-		}
-		progress(p, false);
-		TRY(collect(p, false));
+		TRY(feed_bytes(p, f, got, eof));
 	}
 	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
 	XXH128_canonicalFromHash((XXH128_canonical_t *)p->cur.xxh128, h);

@@ -523,10 +523,10 @@ void snap_list_free(snap_list *l)
 	memset(l, 0, sizeof *l);
 }
 
-static bool is_hex_prefix(const char *s)
+bool snap_id_prefix_text(const char *s)
 {
 	size_t n = strlen(s);
-	if (n < 4 || n > 64)
+	if (n < 4 || n > 2 * CRYPTO_ID_LEN)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
@@ -559,7 +559,7 @@ int snap_find(repo *r, const char *what, int64_t before_ns, snapshot *out)
 	size_t pick = SIZE_MAX;
 
 	/* an ID prefix is matched against object names, so a damaged snapshot is reported as damaged, by name */
-	if (is_hex_prefix(what)) {
+	if (snap_id_prefix_text(what)) {
 		struct prefix_match m = {what, 0, "", 0};
 		TRY(store_list(r->st, "snapshots/", match_key, &m));
 		if (m.matches > 1)

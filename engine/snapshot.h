@@ -111,6 +111,8 @@ void snap_list_free(snap_list *l);
  * what was asked for; an ambiguous prefix is DRE_EINVAL. The result is a copy (snap_free it).
  */
 int snap_find(repo *r, const char *what, int64_t before_ns, snapshot *out);
+/* Whether text may be such a prefix: 4 to 64 lowercase hex digits. */
+bool snap_id_prefix_text(const char *s);
 
 /* JSON (jansson) of a snapshot's header (snapshots --json), and of one node without its chunks; json_t* as
  * void*. */
