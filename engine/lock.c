@@ -75,13 +75,13 @@ static int lock_decode(const char *key, const uint8_t *p, size_t len, lock_info 
 	copy_str(li->key, sizeof li->key, key);
 	uint8_t format = rd_u8(&in);
 	li->kind = rd_u8(&in);
-	rd_u16(&in);
+	uint16_t zero = rd_u16(&in);
 	li->pid = rd_u32(&in);
 	li->created_ns = (int64_t)rd_u64(&in);
 	li->refreshed_ns = (int64_t)rd_u64(&in);
 	char *host = rd_str16(&in), *user = rd_str16(&in), *command = rd_str16(&in);
 	int rc = 0;
-	if (in.failed || host == NULL || user == NULL || command == NULL || in.off != in.len)
+	if (in.failed || host == NULL || user == NULL || command == NULL || in.off != in.len || zero != 0)
 		rc = err_set(DRE_ECORRUPT, "lock object %s is malformed", key);
 	else if (format != LOCK_FORMAT)
 		rc = err_set(DRE_EUNSUPP, "lock object %s has format %u, which this dre does not know", key, format);
