@@ -37,10 +37,11 @@ const cli_command cmd_migrate = {
 	.run = migrate_run,
 	.usage = "usage: dre migrate\n"
 		 "\n"
-		 "Upgrades a repository made by an older dre (format version 1 or 2) to version 3, which this dre\n"
-		 "needs to push into it: it rewrites the config object and nothing else, in one atomic put, so an\n"
+		 "Upgrades a repository made by an older dre (format version 1, 2 or 3) to version 4, which this dre\n"
+		 "needs to push, forget or prune in it (version 4 writers follow prune's plans, format-spec.md §16):\n"
+		 "it rewrites the config object and nothing else, in one atomic put, so an\n"
 		 "interrupted migrate leaves the repository whole, at the old version or the new one. The snapshots\n"
-		 "already there stay in their old format and keep restoring; new ones are written as version 3.\n"
+		 "already there stay in their old format and keep restoring; new ones are written in the new one.\n"
 		 "Older dre versions cannot open the repository afterwards: upgrade dre on every host that uses it\n"
 		 "(archive_command included) first. Archiving WAL needs no migrate.\n",
 };
