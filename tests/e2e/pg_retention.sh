@@ -245,6 +245,9 @@ sed 's/^/    | /' "$T/cmd.out" # for the log
 check "b: ... names the point-in-time window from the second backup" \
 	grep -q "point-in-time recovery: from $B2_END (base backup ${B2:0:8})" "$T/cmd.out"
 expect_rc 0 "b: check passes after the forget" dre1 check
+expect_rc 0 "b: prune frees the first backup's data" dre1 --json prune --grace 0
+check "b: ... deleting packs" test "$(json "d['packs_deleted'] > 0" <"$T/cmd.out" 2>&1)" = True
+expect_rc 0 "b: check --read-data passes after the prune" dre1 check --read-data
 
 stop_wipe "$C1"
 expect_rc 0 "b: pg-restore --time T ($T_PITR), after the second backup" \
