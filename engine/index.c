@@ -92,6 +92,41 @@ static int slot_cmp(const void *a, const void *b)
 	return memcmp(a, b, INDEX_KEY_LEN);
 }
 
+/*
+ * Sorts slots in place. glibc's qsort merge-sorts through a temporary copy of the whole array, which doubled the
+ * peak memory of loading a large index; so the slots are first distributed in place by their first key byte
+ * (an American flag sort: chunk IDs are uniform, so the 256 buckets are even), then each bucket is sorted on its
+ * own, with a temporary copy of 1/256 of the array at most.
+ */
+static void slot_sort(slot *s, size_t n)
+{
+	if (n < 65536) {
+		qsort(s, n, sizeof *s, slot_cmp);
+		return;
+	}
+	size_t start[257] = {0}, next[256];
+	for (size_t i = 0; i < n; i++)
+		start[s[i].key[0] + 1]++;
+	for (int b = 0; b < 256; b++) {
+		start[b + 1] += start[b];
+		next[b] = start[b];
+	}
+	for (int b = 0; b < 256; b++) {
+		while (next[b] < start[b + 1]) {
+			uint8_t d = s[next[b]].key[0];
+			if (d == b) {
+				next[b]++;
+				continue;
+			}
+			slot t = s[next[d]];
+			s[next[d]++] = s[next[b]];
+			s[next[b]] = t;
+		}
+	}
+	for (int b = 0; b < 256; b++)
+		qsort(s + start[b], start[b + 1] - start[b], sizeof *s, slot_cmp);
+}
+
 static void slot_from_entry(slot *s, const index_entry *e)
 {
 	memcpy(s->key, e->loc.id, INDEX_KEY_LEN);
@@ -338,7 +373,7 @@ static int delta_merge(chunk_index *idx)
 		if (idx->dused[i])
 			idx->delta[n++] = idx->delta[i];
 	if (n > 0)
-		qsort(idx->delta, n, sizeof *idx->delta, slot_cmp);
+		slot_sort(idx->delta, n);
 	TRY(base_merge(idx, idx->delta, n));
 	return delta_alloc(idx, DELTA_MIN_CAP);
 }
@@ -651,7 +686,7 @@ static int index_decode(chunk_index *idx, struct staging *st, const char *key, c
 static int staging_merge(chunk_index *idx, struct staging *st)
 {
 	if (st->n > 0)
-		qsort(st->s, st->n, sizeof *st->s, slot_cmp);
+		slot_sort(st->s, st->n);
 	size_t n = 0;
 	for (size_t i = 0; i < st->n; i++) {
 		/* the same chunk in two packs (concurrent pushes, a repack): one location is enough, and one in a pack
@@ -691,8 +726,14 @@ static int id_cmp(const void *a, const void *b)
 	return memcmp(a, b, CRYPTO_ID_LEN);
 }
 
+/* an index object as listed: its ID first, so that id_cmp orders and finds these too */
+struct listed {
+	uint8_t id[CRYPTO_ID_LEN];
+	uint64_t size;
+};
+
 struct listing {
-	uint8_t (*ids)[CRYPTO_ID_LEN];
+	struct listed *ids;
 	size_t n, cap;
 	index_warn_fn warn;
 	void *warn_arg;
@@ -701,7 +742,6 @@ struct listing {
 static int list_one(void *arg, const char *key, uint64_t size)
 {
 	struct listing *l = arg;
-	(void)size;
 	const char *hex = strrchr(key, '/');
 	uint8_t id[CRYPTO_ID_LEN];
 	if (hex == NULL || strlen(hex + 1) != 2 * CRYPTO_ID_LEN || !hex_decode(hex + 1, id, CRYPTO_ID_LEN)) {
@@ -711,9 +751,10 @@ static int list_one(void *arg, const char *key, uint64_t size)
 			l->warn(l->warn_arg, msg);
 		return 0;
 	}
-	if (!array_room(&l->ids, &l->cap, l->n, CRYPTO_ID_LEN, 64))
+	if (!array_room(&l->ids, &l->cap, l->n, sizeof *l->ids, 64))
 		return err_set(DRE_ENOMEM, "cannot list the index objects");
-	memcpy(l->ids[l->n++], id, CRYPTO_ID_LEN);
+	memcpy(l->ids[l->n].id, id, CRYPTO_ID_LEN);
+	l->ids[l->n++].size = size;
 	return 0;
 }
 
@@ -778,11 +819,11 @@ int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn 
 		return err_ctx(rc, "loading the index");
 	}
 	if (l.n > 0)
-		qsort(l.ids, l.n, CRYPTO_ID_LEN, id_cmp);
+		qsort(l.ids, l.n, sizeof *l.ids, id_cmp);
 	/* every object the cache covers must still be in the store: one that is gone (removed, or a repository
 	 * restored from an older copy) may have taken its packs with it */
 	for (size_t i = 0; cached && i < idx->nobjects; i++) {
-		if (l.n == 0 || bsearch(idx->objects[i], l.ids, l.n, CRYPTO_ID_LEN, id_cmp) == NULL) {
+		if (l.n == 0 || bsearch(idx->objects[i], l.ids, l.n, sizeof *l.ids, id_cmp) == NULL) {
 			hex_encode(idx->objects[i], CRYPTO_ID_LEN, key);
 			snprintf(msg, sizeof msg, "index cache not used, rebuilding it: index/%.16s… it covers is no "
 				 "longer in the store", key);
@@ -791,29 +832,39 @@ int index_load(repo *r, chunk_index *idx, const char *cache_path, index_warn_fn 
 			cached = false;
 		}
 	}
+	/* The staging array sized at once from the listed sizes (an entry takes 45 bytes in an object and 32 here):
+	 * grown by doubling it would reach twice the entries at its peak, which is most of a large load's memory. */
+	uint64_t to_read = 0;
+	for (size_t i = 0; i < l.n; i++)
+		if (!(cached && idx->nobjects > 0 &&
+		      bsearch(l.ids[i].id, idx->objects, idx->nobjects, CRYPTO_ID_LEN, id_cmp) != NULL))
+			to_read += l.ids[i].size < REPO_MAX_META_OBJECT ? l.ids[i].size : REPO_MAX_META_OBJECT;
+	size_t estimate = (size_t)(to_read / PACK_ENTRY_LEN);
+	if (estimate > 0 && (st.s = malloc(estimate * sizeof *st.s)) != NULL)
+		st.cap = estimate; /* else it grows as it goes */
 	size_t fresh = 0;
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		if (cached && idx->nobjects > 0 &&
-		    bsearch(l.ids[i], idx->objects, idx->nobjects, CRYPTO_ID_LEN, id_cmp) != NULL)
+		    bsearch(l.ids[i].id, idx->objects, idx->nobjects, CRYPTO_ID_LEN, id_cmp) != NULL)
 			continue; /* the cache has its entries */
 		uint8_t *plain = NULL;
 		size_t len = 0, before = st.n;
-		repo_object_key("index/", l.ids[i], key);
-		rc = repo_get_object(r, 'I', key, &plain, &len);
+		repo_object_key("index/", l.ids[i].id, key);
+		rc = repo_get_object_sized(r, 'I', key, l.ids[i].size, &plain, &len);
 		size_t pairs_before = idx->nmap_pairs;
 		if (rc == 0)
 			rc = index_decode(idx, &st, key, plain, len);
 		free(plain);
 		if (rc == 0 && idx->map) {
 			if (array_room(&idx->map_objs, &idx->map_objs_cap, idx->nmap_objs, CRYPTO_ID_LEN, 64))
-				memcpy(idx->map_objs[idx->nmap_objs++], l.ids[i], CRYPTO_ID_LEN);
+				memcpy(idx->map_objs[idx->nmap_objs++], l.ids[i].id, CRYPTO_ID_LEN);
 			else
 				rc = err_set(DRE_ENOMEM, "cannot map the index objects");
 		}
 		if (rc < 0)
 			idx->nmap_pairs = pairs_before;
 		if (rc == 0) {
-			rc = object_note(idx, l.ids[i]);
+			rc = object_note(idx, l.ids[i].id);
 			fresh++;
 		} else if ((rc == DRE_ECORRUPT || rc == DRE_ENOTFOUND) && !(idx->map && rc == DRE_ECORRUPT)) {
 			st.n = before; /* a damaged object adds nothing, and is not covered */

@@ -7,12 +7,14 @@
  */
 #include "engine/prune.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "engine/index.h"
@@ -791,6 +793,11 @@ static int prune_run(struct prune *p)
 	TRY(rewrite_index(p));
 	test_pause("prune-reindexed");
 	TRY(delete_plans(p));
+	/* this machine's index cache covers objects that are gone now: the next command rebuilds it, quietly */
+	char cache[4200];
+	const char *cache_path = index_cache_path(p->r, cache, sizeof cache);
+	if (cache_path != NULL && unlink(cache_path) != 0 && errno != ENOENT)
+		warn(p, "index cache %s not removed: %s", cache_path, strerror(errno));
 	return abort_uploads(p);
 }
 
