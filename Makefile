@@ -10,6 +10,8 @@
 #   make bench-compare  dre, restic and borg on the same dumps and model files (installs restic, borgbackup)
 #   make bench-index  the index at 10 million chunks: load from the cache and from the store, RAM per chunk,
 #                   lookups (bench/README.md)
+#   make bench-lifecycle  prune of a repository of 1.2 million chunks (time, peak RSS), forget and prune of a month
+#                   of daily dumps, copy to a second repository (installs faketime; bench/README.md)
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -32,7 +34,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index clean unit
+.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index bench-lifecycle clean unit
 
 all: dre $(BUILD)/dre-gendump
 
@@ -104,6 +106,11 @@ bench-compare: deps all $(BUILD)/dre-genmodel
 # the local cache and from the store alone, bytes of RAM per chunk, index_find ns (bench/README.md)
 bench-index: deps all $(BUILD)/dre-indexbench
 	$(BUILD)/dre-indexbench
+
+# forget, prune and copy on temporary local repositories: prune at 1.2 million chunks (2 KiB chunks), a month of
+# daily dumps pushed a day apart (faketime), forget --keep-daily 7 --keep-weekly 4, prune, copy (bench/README.md)
+bench-lifecycle: deps all
+	bench/lifecycle.sh --build $(BUILD)
 
 clean:
 	rm -rf build build-asan dre

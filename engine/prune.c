@@ -61,6 +61,8 @@ struct prune {
 	repo_lock *lock;
 	bool r4;                /* marking newly referenced chunks in R4 */
 	chunk_index *fresh;     /* R4: index objects written since R1 */
+	uint8_t *fresh_listed;  /* R4: by pack number in fresh, 1 when the R4 listing of packs/ has it */
+	size_t nfresh_listed;
 	prune_plan plan;        /* this run's plan (empty key when none was written) */
 };
 
@@ -130,6 +132,20 @@ static int list_pack(void *arg, const char *key, uint64_t size)
 
 /* ---- marking ---- */
 
+/* Whether a location that an index object new since R1 gives is one to count on: a pack the R4 listing has and
+ * that this prune is not deleting. An index object can name a pack that is gone (a writer whose lock went stale
+ * while its orphan was deleted, format-spec.md §16.4). */
+static bool fresh_location_sound(const struct prune *p, uint32_t fresh_pack)
+{
+	if (fresh_pack >= p->nfresh_listed || !p->fresh_listed[fresh_pack])
+		return false;
+	uint32_t no;
+	const uint8_t *id = index_pack_id(p->fresh, fresh_pack);
+	if (id == NULL || !index_pack_lookup(p->idx, id, &no) || no >= p->nps)
+		return true; /* a pack R1 did not know: new, so not planned */
+	return !(p->ps[no].flags & PS_DOOMED) || (p->ps[no].flags & PS_KEPT);
+}
+
 /* Marks the blob at its chosen location: 1 when it was marked already, 0 when newly, <0 when no index object
  * locates it (the repository lacks what a snapshot needs: prune must not go on and make it worse). */
 static int mark(struct prune *p, const uint8_t id[CRYPTO_ID_LEN], const char *what)
@@ -172,7 +188,7 @@ static int mark(struct prune *p, const uint8_t id[CRYPTO_ID_LEN], const char *wh
 	 * delete it, and then only another location written since R1 saves the pack. */
 	if ((ps->flags & PS_DOOMED) && !(ps->flags & PS_KEPT)) {
 		index_entry fe;
-		bool elsewhere = p->fresh != NULL && index_find(p->fresh, id, &fe);
+		bool elsewhere = p->fresh != NULL && index_find(p->fresh, id, &fe) && fresh_location_sound(p, fe.pack);
 		if (!elsewhere) {
 			ps->flags |= PS_KEPT;
 			p->res->packs_kept++;
@@ -549,6 +565,17 @@ static int fresh_one(void *arg, const char *key, uint64_t size)
 	return rc < 0 ? err_ctx(rc, "rescanning the index") : 0;
 }
 
+static int fresh_pack_listed(void *arg, const char *key, uint64_t size)
+{
+	struct prune *p = arg;
+	uint8_t id[CRYPTO_ID_LEN];
+	uint32_t no;
+	(void)size;
+	if (pack_from_key(key, id) == 0 && index_pack_lookup(p->fresh, id, &no) && no < p->nfresh_listed)
+		p->fresh_listed[no] = 1;
+	return 0;
+}
+
 static int rescan(struct prune *p)
 {
 	bool writers = false;
@@ -557,6 +584,12 @@ static int rescan(struct prune *p)
 	struct fresh_ctx c = {p, 0};
 	TRY(store_list(p->r->st, "index/", fresh_one, &c));
 	TRY(pack_state_grow(p));
+	/* packs/ listed after index/: a location counts only in a pack that exists (fresh_location_sound) */
+	p->nfresh_listed = index_pack_count(p->fresh);
+	p->fresh_listed = calloc(p->nfresh_listed ? p->nfresh_listed : 1, 1);
+	if (p->fresh_listed == NULL)
+		return err_set(DRE_ENOMEM, "cannot rescan the packs");
+	TRY_CTX(store_list(p->r->st, "packs/", fresh_pack_listed, p), "listing the packs");
 	/* an orphan that an index object now names belongs to a push that finished: it stays */
 	for (uint32_t no = 0; no < index_pack_count(p->fresh); no++) {
 		uint32_t mine;
@@ -790,6 +823,7 @@ static int prune_run(struct prune *p)
 	TRY(lock_check(p->lock));
 	TRY(delete_packs(p));
 	test_pause("prune-deleted");
+	TRY(lock_check(p->lock));
 	TRY(rewrite_index(p));
 	test_pause("prune-reindexed");
 	TRY(delete_plans(p));
@@ -815,6 +849,7 @@ int engine_prune(repo *r, const prune_opts *o, prune_result *res)
 	res->seconds = meter_seconds(&clock);
 	index_free(p.idx);
 	index_free(p.fresh);
+	free(p.fresh_listed);
 	free(p.ps);
 	free(p.marks);
 	free(p.seen);
