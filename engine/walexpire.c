@@ -329,7 +329,7 @@ int wal_expire(repo *r, const snapshot *kept, size_t nkept, int64_t pitr_window_
 			*f = t;
 		}
 	}
-	if (rc == 0)
+	if (rc == 0 && ngo > 0) /* qsort wants an array, and there is none when nothing is to go */
 		qsort(e.files, ngo, sizeof *e.files, file_cmp);
 	for (size_t i = 0; rc == 0 && i < ngo; i++) {
 		if (!dry_run && (rc = store_del(r->st, e.files[i].key)) < 0) {
