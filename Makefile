@@ -26,7 +26,7 @@ override LDLIBS += -lzstd -lcrypto -lxxhash -luring -ljansson -lcurl -lexpat -li
 
 CHUNKER_SRC := $(wildcard chunker/*.c)
 STORE_SRC   := $(wildcard store/*.c)
-ENGINE_SRC  := $(wildcard engine/*.c)
+ENGINE_SRC  := $(wildcard engine/*.c engine/*/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
 LIB_SRC     := $(CHUNKER_SRC) $(STORE_SRC) $(ENGINE_SRC)
 LIB_OBJ     := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -39,9 +39,9 @@
 
 #include "engine/bench.h"
 #include "engine/engine.h"
-#include "engine/index.h"
-#include "engine/localfile.h"
-#include "engine/pack.h"
+#include "engine/repo/index.h"
+#include "engine/repo/localfile.h"
+#include "engine/repo/pack.h"
 #include "store/err.h"
 
 #define ENTRIES_DEFAULT 10000000ull

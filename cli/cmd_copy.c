@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/copy.h"
+#include "engine/pipeline/copy.h"
 
 enum { C_TO, C_TO_PASSWORD_FILE, C_WAL };
 static const cli_opt copy_opts_table[] = {{"to", 0, true}, {"to-password-file", 0, true}, {"wal", 0, false}, {0}};

@@ -1,6 +1,6 @@
 /*
  * cmd_forget.c — `dre forget`: removes snapshots by a retention policy (restic's --keep-* options) or by ID,
- * then expires the WAL no remaining base backup needs (engine/forget.h). Prints, per group, every snapshot with
+ * then expires the WAL no remaining base backup needs (engine/lifecycle/forget.h). Prints, per group, every snapshot with
  * what happens to it and why, so that a --dry-run shows exactly what the real run would do.
  */
 #include "cli/cli.h"
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/forget.h"
+#include "engine/lifecycle/forget.h"
 
 /* The first twelve are in enum retention_rule's order, so an option's index is its rule. */
 static const cli_opt forget_opts_table[] = {

@@ -1,11 +1,11 @@
 /*
  * cmd_lock.c — `dre locks` (who is working on the repository: every lock object, and which are stale) and
  * `dre unlock` (remove the stale ones, or with --remove-all every one). What a lock is and when it is stale:
- * engine/lock.h and format-spec.md §16.1.
+ * engine/repo/lock.h and format-spec.md §16.1.
  */
 #include "cli/cli.h"
 
-#include "engine/lock.h"
+#include "engine/repo/lock.h"
 
 #include <string.h>
 

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/pg.h"
-#include "engine/walexpire.h"
+#include "engine/pg/pg.h"
+#include "engine/pg/walexpire.h"
 
 /* ---- wal-push ---- */
 

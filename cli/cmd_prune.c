@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/prune.h"
+#include "engine/lifecycle/prune.h"
 
 enum { P_DRY_RUN, P_MAX_UNUSED, P_GRACE };
 static const cli_opt prune_opts_table[] = {

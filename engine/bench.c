@@ -25,11 +25,11 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "engine/bytes.h"
-#include "engine/crypto.h"
+#include "engine/repo/bytes.h"
+#include "engine/repo/crypto.h"
 #include "engine/gendata.h"
-#include "engine/localfile.h"
-#include "engine/pack.h"
+#include "engine/repo/localfile.h"
+#include "engine/repo/pack.h"
 
 #define GEN_SEED 1
 #define STORE_STEP_DEFAULT (256ull << 20)

@@ -1,5 +1,5 @@
 #include "engine/engine.h"
-#include "engine/lock.h"
+#include "engine/repo/lock.h"
 
 #include <stdio.h>
 #include <stdlib.h>

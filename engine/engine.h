@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/repo.h"
-#include "engine/snapshot.h"
+#include "engine/repo/repo.h"
+#include "engine/repo/snapshot.h"
 #include "store/err.h"
 #include "store/store.h"
 

@@ -21,7 +21,7 @@
  *   DRE_S3_PART_SIZE            the size of those parts (default 16 MiB; minimum 5 MiB, S3's own floor)
  *   DRE_S3_RETRIES              attempts per request after the first (default 10: 13 to 26 s of backoff in all)
  *   DRE_S3_CONNECTIONS          requests worth having in flight (default 4): a restore keeps that many reads
- *                               going, a push that many pack uploads (engine/upload.h)
+ *                               going, a push that many pack uploads (engine/pipeline/upload.h)
  *   DRE_S3_TRACE=1              one line per request on standard error (method, key, status, time, attempt)
  *
  * Retries: a failed connection, a timeout, a short body, HTTP 408, 429, 500, 502, 503 and 504, and a 400 that

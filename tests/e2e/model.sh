@@ -90,7 +90,7 @@ verify() {
 n=0
 
 # The protocol as §16.3 specifies it (R4 counts a new location only in a pack its listing has: -DR4_LISTED).
-# Where §16.3 is silent the model does what engine/prune.c does.
+# Where §16.3 is silent the model does what engine/lifecycle/prune.c does.
 P=(-DRESTART -DR4_LISTED)
 verify "§16.3: two pushes, a prune (killed and run again), forget, crashes" pass "${P[@]}"
 verify "§16.3: a push, two prunes with delete locks (each killed and run again), forget, crashes" pass "${P[@]}" -DPRUNES2

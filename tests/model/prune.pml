@@ -14,7 +14,7 @@
  *   plans    slot 2p+r is the plan of prune p's run r (r = 1: the same prune run again after it was killed).
  *   locks    wlock: live write locks, one bit per push; dlock: live delete locks, one bit per prune.
  *
- * Steps, mapped to §16.3 (and to engine/push.c, engine/prune.c):
+ * Steps, mapped to §16.3 (and to engine/pipeline/push.c, engine/lifecycle/prune.c):
  *   Push i   W1  write lock put; LIST prune/ and read every plan (seen; their packs are excluded); load the index
  *            W2  deduplicate C against a pack that W1's index locates it in and no plan excludes, or store it
  *                anew in a pack of its own, N_i (chosen nondeterministically: a push may store a known chunk
@@ -32,7 +32,7 @@
  *                indexed, not the location of a referenced chunk; orphan = listed, in no index object, doomed
  *                only when the locks/ listing showed no live write lock. Missing = indexed, not listed. §16.3 is
  *                silent on a referenced chunk located only in a pack the listing lacks (or in none): the prune
- *                stops, as engine/prune.c does (missing_check, mark); R1_NOSTOP goes on instead.
+ *                stops, as engine/lifecycle/prune.c does (missing_check, mark); R1_NOSTOP goes on instead.
  *            R2  nothing doomed, nothing missing, no plan adopted: the prune ends. Else, when a doomed pack is
  *                not named by an adopted plan, a plan put naming those (engine: write_plan)
  *            R3  the grace wait is no step: the model has no time, so nothing is forced between R2 and R4
@@ -75,9 +75,9 @@
  *                the other prune: SAFE fails (the other residual risk §16.4 documents)
  *   R4_LISTED    §16.3 R4 as specified (tests/e2e/model.sh passes it everywhere): R4 also lists packs/ after
  *                index/, and a fresh object's location of C counts as "elsewhere" only in a pack that listing
- *                shows and that is not planned (engine/prune.c: fresh_location_sound). Without it, STALE makes
+ *                shows and that is not planned (engine/lifecycle/prune.c: fresh_location_sound). Without it, STALE makes
  *                SAFE fail: a mutant.
- *   R4_LOCATION  an earlier engine/prune.c R4 (mark): a fresh location anywhere counts (kept for reference;
+ *   R4_LOCATION  an earlier engine/lifecycle/prune.c R4 (mark): a fresh location anywhere counts (kept for reference;
  *                fails SAFE with STALE)
  * Mutants, each of which must violate an assertion:
  *   NO_W4           commit right after the snapshot put
@@ -275,7 +275,7 @@ crash:
 #define LOCKS_SEEN(x) WLOCKS(x)
 #endif
 /* R4: where a fresh index object's location of C counts as "elsewhere" (§16.3: a pack not doomed; R4_LISTED: and
- * listed in R4; R4_LOCATION, as engine/prune.c: any pack), and the doomed packs kept when no location does
+ * listed in R4; R4_LOCATION, as engine/lifecycle/prune.c: any pack), and the doomed packs kept when no location does
  * (§16.3: every one holding C; R4_LOCATION: C's location in R1's index only) */
 #if defined(R4_LISTED)
 #define R4_ELSEWHERE (~del & listed)
@@ -426,7 +426,7 @@ start:
 		:: else -> del = del & ~(orph & IDXU(fresh))
 		fi;
 		/* ... or, when a new snapshot references C and no fresh index object locates it outside the doomed
-		 * packs, a pack holding C (R4_LOCATION: only C's location in R1's index, as engine/prune.c's mark) */
+		 * packs, a pack holding C (R4_LOCATION: only C's location in R1's index, as engine/lifecycle/prune.c's mark) */
 		if
 		:: (refd & CH_C) != 0 && (IDXU(fresh) & CPACKS & R4_ELSEWHERE) == 0 -> del = del & ~R4_KEEP
 		:: else

@@ -7,14 +7,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/bytes.h"
-#include "engine/crypto.h"
+#include "engine/repo/bytes.h"
+#include "engine/repo/crypto.h"
 #include "engine/engine.h"
-#include "engine/index.h"
-#include "engine/pack.h"
-#include "engine/snapshot.h"
-#include "engine/upload.h"
-#include "engine/workq.h"
+#include "engine/repo/index.h"
+#include "engine/repo/pack.h"
+#include "engine/repo/snapshot.h"
+#include "engine/pipeline/upload.h"
+#include "engine/pipeline/workq.h"
 #include "store/err.h"
 #include "unit.h"
 

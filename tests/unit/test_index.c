@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/index.h"
+#include "engine/repo/index.h"
 #include "tests/unit/unit.h"
 
 static char tmpdir[256];

@@ -1,11 +1,11 @@
 /*
- * test_list.c — content lists (engine/list.h): round trips of every shape (empty, one blob, several levels),
+ * test_list.c — content lists (engine/repo/list.h): round trips of every shape (empty, one blob, several levels),
  * cuts that follow content (an edit stores only the blobs around it), a run of one repeated entry, and readers
  * that refuse damaged or hostile trees: a blob of the wrong level (a loop), counts that lie, a missing blob.
  */
 #include "engine/engine.h"
-#include "engine/list.h"
-#include "engine/pack.h"
+#include "engine/repo/list.h"
+#include "engine/repo/pack.h"
 #include "store/err.h"
 
 #include <stdlib.h>

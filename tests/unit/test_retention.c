@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "engine/retention.h"
+#include "engine/lifecycle/retention.h"
 #include "store/err.h"
 #include "unit.h"
 

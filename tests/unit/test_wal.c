@@ -1,13 +1,13 @@
-/* Unit tests of the WAL archive (engine/wal.c): names, LSNs, push/fetch round trips, refusals, the listing. */
+/* Unit tests of the WAL archive (engine/pg/wal.c): names, LSNs, push/fetch round trips, refusals, the listing. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/bytes.h"
+#include "engine/repo/bytes.h"
 #include "engine/engine.h"
-#include "engine/wal.h"
+#include "engine/pg/wal.h"
 #include "store/err.h"
 #include "unit.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests of WAL expiry (engine/walexpire.c, format-spec.md §16.5): the rule on hand-written cases, then
+/* Unit tests of WAL expiry (engine/pg/walexpire.c, format-spec.md §16.5): the rule on hand-written cases, then
  * wal_expire on a local repository with two timelines, .partial, .backup and history files. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/bytes.h"
+#include "engine/repo/bytes.h"
 #include "engine/engine.h"
-#include "engine/lock.h"
-#include "engine/wal.h"
-#include "engine/walexpire.h"
+#include "engine/repo/lock.h"
+#include "engine/pg/wal.h"
+#include "engine/pg/walexpire.h"
 #include "store/err.h"
 #include "unit.h"
 

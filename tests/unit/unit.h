@@ -72,8 +72,8 @@ static inline repo *unit_make_repo(const char *dir)
 #endif
 
 #ifdef DRE_SNAPSHOT_H
-#include "engine/list.h"
-#include "engine/pack.h"
+#include "engine/repo/list.h"
+#include "engine/repo/pack.h"
 
 /* Where unit_save_snapshot's list blobs go: one pack. */
 struct unit_lists {
