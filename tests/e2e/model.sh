@@ -9,6 +9,13 @@
 # takes out or reorders one step the argument rests on) must each violate the property named, with the trail in
 # the log (spin -t). Needs spin (tests/install-deps), not dre.
 set -u
+# The model does not depend on how dre is built: the sanitizer build's run of the suite does not check it again.
+case ${DRE:-} in
+*/build-asan/*)
+	echo "ok - the model was checked in the run of the plain build (it does not depend on the build)"
+	exit 0
+	;;
+esac
 src=${DRE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 model=$src/tests/model/prune.pml
 work=$(mktemp -d "${TMPDIR:-/tmp}/model.XXXXXX") || exit 2

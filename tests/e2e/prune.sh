@@ -68,9 +68,13 @@ check "  ... saying why" err_has "grace"
 expect_rc 2 "an argument is refused" "$DRE" prune extra
 
 # killed at each phase: check accepts the repository, every kept snapshot restores, the next prune finishes
+# every phase on a local repository; on S3, where each step is slower, the phases where the store holds the
+# most in between (a plan and no deletion; deletions and no index rewrite; half an index rewrite)
+phases="prune-marked prune-repacked prune-planned prune-rescanned prune-deleting prune-deleted prune-reindexing
+	prune-reindexed"
+on_s3 && phases="prune-planned prune-deleted prune-reindexing"
 n=0
-for phase in prune-marked prune-repacked prune-planned prune-rescanned prune-deleting prune-deleted \
-	prune-reindexing prune-reindexed; do
+for phase in $phases; do
 	n=$((n + 1))
 	# mix pushes k then u; keep pushes u alone: forgetting mix leaves its index object naming dead packs (k)
 	# and live ones (u), so the index is rewritten, and the pack where k meets u is repacked

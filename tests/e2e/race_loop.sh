@@ -3,11 +3,12 @@
 # then forgotten and pruned while two pushes of the same data (which deduplicate against the packs the prune
 # is deleting) run at once, started at random offsets. Every push either commits or fails with exit 7; at the end
 # check --read-data accepts the repository and every committed snapshot restores byte for byte.
-# DRE_TEST_ROUNDS sets the number of rounds (default 6; `make torture`-style long runs use more).
+# DRE_TEST_ROUNDS sets the number of rounds (default 6 on a local repository, 3 on S3; long runs use more).
 # stores: local s3
 . "$(dirname "$0")/lib.bash"
 
 rounds=${DRE_TEST_ROUNDS:-6}
+on_s3 && rounds=${DRE_TEST_ROUNDS:-3}
 "$DRE" init --pack-size 1MiB --chunk-min 4KiB --chunk-avg 16KiB --chunk-max 64KiB >/dev/null || exit 1
 for i in 1 2 3; do head -c 1500000 /dev/urandom >"$T/pool$i"; done
 
