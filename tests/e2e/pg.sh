@@ -10,6 +10,7 @@
 # archive_command and restore_command do: the settings come from the config file $T/pg/pg.conf only.
 # stores: local s3
 . "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/pg_lib.bash"
 
 PGC=$DRE_SRC/tests/pg/pgcluster
 PGBIN=/usr/lib/postgresql/15/bin
@@ -20,7 +21,6 @@ if ! "$PGC" install; then
 fi
 DRE=$(readlink -f "$DRE")
 if [ "$(id -u)" -eq 0 ]; then OWNER=postgres; else OWNER=$(id -un); fi
-asowner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if ! asowner test -x "$DRE"; then
 	not_ok "the dre binary $DRE cannot be run by $OWNER (archive_command runs as $OWNER): make its directories searchable (chmod o+x)"
 	finish
@@ -66,29 +66,12 @@ if ! on_s3; then mkdir -p "$DRE_REPOSITORY"; fi
 BARE=(env -u DRE_REPOSITORY -u DRE_PASSWORD_FILE -u DRE_PASSWORD -u DRE_PASSWORD_COMMAND -u DRE_S3_ENDPOINT
 	-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_REGION -u AWS_SESSION_TOKEN -u AWS_PROFILE
 	-u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -u PGDATA HOME="$PGT/work" TMPDIR="$PGT/tmp")
-# dre1 ARGS...: dre as the owner on the first repository; dre2 on the second one (scenario d)
-dre1() { (cd "$PGT/work" && asowner "${BARE[@]}" "$DRE" --config "$CFG" "$@"); }
+# dre2 ARGS...: dre1 on the second repository (scenario d)
 dre2() { (cd "$PGT/work" && asowner "${BARE[@]}" "$DRE" --config "$CFG2" "$@"); }
 
-# q DIR SQL...: the query's result on the cluster in DIR (psql -At); on an error its message goes to stderr
-q() { "$PGC" psql "$@"; }
 qdb() { local dir=$1 db=$2; shift 2; "$PGC" psql "$dir" -d "$db" "$@"; }
 
-# log_tail DIR: the last lines of the cluster's log, indented (diagnostics for a failure)
-log_tail() {
-	echo "    --- last 30 lines of $1/log ---"
-	tail -n 30 "$1/log" 2>/dev/null | sed 's/^/    | /'
-}
 
-# start DIR NAME: start the cluster (environment as clean as archive_command's), one check
-start() {
-	if "${BARE[@]}" "$PGC" start "$1" >"$T/start.out" 2>&1; then
-		ok "$2"
-	else
-		not_ok "$2"
-		sed 's/^/    /' "$T/start.out"
-	fi
-}
 
 # create_t DIR: the table the batches go into
 create_t() {
@@ -119,8 +102,6 @@ now_iso() {
 	echo "$t"
 }
 
-# switch DIR: pg_switch_wal(); prints the name of the segment it closed (the one to wait for)
-switch() { q "$1" "SELECT pg_walfile_name(pg_switch_wal())"; }
 
 # wait_archived DIR SEGMENT NAME: until pg_stat_archiver's last_archived_wal is SEGMENT (60 s at most), one check
 wait_archived() {
@@ -137,18 +118,6 @@ wait_archived() {
 	return 1
 }
 
-# wait_promoted DIR NAME: until pg_is_in_recovery() is false (60 s at most), one check
-wait_promoted() {
-	local i r
-	for ((i = 0; i < 600; i++)); do
-		r=$(q "$1" "SELECT pg_is_in_recovery()" 2>/dev/null)
-		[ "$r" = f ] && { ok "$2"; return 0; }
-		sleep 0.1
-	done
-	not_ok "$2 (pg_is_in_recovery: '$r')"
-	log_tail "$1"
-	return 1
-}
 
 # expect_fail NAME CMD...: like expect_rc, passes when CMD exits with any status but 0
 expect_fail() {
@@ -178,11 +147,6 @@ expect_query() {
 	fi
 }
 
-# stop_wipe DIR: stop the cluster and remove its data directory (the disaster)
-stop_wipe() {
-	"$PGC" stop "$1" || not_ok "stop the cluster in $1"
-	rm -rf "$1/data"
-}
 
 archive_cmd() { echo "archive_command = '\"$DRE\" --config \"$1\" wal-push %p'"; }
 

@@ -12,6 +12,7 @@
 # Local repository only: the test lists the repository's wal/ directory as files.
 # Every dre command runs as the cluster's owner (postgres) with no DRE_* variables, as archive_command does.
 . "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/pg_lib.bash"
 
 PGC=$DRE_SRC/tests/pg/pgcluster
 
@@ -20,7 +21,6 @@ if ! "$PGC" install; then
 	finish
 fi
 DRE=$(readlink -f "$DRE")
-asowner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if ! asowner test -x "$DRE"; then
 	not_ok "the dre binary $DRE cannot be run by the cluster's owner: make its directories searchable (chmod o+x)"
 	finish
@@ -43,27 +43,12 @@ chmod 600 "$CFG"
 
 BARE=(env -u DRE_REPOSITORY -u DRE_PASSWORD_FILE -u DRE_PASSWORD -u DRE_PASSWORD_COMMAND
 	-u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -u PGDATA HOME="$PGT/work" TMPDIR="$PGT/tmp")
-dre1() { (cd "$PGT/work" && asowner "${BARE[@]}" "$DRE" --config "$CFG" "$@"); }
 
-q() { "$PGC" psql "$@"; }
-log_tail() {
-	echo "    --- last 30 lines of $1/log ---"
-	tail -n 30 "$1/log" 2>/dev/null | sed 's/^/    | /'
-}
-start() {
-	if "${BARE[@]}" "$PGC" start "$1" >"$T/start.out" 2>&1; then
-		ok "$2"
-	else
-		not_ok "$2"
-		sed 's/^/    /' "$T/start.out"
-	fi
-}
 # batch DIR N: 2000 rows of batch N, committed
 batch() {
 	q "$1" "INSERT INTO t (id, batch, pad) SELECT g, $2, repeat(md5(g::text), 4)
 		FROM generate_series(($2 - 1) * 2000 + 1, $2 * 2000) g" || not_ok "insert batch $2"
 }
-switch() { q "$1" "SELECT pg_walfile_name(pg_switch_wal())"; }
 wait_archived() {
 	local i last
 	for ((i = 0; i < 600; i++)); do
@@ -72,17 +57,6 @@ wait_archived() {
 		sleep 0.1
 	done
 	not_ok "$3 (last archived: '$last', wanted $2)"
-	log_tail "$1"
-	return 1
-}
-wait_promoted() {
-	local i r
-	for ((i = 0; i < 600; i++)); do
-		r=$(q "$1" "SELECT pg_is_in_recovery()" 2>/dev/null)
-		[ "$r" = f ] && { ok "$2"; return 0; }
-		sleep 0.1
-	done
-	not_ok "$2 (pg_is_in_recovery: '$r')"
 	log_tail "$1"
 	return 1
 }
@@ -97,10 +71,6 @@ expect_query() {
 		echo "    wanted: $3"
 		echo "$got" | sed 's/^/    got: /'
 	fi
-}
-stop_wipe() {
-	"$PGC" stop "$1" || not_ok "stop the cluster in $1"
-	rm -rf "$1/data"
 }
 
 # backup NAME: pg-backup --json on the cluster in C1; sets B_ID, B_START, B_STOP (WAL names), B_STOP_LSN

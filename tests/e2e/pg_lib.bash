@@ -1,0 +1,48 @@
+# Shared by the PostgreSQL end-to-end tests (sourced after lib.bash, not run). The caller sets PGC (tests/pg's
+# cluster script), PGT (its working directory), BARE (the clean environment archive_command gets) and CFG.
+
+asowner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# dre1 ARGS...: dre as the cluster's owner, with the config CFG (as archive_command runs it)
+dre1() { (cd "$PGT/work" && asowner "${BARE[@]}" "$DRE" --config "$CFG" "$@"); }
+
+# q DIR SQL...: the query's result on the cluster in DIR (psql -At); on an error its message goes to stderr
+q() { "$PGC" psql "$@"; }
+
+# log_tail DIR: the last lines of the cluster's log, indented (diagnostics for a failure)
+log_tail() {
+	echo "    --- last 30 lines of $1/log ---"
+	tail -n 30 "$1/log" 2>/dev/null | sed 's/^/    | /'
+}
+
+# start DIR NAME: start the cluster (environment as clean as archive_command's), one check
+start() {
+	if "${BARE[@]}" "$PGC" start "$1" >"$T/start.out" 2>&1; then
+		ok "$2"
+	else
+		not_ok "$2"
+		sed 's/^/    /' "$T/start.out"
+	fi
+}
+
+# switch DIR: pg_switch_wal(); prints the name of the segment it closed (the one to wait for)
+switch() { q "$1" "SELECT pg_walfile_name(pg_switch_wal())"; }
+
+# wait_promoted DIR NAME: until pg_is_in_recovery() is false (60 s at most), one check
+wait_promoted() {
+	local i r
+	for ((i = 0; i < 600; i++)); do
+		r=$(q "$1" "SELECT pg_is_in_recovery()" 2>/dev/null)
+		[ "$r" = f ] && { ok "$2"; return 0; }
+		sleep 0.1
+	done
+	not_ok "$2 (pg_is_in_recovery: '$r')"
+	log_tail "$1"
+	return 1
+}
+
+# stop_wipe DIR: stop the cluster and remove its data directory (the disaster)
+stop_wipe() {
+	"$PGC" stop "$1" || not_ok "stop the cluster in $1"
+	rm -rf "$1/data"
+}
