@@ -103,6 +103,7 @@ typedef struct restore_opts {
 	const restore_relocation *relocate;
 	size_t nrelocate;
 	int out_fd;         /* for a stream snapshot when target is NULL */
+	const char *only;   /* restore only the node of this path (a pg-dump's archive or globals); NULL: all */
 	int threads;
 	engine_hooks hooks;
 } restore_opts;

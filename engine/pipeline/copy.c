@@ -75,20 +75,12 @@ static int select_snapshots(const snap_list *l, const copy_opts *o, bool *pick)
 	return 0;
 }
 
-static const char *meta_get(const snapshot *s, const char *key)
-{
-	for (size_t i = 0; i < s->nmeta; i++)
-		if (strcmp(s->meta[i].key, key) == 0)
-			return s->meta[i].value;
-	return NULL;
-}
-
 /* What a copy of s records as copy-of: the original snapshot, which is s itself unless s is a copy. Naming the
  * original rather than the immediate source lets every copy of one snapshot recognise the others, whatever the
  * path (local → S3 → offsite, then local → offsite directly). */
 static void origin_of(const snapshot *s, char out[2 * CRYPTO_ID_LEN + 1])
 {
-	const char *of = meta_get(s, COPY_META_KEY);
+	const char *of = snap_meta_get(s, COPY_META_KEY);
 	uint8_t id[CRYPTO_ID_LEN];
 	if (of != NULL && strlen(of) == 2 * CRYPTO_ID_LEN && hex_decode(of, id, sizeof id))
 		hex_encode(id, sizeof id, out); /* lowercase, as every ID dre writes */

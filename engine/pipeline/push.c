@@ -21,13 +21,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -39,8 +37,10 @@
 #include "engine/pipeline/meter.h"
 #include "engine/repo/pack.h"
 #include "engine/repo/plan.h"
+#include "engine/pipeline/producer.h"
 #include "engine/pipeline/push.h"
 #include "engine/pipeline/reader.h"
+#include "engine/pipeline/sniff.h"
 #include "engine/testhook.h"
 #include "engine/pipeline/upload.h"
 #include "engine/pipeline/workq.h"
@@ -94,6 +94,7 @@ struct push {
 	uint64_t lists_new;     /* list blobs this push stored */
 	size_t files;
 	XXH3_state_t *xxh;
+	bool sniff;             /* the current node is a stream whose first bytes are still to be looked at */
 	uint64_t bytes_in;
 	meter clock;
 	const push_tree *tree; /* a session's filter, NULL for engine_push_paths */
@@ -273,6 +274,12 @@ static int feed_bytes(struct push *p, struct feed *f, size_t got, bool eof)
 {
 	const cdc *c = &p->r->chunker;
 	struct job *j = f->j;
+	if (p->sniff && got > 0) {
+		const char *why = sniff_compressed(j->data + j->len, got);
+		p->sniff = false;
+		if (why != NULL && p->o->hooks.warn != NULL)
+			p->o->hooks.warn(p->o->hooks.arg, why);
+	}
 	XXH3_128bits_update(p->xxh, j->data + j->len, got);
 	j->len += got;
 	p->cur.size += got;
@@ -529,103 +536,53 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	return 0;
 }
 
-static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pid_t producer,
-		       const char *producer_name)
+/* Pushes fd as the stream node path of p (its input ends the node); the first bytes are looked at once for a
+ * compressed format that defeats deduplication. */
+static int feed_stream(struct push *p, struct feed *f, const char *path, int fd, const char *what)
+{
+	struct stat st;
+	TRY(node_begin(p, NODE_STREAM, path));
+	/* no time of its own (a restore gives it the snapshot's), so the same data pushed again under the same name
+	 * makes the same node list and stores nothing */
+	p->cur.mode = 0600;
+	p->cur.mtime_ns = 0;
+	p->sniff = true;
+	TRY(feed_input(p, f, fd, fstat(fd, &st) == 0 && S_ISREG(st.st_mode), what));
+	return node_end(p);
+}
+
+/* fd, or the producer pr's output when pr is not NULL, as one stream snapshot. */
+static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, producer *pr)
 {
 	struct push p;
 	struct feed f = {0};
-	struct stat stbuf;
 	int rc = push_start(&p, r, o, SNAP_STREAM);
 	res->reader = p.rd ? reader_backend(p.rd) : "read(2)";
 	if (rc == 0)
-		rc = node_begin(&p, NODE_STREAM, o->name);
-	if (rc == 0) {
-		/* no time of its own (a restore gives it the snapshot's), so the same data pushed again under the
-		 * same name makes the same node list and stores nothing */
-		p.cur.mode = 0600;
-		p.cur.mtime_ns = 0;
 		rc = job_get_free(&p, &f.j);
-	}
-	if (rc == 0) {
-		bool regular = fstat(fd, &stbuf) == 0 && S_ISREG(stbuf.st_mode);
-		rc = feed_input(&p, &f, fd, regular, producer_name ? producer_name : "standard input");
-	}
 	if (rc == 0)
-		rc = node_end(&p);
-	bool record = rc == 0;
-	if (producer > 0) {
-		int status = 0;
-		if (rc < 0)
-			kill(producer, SIGTERM); /* a failed push must not leave the producer blocked on a full pipe */
-		close(fd);
-		while (waitpid(producer, &status, 0) < 0 && errno == EINTR)
-			;
-		if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-			record = false;
-			if (WIFEXITED(status))
-				rc = err_set(DRE_EPRODUCER, "producer '%s' exited with status %d: no snapshot recorded",
-					     producer_name, WEXITSTATUS(status));
-			else
-				rc = err_set(DRE_EPRODUCER, "producer '%s' was killed by signal %d: no snapshot recorded",
-					     producer_name, WTERMSIG(status));
-		}
+		rc = feed_stream(&p, &f, o->name, pr ? pr->fd : fd, pr ? pr->name : "standard input");
+	if (pr != NULL) {
+		int prc = producer_wait(pr, rc < 0, NULL);
+		if (rc == 0)
+			rc = prc;
 	}
-	rc = push_finish(&p, &f, rc, record, res);
+	rc = push_finish(&p, &f, rc, rc == 0, res);
 	push_free(&p);
 	return rc;
 }
 
 int engine_push_fd(repo *r, const push_opts *o, int fd, push_result *res)
 {
-	return push_stream(r, o, fd, res, 0, NULL);
+	return push_stream(r, o, fd, res, NULL);
 }
 
 int engine_push_command(repo *r, const push_opts *o, char *const argv[], push_result *res)
 {
-	int pipefd[2];
+	producer pr;
 	TRY(engine_check_name(o->name));
-	if (argv == NULL || argv[0] == NULL)
-		return err_set(DRE_EINVAL, "no producer command given after --");
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return err_sys("cannot create a pipe for the producer");
-	/* exec failure is reported through a second pipe so it is not mistaken for an empty dump */
-	int errpipe[2];
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return err_sys("cannot create a pipe for the producer");
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		close(errpipe[0]);
-		close(errpipe[1]);
-		return err_sys("cannot start producer '%s'", argv[0]);
-	}
-	if (pid == 0) {
-		dup2(pipefd[1], STDOUT_FILENO);
-		execvp(argv[0], argv);
-		int e = errno;
-		if (write(errpipe[1], &e, sizeof e) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	close(errpipe[1]);
-	int e = 0;
-	ssize_t n;
-	while ((n = read(errpipe[0], &e, sizeof e)) < 0 && errno == EINTR)
-		;
-	close(errpipe[0]);
-	if (n == (ssize_t)sizeof e) {
-		close(pipefd[0]);
-		waitpid(pid, NULL, 0);
-		errno = e;
-		int rc = err_sys("cannot run producer '%s'", argv[0]);
-		return rc == DRE_ENOTFOUND ? err_set(DRE_EPRODUCER, "%s: no snapshot recorded", err_msg()) : rc;
-	}
-	return push_stream(r, o, pipefd[0], res, pid, argv[0]);
+	TRY(producer_start(argv, &pr));
+	return push_stream(r, o, -1, res, &pr);
 }
 
 /* ---- files and directories ---- */
@@ -857,6 +814,11 @@ int push_session_add_data(push_session *s, const char *rel, const void *data, si
 		rc = node_end(&s->p);
 	close(fd);
 	return rc;
+}
+
+int push_session_add_stream(push_session *s, const char *path, int fd, const char *what)
+{
+	return feed_stream(&s->p, &s->f, path, fd, what);
 }
 
 int push_session_add_meta(push_session *s, const char *key, const char *value)

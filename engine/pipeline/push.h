@@ -35,6 +35,9 @@ int push_session_start(repo *r, const push_opts *o, uint8_t kind, push_session *
 int push_session_add_tree(push_session *s, const char *fs_path, const push_tree *t);
 /* Adds a regular file with these bytes, its mode and owner from like. */
 int push_session_add_data(push_session *s, const char *rel, const void *data, size_t len, const struct stat *like);
+/* Adds a stream node named path with everything read from fd (a producer's output: pg-dump); what names the
+ * input in messages. */
+int push_session_add_stream(push_session *s, const char *path, int fd, const char *what);
 int push_session_add_meta(push_session *s, const char *key, const char *value);
 /* Ends the session: with rc == 0 and record the snapshot is saved (res filled). Returns the outcome; frees s. */
 int push_session_end(push_session *s, int rc, bool record, push_result *res);

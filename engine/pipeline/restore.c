@@ -642,12 +642,20 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 	if (rc == 0)
 		rc = snap_walk_open(r, rs.idx, s, true, &rs.walk);
 	snap_node n;
+	bool only_seen = false;
 	while (rc == 0 && (rc = snap_walk_next(rs.walk, &n)) == 1) {
+		if (o->only != NULL && strcmp(n.path, o->only) != 0) {
+			rc = 0; /* the loop goes on while rc is 0 */
+			continue;
+		}
+		only_seen = true;
 		if ((n.type == NODE_FILE || n.type == NODE_STREAM) && n.nchunks > 0)
 			rc = feed_node(&rs, &n);
 		else
 			rc = restore_plain_node(&rs, &n);
 	}
+	if (rc == 0 && o->only != NULL && !only_seen)
+		rc = err_set(DRE_ENOTFOUND, "snapshot %s has no %s", s->name, o->only);
 	if (rc == 0)
 		rc = rcollect_all(&rs);
 	if (rc == 0 && o->target != NULL)

@@ -16,8 +16,17 @@ const char *snap_kind_name(uint8_t kind)
 	case SNAP_FILES: return "files";
 	case SNAP_WAL: return "wal";
 	case SNAP_PG_BASE: return "pg-base";
+	case SNAP_PG_DUMP: return "pg-dump";
 	}
 	return "unknown";
+}
+
+const char *snap_meta_get(const snapshot *s, const char *key)
+{
+	for (size_t i = 0; i < s->nmeta; i++)
+		if (strcmp(s->meta[i].key, key) == 0)
+			return s->meta[i].value;
+	return NULL;
 }
 
 const char *snap_node_type_name(uint8_t t)

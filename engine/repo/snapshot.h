@@ -18,7 +18,7 @@
 #include "engine/repo/list.h"
 #include "engine/repo/repo.h"
 
-enum snap_kind { SNAP_STREAM = 1, SNAP_FILES = 2, SNAP_WAL = 3, SNAP_PG_BASE = 4 };
+enum snap_kind { SNAP_STREAM = 1, SNAP_FILES = 2, SNAP_WAL = 3, SNAP_PG_BASE = 4, SNAP_PG_DUMP = 5 };
 enum snap_node_type { NODE_STREAM = 1, NODE_FILE = 2, NODE_DIR = 3, NODE_SYMLINK = 4 };
 
 /* Format 3 bounds a node's path and symlink target (format-spec.md §10). */
@@ -66,6 +66,8 @@ typedef struct snapshot {
 } snapshot;
 
 const char *snap_kind_name(uint8_t kind);
+/* The value of meta key in s, NULL when it has none. */
+const char *snap_meta_get(const snapshot *s, const char *key);
 const char *snap_node_type_name(uint8_t type);
 
 /* The header (format 2) of s; refuses to encode format 1. */

@@ -1,0 +1,85 @@
+/*
+ * producer.c — running the program a stream push reads from (producer.h).
+ */
+#include "engine/pipeline/producer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/err.h"
+
+static void close_pair(int fds[2])
+{
+	close(fds[0]);
+	close(fds[1]);
+}
+
+int producer_start(char *const argv[], producer *out)
+{
+	int out_pipe[2], err_pipe[2];
+	if (argv == NULL || argv[0] == NULL)
+		return err_set(DRE_EINVAL, "no producer command given");
+	if (pipe2(out_pipe, O_CLOEXEC) < 0)
+		return err_sys("cannot create a pipe for producer '%s'", argv[0]);
+	/* an exec failure comes back through a second pipe, so it is not mistaken for an empty stream */
+	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
+		close_pair(out_pipe);
+		return err_sys("cannot create a pipe for producer '%s'", argv[0]);
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close_pair(out_pipe);
+		close_pair(err_pipe);
+		return err_sys("cannot start producer '%s'", argv[0]);
+	}
+	if (pid == 0) {
+		dup2(out_pipe[1], STDOUT_FILENO);
+		execvp(argv[0], argv);
+		int e = errno;
+		if (write(err_pipe[1], &e, sizeof e) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	int e = 0;
+	ssize_t n;
+	while ((n = read(err_pipe[0], &e, sizeof e)) < 0 && errno == EINTR)
+		;
+	close(err_pipe[0]);
+	if (n == (ssize_t)sizeof e) {
+		close(out_pipe[0]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return err_set(DRE_EPRODUCER, "cannot run producer '%s': %s%s", argv[0], strerror(e),
+			       e == ENOENT ? " (command not found)" : "");
+	}
+	*out = (producer){.pid = pid, .fd = out_pipe[0], .name = argv[0]};
+	meter_start(&out->clock, NULL);
+	return 0;
+}
+
+int producer_wait(producer *p, bool stop, double *seconds)
+{
+	int status = 0;
+	if (stop)
+		kill(p->pid, SIGTERM);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (seconds != NULL)
+		*seconds = meter_seconds(&p->clock);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status))
+		return err_set(DRE_EPRODUCER, "producer '%s' exited with status %d: no snapshot recorded", p->name,
+			       WEXITSTATUS(status));
+	return err_set(DRE_EPRODUCER, "producer '%s' was killed by signal %d: no snapshot recorded", p->name,
+		       WTERMSIG(status));
+}
