@@ -20,12 +20,12 @@ static const cli_opt global_opts[] = {
 	{"help", 'h', false}, {"version", 0, false}, {"s3-endpoint", 0, true}, {"s3-region", 0, true},
 	{"s3-ca-file", 0, true}, {"s3-storage-class", 0, true}, {"s3-sse", 0, true}, {"s3-sse-kms-key-id", 0, true},
 	{"s3-path-style", 0, false}, {"s3-virtual-hosted", 0, false}, {"config", 0, true},
-	{"cache-dir", 0, true}, {"no-cache", 0, false}, {0},
+	{"cache-dir", 0, true}, {"no-cache", 0, false}, {"metrics", 0, true}, {0},
 };
 enum {
 	G_REPO, G_JSON, G_QUIET, G_THREADS, G_HELP, G_VERSION, G_S3_ENDPOINT, G_S3_REGION, G_S3_CA_FILE,
 	G_S3_STORAGE_CLASS, G_S3_SSE, G_S3_SSE_KMS_KEY_ID, G_S3_PATH_STYLE, G_S3_VIRTUAL_HOSTED, G_CONFIG,
-	G_CACHE_DIR, G_NO_CACHE
+	G_CACHE_DIR, G_NO_CACHE, G_METRICS
 };
 
 #define MAX_THREADS 1024
@@ -109,6 +109,11 @@ static int store_opt(const match *m, const char *val, cli_ctx *ctx, cli_args *a)
 		ctx->cache_dir = val;
 		break;
 	case G_NO_CACHE: ctx->no_cache = true; break;
+	case G_METRICS:
+		if (*val == '\0')
+			return cli_usage("--metrics: the file name is empty");
+		ctx->metrics_path = val;
+		break;
 	case G_THREADS:
 		TRY(cli_parse_uint("threads", val, MAX_THREADS, &n));
 		ctx->threads = (int)n;

@@ -39,6 +39,7 @@ enum cli_exit {
 typedef struct cli_config {
 	const char *repository, *password_file, *password_command, *threads;
 	const char *pgdata, *dbname; /* pg-backup's --pgdata and --dbname */
+	const char *metrics_file;    /* --metrics */
 	store_opts store; /* the S3 settings, below the environment's */
 } cli_config;
 
@@ -53,6 +54,22 @@ typedef struct cli_ctx {
 	bool no_cache;           /* --no-cache */
 	cli_config config;
 	const char *command; /* the command being run, for "Try 'dre help COMMAND'" */
+	const char *metrics_path; /* --metrics FILE, else the config's metrics-file; NULL: no metrics written */
+	struct cli_run {
+		/* What the command learnt for the metrics file (metrics.c), filled as it goes; main() records it with
+		 * the outcome once the command returned. */
+		const char *name;  /* the backup, drill or check subject; NULL: the command's first argument */
+		bool sized;        /* size and stored are known (a backup that finished) */
+		uint64_t size;     /* plaintext bytes of the backup */
+		uint64_t stored;   /* bytes of new packs it stored */
+		double rto;        /* drill: seconds from its start to its checks passing */
+		int64_t mismatches; /* drill: tables whose row counts differ; -1 when not counted */
+		bool repo_sized;   /* repo_size is known (check, prune, stats) */
+		uint64_t repo_size; /* bytes of every object in the repository */
+		bool dry_run;      /* forget or prune changed nothing: no lifecycle time is recorded */
+		bool wal_shown;    /* wal-show read the whole archive: wal_missing is known */
+		uint64_t wal_missing; /* its segments missing inside the archived ranges, not removed by expiry */
+	} run;
 } cli_ctx;
 
 /* One option of a command (long form "--name", optional short form "-c"). Tables end with {0}. */
@@ -79,7 +96,15 @@ typedef struct cli_command {
 	int (*run)(cli_ctx *ctx, const cli_args *a);
 	/* The exit status of a failure, when the command has its own (wal-fetch); NULL: the table above. */
 	int (*exit_status)(int rc);
+	/* Which metrics its runs update in the --metrics file (metrics.c); CLI_METRIC_NONE: none. */
+	enum cli_metric { CLI_METRIC_NONE = 0, CLI_METRIC_BACKUP, CLI_METRIC_WAL, CLI_METRIC_DRILL, CLI_METRIC_CHECK,
+			  CLI_METRIC_LIFECYCLE, CLI_METRIC_WAL_SHOW } metric;
 } cli_command;
+
+/* cmd_stats.c — the newest archived WAL segment as wal-show --json and stats --json give it: wal, archived (UTC),
+ * archived_ns, age_seconds (before now_ns), last_transaction, last_transaction_ns; NULL when l found none. */
+struct wal_last;
+json_t *cli_last_archived_json(const struct wal_last *l, int64_t now_ns);
 
 /* The exit status for an error code (main.c). */
 int cli_exit_status(int rc);
@@ -95,6 +120,7 @@ extern const cli_command cmd_locks, cmd_unlock;
 extern const cli_command cmd_copy;
 extern const cli_command cmd_forget;
 extern const cli_command cmd_prune;
+extern const cli_command cmd_stats;
 
 /* args.c — parsing. */
 /* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/metrics.h"
+
 enum { K_READ_DATA, K_SUBSET };
 static const cli_opt check_opts_table[] = {{"read-data", 0, false}, {"read-data-subset", 0, true}, {0}};
 
@@ -119,6 +121,8 @@ static int check_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	check_report rep = {0};
 	ca->o.hooks.warn = check_problem;
 	TRY(engine_check(r, &ca->o, &rep));
+	if (ctx->metrics_path != NULL)
+		metrics_repo_size(ctx, r);
 	TRY(check_print(ctx, ca, &rep));
 	if (rep.errors > 0)
 		return err_set(DRE_ECORRUPT, "the check found %zu error%s", rep.errors, plural(rep.errors));
@@ -142,6 +146,7 @@ const cli_command cmd_check = {
 	.summary = "verify the repository",
 	.opts = check_opts_table,
 	.run = check_run,
+	.metric = CLI_METRIC_CHECK,
 	.usage = "usage: dre check [--read-data | --read-data-subset N% | --read-data-subset K/N]\n"
 		 "\n"
 		 "Verifies that every snapshot can be restored: snapshots, index objects and the packs they name.\n"

@@ -307,6 +307,7 @@ static int forget_in_repo(cli_ctx *ctx, repo *r, void *arg)
 static int forget_run(cli_ctx *ctx, const cli_args *a)
 {
 	forget_opts o = {0};
+	ctx->run.dry_run = a->opt[F_DRY_RUN] != NULL; /* changes nothing: not a forget to record */
 	TRY(parse_forget(a, &o));
 	return cli_with_repo(ctx, forget_in_repo, &o);
 }
@@ -316,6 +317,7 @@ const cli_command cmd_forget = {
 	.summary = "remove snapshots by a retention policy or by ID",
 	.opts = forget_opts_table,
 	.run = forget_run,
+	.metric = CLI_METRIC_LIFECYCLE,
 	.usage =
 		"usage: dre forget [NAME...] [--keep-* ...] [--host H] [--kind K] [--group-by G] [--dry-run]\n"
 		"       dre forget ID...\n"

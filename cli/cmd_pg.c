@@ -57,6 +57,7 @@ const cli_command cmd_wal_push = {
 	.summary = "archive a WAL file (PostgreSQL's archive_command)",
 	.opts = wal_push_table,
 	.run = wal_push_run,
+	.metric = CLI_METRIC_WAL,
 	.usage = "usage: dre wal-push [--pgdata DIR] PATH\n"
 		 "\n"
 		 "Archives the WAL segment, .partial, .backup or .history file at PATH, compressed and encrypted,\n"
@@ -147,77 +148,13 @@ const cli_command cmd_wal_fetch = {
 
 /* ---- wal-show ---- */
 
-/* The archive as WAL expiry sees it (format-spec.md §16.5): one system's base backups and what follows from
- * them. A stretch that expiry removed is told apart from WAL that went missing, and the point-in-time window is
- * the one the archive gives now, after whatever expiry did. */
-struct sys_view {
-	wal_expire_backup *b; /* the system's backups, in st.backups order (pg_backup_entry index in idx) */
-	size_t *idx, n;
-	uint64_t first_free; /* the lowest archived segment outside every backup's range */
-	uint64_t run_from;   /* every segment from it to the archive's last is archived (on some timeline) */
-	bool any;            /* the system has a segment at all */
-	uint64_t last;
-	uint32_t last_tli;
-};
-
-static bool archived_anywhere(const wal_system *s, uint64_t segno)
-{
-	for (size_t k = 0; k < s->ntl; k++)
-		if (wal_timeline_has(&s->tls[k], segno))
-			return true;
-	return false;
-}
-
-static int sys_view_make(const pg_status *st, const wal_system *s, struct sys_view *v)
-{
-	memset(v, 0, sizeof *v);
-	v->b = calloc(st->nbackups ? st->nbackups : 1, sizeof *v->b);
-	v->idx = calloc(st->nbackups ? st->nbackups : 1, sizeof *v->idx);
-	if (v->b == NULL || v->idx == NULL) {
-		free(v->b);
-		free(v->idx);
-		return err_set(DRE_ENOMEM, "cannot show the WAL archive");
-	}
-	for (size_t i = 0; i < st->nbackups; i++) {
-		const pg_base_info *in = &st->backups[i].info;
-		if (in->system_id != s->system_id)
-			continue;
-		v->idx[v->n] = i;
-		v->b[v->n++] = (wal_expire_backup){.start_segno = wal_lsn_segno(in->start_lsn, in->seg_size),
-						   .stop_segno = wal_lsn_segno(in->stop_lsn - 1, in->seg_size),
-						   .time_ns = in->start_ns, .stop_ns = in->stop_ns, .on_path = true};
-	}
-	v->first_free = UINT64_MAX;
-	for (size_t k = 0; k < s->ntl; k++) {
-		const wal_timeline *t = &s->tls[k];
-		uint64_t ff = wal_expire_first_free(t->segnos, t->nseg, v->b, v->n);
-		if (ff < v->first_free)
-			v->first_free = ff;
-		if (t->nseg && (!v->any || t->segnos[t->nseg - 1] >= v->last)) {
-			v->any = true;
-			v->last = t->segnos[t->nseg - 1];
-			v->last_tli = t->tli;
-		}
-	}
-	v->run_from = v->last;
-	while (v->any && v->run_from > 0 && archived_anywhere(s, v->run_from - 1))
-		v->run_from--;
-	return 0;
-}
-
-static void sys_view_free(struct sys_view *v)
-{
-	free(v->b);
-	free(v->idx);
-}
-
 /* A backup restores to any time after its end when its own WAL is there and every segment after its start is. */
-static bool backup_pitr(const struct sys_view *v, size_t j, const pg_backup_entry *e)
+static bool backup_pitr(const pg_sys_view *v, size_t j, const pg_backup_entry *e)
 {
 	return e->wal_complete && v->any && v->b[j].start_segno >= v->run_from;
 }
 
-static json_t *gaps_json(const wal_timeline *t, uint32_t seg_size, const struct sys_view *v, size_t *ngaps,
+static json_t *gaps_json(const wal_timeline *t, uint32_t seg_size, const pg_sys_view *v, size_t *ngaps,
 			 size_t *nexpired)
 {
 	json_t *a = json_array();
@@ -239,21 +176,29 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 {
 	(void)arg;
 	pg_status st;
+	wal_last newest = {0};
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	size_t ngaps = 0, nexpired = 0, nbroken = 0;
 	int rc = 0;
 	TRY(engine_pg_status(r, &st));
 	json_t *systems = json_array();
 	for (size_t i = 0; rc == 0 && i < st.archive.n; i++) {
 		const wal_system *s = &st.archive.sys[i];
-		struct sys_view v;
+		pg_sys_view v;
+		wal_last sys_last;
 		char sysid[24];
-		if ((rc = sys_view_make(&st, s, &v)) < 0)
+		if ((rc = wal_system_last(r, s, &sys_last)) < 0 || (rc = pg_sys_view_make(&st, s, &v)) < 0)
 			break;
+		if (sys_last.found && (!newest.found || sys_last.archived_ns > newest.archived_ns))
+			newest = sys_last;
 		snprintf(sysid, sizeof sysid, "%" PRIu64, s->system_id);
 		json_t *tls = json_array(), *backups = json_array(), *window = NULL;
 		for (size_t k = 0; k < s->ntl; k++) {
 			const wal_timeline *t = &s->tls[k];
 			char first[WAL_NAME_MAX] = "", last[WAL_NAME_MAX] = "";
+			ctx->run.wal_missing += pg_sys_view_missing(&v, t, NULL);
 			if (t->nseg) {
 				wal_segment_name(t->tli, t->segnos[0], s->seg_size, first);
 				wal_segment_name(t->tli, t->segnos[t->nseg - 1], s->seg_size, last);
@@ -295,20 +240,24 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 					   (json_int_t)earliest->info.stop_ns, "backup", id, "first_wal",
 					   earliest->info.start_wal, "last_wal", last);
 		}
-		json_array_append_new(systems, json_pack("{s:s, s:I, s:o, s:o, s:o?}", "system_id", sysid, "segment_size",
-							 (json_int_t)s->seg_size, "timelines", tls, "backups", backups,
-							 "recoverable", window));
-		sys_view_free(&v);
+		json_array_append_new(systems, json_pack("{s:s, s:I, s:o, s:o, s:o?, s:o?}", "system_id", sysid,
+							 "segment_size", (json_int_t)s->seg_size, "timelines", tls,
+							 "backups", backups, "recoverable", window, "last_archived",
+							 cli_last_archived_json(&sys_last, now_ns)));
+		pg_sys_view_free(&v);
 	}
 	if (rc < 0) {
 		json_decref(systems);
 		pg_status_free(&st);
 		return rc;
 	}
+	ctx->run.wal_shown = true;
 	if (ctx->json) {
-		rc = cli_print_json(stdout, json_pack("{s:o, s:I, s:I, s:I}", "systems", systems, "gaps", (json_int_t)ngaps,
-						      "expired_gaps", (json_int_t)nexpired, "backups_missing_wal",
-						      (json_int_t)nbroken));
+		rc = cli_print_json(stdout, json_pack("{s:o, s:I, s:I, s:I, s:I, s:o?}", "systems", systems, "gaps",
+						      (json_int_t)ngaps, "missing_segments", (json_int_t)ctx->run.wal_missing,
+						      "expired_gaps", (json_int_t)nexpired,
+						      "backups_missing_wal", (json_int_t)nbroken, "last_archived",
+						      cli_last_archived_json(&newest, now_ns)));
 	} else {
 		if (st.archive.n == 0)
 			printf("no WAL archived in this repository\n");
@@ -356,6 +305,12 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 						 : " only (its end: the WAL after it is not all archived)",
 				       complete ? "" : json_string_value(json_object_get(bj, "missing")));
 			}
+			json_t *la = json_object_get(sj, "last_archived");
+			if (la != NULL && json_object_get(la, "archived") != NULL)
+				printf("  last archived segment: %s at %s (%.0f s ago)\n",
+				       json_string_value(json_object_get(la, "wal")),
+				       json_string_value(json_object_get(la, "archived")),
+				       json_real_value(json_object_get(la, "age_seconds")));
 			json_t *w = json_object_get(sj, "recoverable");
 			if (w != NULL)
 				printf("  point-in-time recovery: from %s (base backup %.8s) to the end of the archive (%s)\n",
@@ -385,6 +340,7 @@ const cli_command cmd_wal_show = {
 	.summary = "show the WAL archive: per timeline its range and gaps, and the base backups",
 	.opts = NULL,
 	.run = wal_show_run,
+	.metric = CLI_METRIC_WAL_SHOW,
 	.usage = "usage: dre wal-show [--json]\n"
 		 "\n"
 		 "For each cluster (system identifier) and timeline: the first and last archived segment, every\n"
@@ -392,7 +348,17 @@ const cli_command cmd_wal_show = {
 		 "earliest time it can restore to (its end), and the point-in-time window: from the end of the\n"
 		 "oldest base backup with all the WAL after it to the end of the archive. Segments that WAL expiry\n"
 		 "('dre forget', format-spec.md 16.5) removed show as expired, not missing. Exit status 5 when a\n"
-		 "segment is missing or a base backup lacks WAL it needs, so that monitoring can alert on it.\n",
+		 "segment is missing or a base backup lacks WAL it needs, so that monitoring can alert on it.\n"
+		 "\n"
+		 "The last archived segment (the highest segment number, of the newest timeline among equals) is shown\n"
+		 "with the time wal-push archived it, which the segment's object records (by the clock of the host\n"
+		 "that ran wal-push, not the store's modification time), so RPO lag can be watched from the\n"
+		 "repository alone. --json: per system and at the top (the newest of all systems) \"last_archived\":\n"
+		 "{\"wal\", \"archived\" (UTC), \"archived_ns\", \"age_seconds\" (now minus archived), \"last_transaction\",\n"
+		 "\"last_transaction_ns\" (the segment's last commit or abort; absent when it has none)}, or null.\n"
+		 "\n"
+		 "With --metrics FILE it records dre_wal_missing_segments (the segments it lists as missing), which\n"
+		 "the alert rule DreWalGap reads: run it from a timer, e.g. every 15 minutes.\n",
 };
 
 /* ---- pg-backup ---- */
@@ -413,6 +379,9 @@ static int pg_backup_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	int rc = engine_pg_backup(r, o, &res);
 	cli_progress_end(&prog);
 	TRY(rc);
+	ctx->run.sized = true;
+	ctx->run.size = res.push.size;
+	ctx->run.stored = res.push.stored_new;
 	char id[2 * CRYPTO_ID_LEN + 1], start[24], stop[24];
 	hex_encode(res.push.id, CRYPTO_ID_LEN, id);
 	wal_lsn_format(res.info.start_lsn, start);
@@ -443,6 +412,7 @@ static int pg_backup_run(cli_ctx *ctx, const cli_args *a)
 			    .conninfo = a->opt[PB_DBNAME] ? a->opt[PB_DBNAME] : ctx->config.dbname,
 			    .name = a->opt[PB_NAME],
 			    .fast = a->opt[PB_FAST] != NULL};
+	ctx->run.name = o.name ? o.name : "pg"; /* the metrics' name, even when it fails */
 	TRY(cli_want_args(a, 0, 0, ""));
 	if (o.name)
 		TRY(cli_as_usage(engine_check_name(o.name)));
@@ -459,6 +429,7 @@ const cli_command cmd_pg_backup = {
 	.summary = "online base backup of a running PostgreSQL cluster",
 	.opts = pg_backup_table,
 	.run = pg_backup_run,
+	.metric = CLI_METRIC_BACKUP,
 	.usage = "usage: dre pg-backup [--pgdata DIR] [--dbname CONNINFO] [--name NAME] [--fast]\n"
 		 "                     [--archive-timeout SECONDS]\n"
 		 "\n"

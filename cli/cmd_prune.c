@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/metrics.h"
 #include "engine/lifecycle/prune.h"
 
 enum { P_DRY_RUN, P_MAX_UNUSED, P_GRACE };
@@ -64,6 +65,8 @@ static int prune_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	prune_result res;
 	o->hooks.warn = cli_warn;
 	TRY(engine_prune(r, o, &res));
+	if (ctx->metrics_path != NULL && !o->dry_run)
+		metrics_repo_size(ctx, r);
 	char total[32], ref[32], del[32], wr[32], freed[32];
 	fmt_size(res.bytes_total, total);
 	fmt_size(res.bytes_referenced, ref);
@@ -120,8 +123,9 @@ static int prune_in_repo(cli_ctx *ctx, repo *r, void *arg)
 static int prune_run(cli_ctx *ctx, const cli_args *a)
 {
 	prune_opts o = {.max_unused = PRUNE_DEFAULT_MAX_UNUSED, .grace_ns = PRUNE_DEFAULT_GRACE_NS};
-	TRY(cli_want_args(a, 0, 0, ""));
 	o.dry_run = a->opt[P_DRY_RUN] != NULL;
+	ctx->run.dry_run = o.dry_run; /* changes nothing: not a prune to record */
+	TRY(cli_want_args(a, 0, 0, ""));
 	if (a->opt[P_MAX_UNUSED] != NULL)
 		TRY(parse_share(a->opt[P_MAX_UNUSED], &o.max_unused));
 	if (a->opt[P_GRACE] != NULL)
@@ -134,6 +138,7 @@ const cli_command cmd_prune = {
 	.summary = "delete the data no snapshot references any more",
 	.opts = prune_opts_table,
 	.run = prune_run,
+	.metric = CLI_METRIC_LIFECYCLE,
 	.usage = "usage: dre prune [--dry-run] [--max-unused 5%] [--grace 30s]\n"
 		 "\n"
 		 "Frees the space of data that no snapshot references: after 'dre forget', and the packs that\n"

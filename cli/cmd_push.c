@@ -73,6 +73,9 @@ static int push_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	}
 	cli_progress_end(&prog);
 	TRY(rc);
+	ctx->run.sized = true;
+	ctx->run.size = res.size;
+	ctx->run.stored = res.stored_new;
 	return push_report(ctx, j->name, &res);
 }
 
@@ -88,6 +91,7 @@ const cli_command cmd_push = {
 	.summary = "back up a stream (standard input or a command's output) or files",
 	.opts = NULL,
 	.run = push_run,
+	.metric = CLI_METRIC_BACKUP,
 	.usage = "usage: dre push NAME < STREAM\n"
 		 "       dre push NAME -- COMMAND [ARGS...]\n"
 		 "       dre push NAME PATH...\n"

@@ -10,6 +10,7 @@
  *   s3-path-style = true | s3-virtual-hosted = true
  *   s3-access-key-id, s3-secret-access-key, s3-session-token   (AWS_ACCESS_KEY_ID, ...)
  *   s3-profile, s3-credentials-file                            (AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE)
+ *   metrics-file = /var/lib/node_exporter/textfile/dre.prom   (--metrics)
  *
  * The command line wins over the environment, and the environment over the file (pgBackRest's order). A key
  * it does not know, a section, or a line it cannot read is an error naming the file and the line. The file
@@ -82,6 +83,7 @@ static int on_key(void *arg, const char *section, const char *name, const char *
 		{"s3-session-token", &so->s3_session_token}, {"s3-profile", &so->s3_profile},
 		{"s3-credentials-file", &so->s3_credentials_file},
 		{"pgdata", &cfg->pgdata},		   {"dbname", &cfg->dbname},
+		{"metrics-file", &cfg->metrics_file},
 	};
 	for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
 		if (strcmp(name, strings[i].name) == 0)
@@ -120,6 +122,11 @@ int cli_config_load(cli_ctx *ctx)
 		ctx->threads = (int)n;
 	}
 	ctx->store.fallback = &ctx->config.store;
+	if (ctx->metrics_path == NULL && ctx->config.metrics_file != NULL) {
+		if (*ctx->config.metrics_file == '\0')
+			return err_set(CLI_EUSAGE, "config file %s: metrics-file is empty", path);
+		ctx->metrics_path = ctx->config.metrics_file;
+	}
 	return 0;
 }
 

@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "cli/metrics.h"
 
 static const char main_usage[] =
 	"usage: dre [global options] COMMAND [options] [args]\n"
@@ -25,12 +28,18 @@ static const char main_usage[] =
 	"      --version    show the version\n"
 	"      --config FILE  settings from an INI file: repository, password-file, password-command, threads\n"
 	"                   and the s3-* options below (with s3-access-key-id, s3-secret-access-key,\n"
-	"                   s3-session-token, s3-profile, s3-credentials-file), pgdata and dbname (pg-backup);\n"
+	"                   s3-session-token, s3-profile, s3-credentials-file), pgdata and dbname (pg-backup),\n"
+	"                   metrics-file (--metrics);\n"
 	"                   options and the environment win\n"
 	"      --cache-dir DIR  where the index cache lives (default: $DRE_CACHE_DIR, else\n"
 	"                   $XDG_CACHE_HOME/dre, else ~/.cache/dre); push and restore then read only the\n"
 	"                   index objects it does not cover\n"
 	"      --no-cache   read every index object from the repository; nothing written locally\n"
+	"      --metrics FILE  after push, pg-dump, pg-backup, wal-push, wal-show, forget, prune, check, drill:\n"
+	"                   record the outcome in FILE for node_exporter's textfile collector (Prometheus\n"
+	"                   text format, merged under FILE.lock with what other dre runs wrote, replaced\n"
+	"                   atomically, mode 0644); config key metrics-file. A failure to write it is a\n"
+	"                   warning and leaves the exit status alone. The metrics: 'dre help stats'\n"
 	"\n"
 	"S3 repositories (-r s3://BUCKET[/PREFIX]); each also from the environment variable shown:\n"
 	"      --s3-endpoint URL        DRE_S3_ENDPOINT or AWS_ENDPOINT_URL (default AWS for the region);\n"
@@ -76,7 +85,7 @@ static const cli_command cmd_help = {
 
 static const cli_command *const commands[] = {
 	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_migrate,
-	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
+	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_stats, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -150,13 +159,23 @@ static int finish(const cli_ctx *ctx, int rc)
 	return cli_exit_status(rc);
 }
 
-/* Runs the command at argv[i], whose options start at argv[i + 1]. */
+static double elapsed(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Runs the command at argv[i], whose options start at argv[i + 1]; returns the exit status. The metrics file
+ * is written after finish() printed the command's error, so that its own failure cannot replace it. */
 static int run_command(cli_ctx *ctx, int argc, char **argv, int i)
 {
 	const cli_command *c = find_command(argv[i]);
 	cli_args a;
+	struct timespec t0 = {0};
+	bool ran = false;
 	if (c == NULL)
-		return cli_usage("unknown command '%s'", argv[i]);
+		return finish(ctx, cli_usage("unknown command '%s'", argv[i]));
 	ctx->command = c == &cmd_help ? NULL : c->name; /* "Try 'dre help'" */
 	i++;
 	int rc = cli_parse(argc, argv, &i, c->opts, ctx, &a, false);
@@ -166,21 +185,28 @@ static int run_command(cli_ctx *ctx, int argc, char **argv, int i)
 		fputs(c->usage, stdout);
 	else if (rc == 0 && ctx->version)
 		print_version();
-	else if (rc == 0)
+	else if (rc == 0) {
+		ran = true;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = c->run(ctx, &a);
+	}
+	double seconds = ran ? elapsed(&t0) : 0;
+	int status = finish(ctx, rc);
+	if (ran && c->metric != CLI_METRIC_NONE && ctx->metrics_path != NULL)
+		metrics_record(ctx, c, a.npos ? a.pos[0] : NULL, status == CLI_EXIT_OK, seconds);
 	cli_args_free(&a);
-	return rc;
+	return status;
 }
 
 int main(int argc, char **argv)
 {
-	cli_ctx ctx = {0};
+	cli_ctx ctx = {.run.mismatches = -1}; /* -1: not counted, until a drill counts */
 	cli_args a;
 	int i = 1;
 	int rc = cli_parse(argc, argv, &i, NULL, &ctx, &a, true);
 	cli_args_free(&a);
 	if (rc == 0 && i < argc) {
-		int status = finish(&ctx, run_command(&ctx, argc, argv, i));
+		int status = run_command(&ctx, argc, argv, i);
 		cli_config_free();
 		return status;
 	}

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,20 +24,13 @@
 #include "engine/repo/bytes.h"
 #include "engine/pipeline/meter.h"
 #include "engine/pipeline/push.h"
+#include "engine/pg/pq.h"
 
 /* ---- the snapshot meta ---- */
 
-static const char *meta_get(const snapshot *s, const char *key)
-{
-	for (size_t i = 0; i < s->nmeta; i++)
-		if (strcmp(s->meta[i].key, key) == 0)
-			return s->meta[i].value;
-	return NULL;
-}
-
 static int meta_u64(const snapshot *s, const char *key, uint64_t *out)
 {
-	const char *v = meta_get(s, key);
+	const char *v = snap_meta_get(s, key);
 	char *end;
 	if (v == NULL || *v == '\0')
 		return err_set(DRE_ECORRUPT, "base backup %s: no %s in its manifest", s->name, key);
@@ -49,7 +43,7 @@ static int meta_u64(const snapshot *s, const char *key, uint64_t *out)
 
 static int meta_lsn(const snapshot *s, const char *key, uint64_t *out)
 {
-	const char *v = meta_get(s, key);
+	const char *v = snap_meta_get(s, key);
 	if (v == NULL || wal_lsn_parse(v, out) < 0)
 		return err_set(DRE_ECORRUPT, "base backup %s: %s is missing or not an LSN", s->name, key);
 	return 0;
@@ -82,33 +76,6 @@ int pg_base_info_get(const snapshot *s, pg_base_info *out)
 	return 0;
 }
 
-/* ---- libpq ---- */
-
-static int pg_fail(PGconn *c, const char *what)
-{
-	const char *msg = PQerrorMessage(c);
-	size_t len = strlen(msg);
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		len--;
-	return err_set(DRE_EIO, "PostgreSQL: %s: %.*s", what, (int)len, msg);
-}
-
-/* Runs sql with text parameters; a result that is not TUPLES_OK with one row is an error naming what. */
-static int pg_row(PGconn *c, const char *what, const char *sql, int nparams, const char *const *params,
-		  PGresult **out)
-{
-	PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		int rc = PQresultStatus(res) == PGRES_TUPLES_OK
-				 ? err_set(DRE_EIO, "PostgreSQL: %s: %d rows, expected one", what, PQntuples(res))
-				 : pg_fail(c, what);
-		PQclear(res);
-		return rc;
-	}
-	*out = res;
-	return 0;
-}
-
 struct server {
 	int version;
 	uint64_t system_id;
@@ -124,7 +91,7 @@ static int server_facts(PGconn *c, struct server *s)
 	if (s->version < 130000)
 		return err_set(DRE_EUNSUPP, "PostgreSQL %d.%d is not supported: pg-backup needs 13 or later",
 			       s->version / 10000, s->version % 10000);
-	TRY(pg_row(c, "reading the server's settings",
+	TRY(pq_row(c, "reading the server's settings",
 		   "SELECT (SELECT system_identifier FROM pg_control_system())::text, "
 		   "current_setting('data_directory'), current_setting('archive_mode'), "
 		   "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), pg_is_in_recovery()::text",
@@ -293,7 +260,7 @@ static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct 
 	in->start_ns = meter_now_ns();
 	snprintf(label, sizeof label, "dre base backup %" PRId64, in->start_ns / 1000000000);
 	const char *params[2] = {label, o->fast ? "true" : "false"};
-	int rc = pg_row(c, "pg_backup_start",
+	int rc = pq_row(c, "pg_backup_start",
 			sv->version >= 150000
 				? "SELECT x::text, pg_walfile_name(x) FROM pg_backup_start($1, $2::boolean) AS x"
 				: "SELECT x::text, pg_walfile_name(x) FROM pg_start_backup($1, $2::boolean, false) AS x",
@@ -309,7 +276,7 @@ static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct 
 		rc = push_session_add_tree(ps, pgdata, &tree);
 
 	/* stop even when reading failed: the session must not stay in backup mode */
-	int stop_rc = pg_row(c, "pg_backup_stop",
+	int stop_rc = pq_row(c, "pg_backup_stop",
 			     sv->version >= 150000
 				     ? "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)"
 				     : "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)",
@@ -358,14 +325,9 @@ int engine_pg_backup(repo *r, const pg_backup_opts *o, pg_backup_result *res)
 	if (r->format < 2)
 		return err_set(DRE_EUNSUPP, "repository format %u has no WAL archive: create a new repository with "
 					    "'dre init' for PostgreSQL backups", r->format);
-	PGconn *c = PQconnectdb(o->conninfo ? o->conninfo : "");
-	if (c == NULL)
-		return err_set(DRE_ENOMEM, "cannot allocate a PostgreSQL connection");
-	int rc = 0;
-	if (PQstatus(c) != CONNECTION_OK)
-		rc = pg_fail(c, "cannot connect");
-	if (rc == 0)
-		rc = server_facts(c, &sv);
+	PGconn *c;
+	TRY(pq_connect(o->conninfo, &c));
+	int rc = server_facts(c, &sv);
 	if (rc == 0)
 		rc = backup_run(r, o, c, &sv, o->pgdata ? o->pgdata : sv.data_directory, res);
 	PQfinish(c);
@@ -602,16 +564,71 @@ static const char *const recovery_keys[] = {
 	"recovery_target_action", NULL,
 };
 
-static bool is_recovery_line(const char *line)
+/* Whether a configuration file line sets key (PostgreSQL's names are case-insensitive); *value then points
+ * after the key and its "=" or blanks. */
+static bool line_sets(const char *line, const char *key, const char **value)
 {
 	while (*line == ' ' || *line == '\t')
 		line++;
-	for (const char *const *k = recovery_keys; *k; k++) {
-		size_t n = strlen(*k);
-		if (strncmp(line, *k, n) == 0 && (line[n] == ' ' || line[n] == '=' || line[n] == '\t'))
+	size_t n = strlen(key);
+	if (strncasecmp(line, key, n) != 0 || (line[n] != ' ' && line[n] != '=' && line[n] != '\t'))
+		return false;
+	line += n;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (*line == '=')
+		line++;
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (value != NULL)
+		*value = line;
+	return true;
+}
+
+static bool is_recovery_line(const char *line)
+{
+	for (const char *const *k = recovery_keys; *k; k++)
+		if (line_sets(line, *k, NULL))
 			return true;
-	}
 	return false;
+}
+
+/* The value a configuration file line gives (quoted with '' escapes, or a bare word up to a blank or '#'). */
+static void conf_value(const char *v, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (*v == '\'') {
+		for (v++; *v && !(*v == '\'' && v[1] != '\''); v++) {
+			if (*v == '\'')
+				v++;
+			if (o + 1 < cap)
+				out[o++] = *v;
+		}
+	} else {
+		for (; *v && !strchr(" \t\r\n#", *v); v++)
+			if (o + 1 < cap)
+				out[o++] = *v;
+	}
+	out[o] = '\0';
+}
+
+/* The last setting of key in pgdata's postgresql.conf, then postgresql.auto.conf; out stays as it is where
+ * neither sets it. */
+static void conf_lookup(const char *pgdata, const char *key, char *out, size_t cap)
+{
+	static const char *const files[] = {"postgresql.conf", "postgresql.auto.conf"};
+	for (size_t i = 0; i < 2; i++) {
+		char path[4200], line[8192];
+		const char *v;
+		snprintf(path, sizeof path, "%s/%s", pgdata, files[i]);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		while (fgets(line, sizeof line, f))
+			if (line_sets(line, key, &v))
+				conf_value(v, out, cap);
+		fclose(f);
+	}
 }
 
 static int write_small_file(const char *path, const char *text, uid_t uid, gid_t gid)
@@ -647,7 +664,8 @@ static int write_recovery(const pg_restore_opts *o, const pg_restore_result *res
 	if (f != NULL) {
 		char line[8192];
 		while (fgets(line, sizeof line, f))
-			if (!is_recovery_line(line))
+			if (!is_recovery_line(line) &&
+			    !(o->archive_mode == PG_ARCHIVE_OFF && line_sets(line, "archive_mode", NULL)))
 				buf_put(&out, line, strlen(line));
 		fclose(f);
 	}
@@ -676,6 +694,10 @@ static int write_recovery(const pg_restore_opts *o, const pg_restore_result *res
 		n += (size_t)snprintf(add + n, sizeof add - n, "recovery_target_timeline = 'latest'\n");
 	if (o->target != PG_TARGET_LATEST)
 		n += (size_t)snprintf(add + n, sizeof add - n, "recovery_target_action = 'promote'\n");
+	if (o->archive_mode == PG_ARCHIVE_OFF)
+		n += (size_t)snprintf(add + n, sizeof add - n,
+				      "# dre pg-restore --archive-mode off: this cluster must not archive into the "
+				      "backed-up cluster's archive\narchive_mode = 'off'\n");
 	buf_put(&out, add, n);
 	buf_u8(&out, 0);
 	int rc = buf_check(&out, "postgresql.auto.conf");
@@ -697,7 +719,7 @@ struct tablespaces {
 
 static int tablespaces_plan(const pg_restore_opts *o, const snapshot *s, struct tablespaces *ts)
 {
-	const char *map = meta_get(s, "pg.tablespace-map");
+	const char *map = snap_meta_get(s, "pg.tablespace-map");
 	ts->n = 0;
 	for (const char *line = map; line && *line;) {
 		const char *eol = strchrnul(line, '\n'), *sp = memchr(line, ' ', (size_t)(eol - line));
@@ -706,6 +728,11 @@ static int tablespaces_plan(const pg_restore_opts *o, const snapshot *s, struct 
 		size_t i = ts->n++;
 		snprintf(ts->oid[i], sizeof ts->oid[i], "%.*s", (int)(sp - line), line);
 		snprintf(ts->dir[i], sizeof ts->dir[i], "%.*s", (int)(eol - sp - 1), sp + 1);
+		if (o->tablespace_root != NULL) {
+			char oid[16];
+			memcpy(oid, ts->oid[i], sizeof oid);
+			snprintf(ts->dir[i], sizeof ts->dir[i], "%.4000s/%s", o->tablespace_root, oid);
+		}
 		line = *eol ? eol + 1 : eol;
 	}
 	for (const char *m = o->tablespace_map; m && *m;) {
@@ -813,8 +840,12 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 		rc = err_sys("cannot give %s to its owner", o->pgdata);
 	if (rc == 0)
 		rc = tablespaces_link(o, ts, uid, gid);
-	if (rc == 0)
+	if (rc == 0) {
+		conf_lookup(o->pgdata, "archive_mode", res->archive_mode_found, sizeof res->archive_mode_found);
+		conf_lookup(o->pgdata, "archive_command", res->archive_command_found,
+			    sizeof res->archive_command_found);
 		rc = write_recovery(o, res, uid, gid);
+	}
 	free(ts);
 	wal_archive_free(&a);
 	snap_list_free(&c.l);
@@ -869,4 +900,93 @@ void pg_status_free(pg_status *s)
 	wal_archive_free(&s->archive);
 	free(s->backups);
 	memset(s, 0, sizeof *s);
+}
+
+/* ---- the archive as wal-show and monitoring see it ---- */
+
+static bool archived_anywhere(const wal_system *s, uint64_t segno)
+{
+	for (size_t k = 0; k < s->ntl; k++)
+		if (wal_timeline_has(&s->tls[k], segno))
+			return true;
+	return false;
+}
+
+int pg_sys_view_make(const pg_status *st, const wal_system *s, pg_sys_view *v)
+{
+	memset(v, 0, sizeof *v);
+	v->b = calloc(st->nbackups ? st->nbackups : 1, sizeof *v->b);
+	v->idx = calloc(st->nbackups ? st->nbackups : 1, sizeof *v->idx);
+	if (v->b == NULL || v->idx == NULL) {
+		free(v->b);
+		free(v->idx);
+		return err_set(DRE_ENOMEM, "cannot show the WAL archive");
+	}
+	for (size_t i = 0; i < st->nbackups; i++) {
+		const pg_base_info *in = &st->backups[i].info;
+		if (in->system_id != s->system_id)
+			continue;
+		v->idx[v->n] = i;
+		v->b[v->n++] = (wal_expire_backup){.start_segno = wal_lsn_segno(in->start_lsn, in->seg_size),
+						   .stop_segno = wal_lsn_segno(in->stop_lsn - 1, in->seg_size),
+						   .time_ns = in->start_ns, .stop_ns = in->stop_ns, .on_path = true};
+	}
+	v->first_free = UINT64_MAX;
+	for (size_t k = 0; k < s->ntl; k++) {
+		const wal_timeline *t = &s->tls[k];
+		uint64_t ff = wal_expire_first_free(t->segnos, t->nseg, v->b, v->n);
+		if (ff < v->first_free)
+			v->first_free = ff;
+		if (t->nseg && (!v->any || t->segnos[t->nseg - 1] >= v->last)) {
+			v->any = true;
+			v->last = t->segnos[t->nseg - 1];
+			v->last_tli = t->tli;
+		}
+	}
+	v->run_from = v->last;
+	while (v->any && v->run_from > 0 && archived_anywhere(s, v->run_from - 1))
+		v->run_from--;
+	return 0;
+}
+
+void pg_sys_view_free(pg_sys_view *v)
+{
+	free(v->b);
+	free(v->idx);
+}
+
+uint64_t pg_sys_view_missing(const pg_sys_view *v, const wal_timeline *t, size_t *gaps)
+{
+	uint64_t missing = 0;
+	for (size_t i = 1; i < t->nseg; i++) {
+		uint64_t from = t->segnos[i - 1] + 1, to = t->segnos[i] - 1;
+		if (t->segnos[i] == from || wal_expire_gap_expired(from, to, v->first_free, v->b, v->n))
+			continue;
+		missing += to - from + 1;
+		if (gaps != NULL)
+			(*gaps)++;
+	}
+	return missing;
+}
+
+int engine_pg_missing(repo *r, uint64_t *segments, size_t *backups_missing_wal)
+{
+	pg_status st;
+	*segments = 0;
+	*backups_missing_wal = 0;
+	TRY(engine_pg_status(r, &st));
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < st.archive.n; i++) {
+		const wal_system *s = &st.archive.sys[i];
+		pg_sys_view v;
+		if ((rc = pg_sys_view_make(&st, s, &v)) < 0)
+			break;
+		for (size_t k = 0; k < s->ntl; k++)
+			*segments += pg_sys_view_missing(&v, &s->tls[k], NULL);
+		pg_sys_view_free(&v);
+	}
+	for (size_t i = 0; i < st.nbackups; i++)
+		*backups_missing_wal += !st.backups[i].wal_complete;
+	pg_status_free(&st);
+	return rc;
 }

@@ -15,6 +15,7 @@
 
 #include "engine/engine.h"
 #include "engine/pg/wal.h"
+#include "engine/pg/walexpire.h"
 
 typedef struct pg_base_info {
 	uint64_t system_id;
@@ -48,6 +49,12 @@ int engine_pg_backup(repo *r, const pg_backup_opts *o, pg_backup_result *res);
 
 enum pg_target { PG_TARGET_LATEST = 0, PG_TARGET_TIME, PG_TARGET_LSN };
 
+/* The restored cluster's WAL archiving. Its archive_mode and archive_command are the backed-up cluster's, which
+ * archive into the production repository: PRESERVE keeps them (a restore that replaces production and goes on
+ * archiving there); OFF appends archive_mode = 'off' to postgresql.auto.conf, so that a test restore does not
+ * archive its new timeline into production's archive, where a later recovery would follow it. */
+enum pg_archive_mode { PG_ARCHIVE_PRESERVE = 0, PG_ARCHIVE_OFF };
+
 typedef struct pg_restore_opts {
 	const char *pgdata;
 	const char *backup; /* a snapshot ID prefix; NULL: the newest backup that suits the target */
@@ -59,6 +66,9 @@ typedef struct pg_restore_opts {
 	bool force;         /* restore into a non-empty directory */
 	const char *restore_command; /* written into postgresql.auto.conf */
 	const char *tablespace_map;  /* "OID=DIR[,OID=DIR...]": where tablespaces go; others to their old paths */
+	const char *tablespace_root; /* not NULL: tablespaces tablespace_map leaves out go to DIR/<OID> instead of
+				      * their old paths (a drill writes nothing outside its scratch directory) */
+	enum pg_archive_mode archive_mode;
 	int threads;
 	engine_hooks hooks;
 } pg_restore_opts;
@@ -70,6 +80,10 @@ typedef struct pg_restore_result {
 	restore_result restore;
 	uint64_t wal_segments; /* archived segments checked from the backup's start on */
 	char wal_last[WAL_NAME_MAX];
+	/* archive_mode and archive_command as the restored postgresql.conf and postgresql.auto.conf set them before
+	 * pg-restore wrote its lines (the last setting wins, include directives not followed); "" where neither
+	 * sets it (Debian keeps postgresql.conf outside the data directory) */
+	char archive_mode_found[32], archive_command_found[1024];
 } pg_restore_result;
 
 /* Chooses the backup, checks the archive (DRE_ENOTFOUND naming a missing segment), restores the files and
@@ -93,5 +107,28 @@ typedef struct pg_status {
 
 int engine_pg_status(repo *r, pg_status *out);
 void pg_status_free(pg_status *s);
+
+/* The archive as WAL expiry sees it (format-spec.md §16.5): one system's base backups and what follows from
+ * them. A stretch that expiry removed is told apart from WAL that went missing, and the point-in-time window is
+ * the one the archive gives now, after whatever expiry did. pg_sys_view_free() it. */
+typedef struct pg_sys_view {
+	wal_expire_backup *b; /* the system's backups, in st.backups order (pg_backup_entry index in idx) */
+	size_t *idx, n;
+	uint64_t first_free; /* the lowest archived segment outside every backup's range */
+	uint64_t run_from;   /* every segment from it to the archive's last is archived (on some timeline) */
+	bool any;            /* the system has a segment at all */
+	uint64_t last;
+	uint32_t last_tli;
+} pg_sys_view;
+
+int pg_sys_view_make(const pg_status *st, const wal_system *s, pg_sys_view *v);
+void pg_sys_view_free(pg_sys_view *v);
+/* Segments absent inside timeline t's archived range that expiry did not remove (wal-show's gaps); *gaps (may be
+ * NULL) is incremented per stretch. */
+uint64_t pg_sys_view_missing(const pg_sys_view *v, const wal_timeline *t, size_t *gaps);
+
+/* For monitoring (dre stats): the missing segments of every cluster and timeline, and the base backups without
+ * all their WAL. */
+int engine_pg_missing(repo *r, uint64_t *segments, size_t *backups_missing_wal);
 
 #endif

@@ -1039,6 +1039,23 @@ bool wal_timeline_has(const wal_timeline *t, uint64_t segno)
 	return lo < t->nseg && t->segnos[lo] == segno;
 }
 
+int wal_system_last(repo *r, const wal_system *s, wal_last *out)
+{
+	const wal_timeline *newest = NULL;
+	uint64_t size;
+	memset(out, 0, sizeof *out);
+	for (size_t k = 0; k < s->ntl; k++) /* sorted by timeline: a later one wins a tie */
+		if (s->tls[k].nseg && (newest == NULL || s->tls[k].segnos[s->tls[k].nseg - 1] >=
+								 newest->segnos[newest->nseg - 1]))
+			newest = &s->tls[k];
+	if (newest == NULL)
+		return 0;
+	wal_segment_name(newest->tli, newest->segnos[newest->nseg - 1], s->seg_size, out->name);
+	TRY(wal_object_info(r, s->system_id, out->name, &out->archived_ns, &out->last_xact_ns, &size));
+	out->found = true;
+	return 0;
+}
+
 int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out)
 {
 	char name[WAL_NAME_MAX], key[WAL_KEY_MAX];

@@ -129,6 +129,17 @@ const wal_system *wal_archive_system(const wal_archive *a, uint64_t system_id);
 const wal_timeline *wal_system_timeline(const wal_system *s, uint32_t tli);
 bool wal_timeline_has(const wal_timeline *t, uint64_t segno);
 
+/* The newest segment of s (the highest segment number, on the newest timeline among equals) with what its
+ * object's header records (format-spec.md §15): when it was archived, by the writer's clock, and the time of its
+ * last transaction. found is false when s has no segment. One GET: how current the archive is, for wal-show and
+ * stats, without trusting a store's modification times. */
+typedef struct wal_last {
+	bool found;
+	char name[WAL_NAME_MAX];
+	int64_t archived_ns, last_xact_ns; /* 0: not recorded */
+} wal_last;
+int wal_system_last(repo *r, const wal_system *s, wal_last *out);
+
 /* A timeline's ancestry from its history file: ends[i] is where timeline tlis[i] ended and its child began. */
 typedef struct wal_history {
 	size_t n;

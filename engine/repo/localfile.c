@@ -55,7 +55,7 @@ int localfile_write(const char *path, const struct iovec *iov, int n, mode_t mod
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return err_sys("cannot create %s", tmp);
-	int rc = 0;
+	int rc = fchmod(fd, mode) < 0 ? err_sys("cannot set the mode of %s", tmp) : 0; /* whatever the umask */
 	for (int i = 0; rc == 0 && i < n; i++) {
 		const char *p = iov[i].iov_base;
 		size_t left = iov[i].iov_len;

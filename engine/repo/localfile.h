@@ -17,8 +17,8 @@ int localfile_mkdirs(const char *dir, mode_t mode);
  * Replaces path with the concatenation of iov[0..n) through a temporary name in the same directory and a
  * rename, so a reader sees the old file or the new one, never a part. The temporary is hidden
  * (".<name>.dre-<pid>"), so a directory another program scans, such as pg_wal, shows it no half-written name;
- * it is unique per process and path, so threads writing different paths do not collide. With durable the
- * file and then its directory are fsynced before the call returns.
+ * it is unique per process and path, so threads writing different paths do not collide. The file gets exactly
+ * mode, whatever the umask. With durable the file and then its directory are fsynced before the call returns.
  */
 int localfile_write(const char *path, const struct iovec *iov, int n, mode_t mode, bool durable);
 
