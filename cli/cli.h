@@ -114,7 +114,7 @@ int cli_exit_status(int rc);
 
 extern const cli_command cmd_init, cmd_push, cmd_snapshots, cmd_restore, cmd_ls, cmd_cat, cmd_check, cmd_key,
 	cmd_migrate;
-extern const cli_command cmd_wal_push, cmd_wal_fetch, cmd_wal_show, cmd_pg_backup, cmd_pg_restore;
+extern const cli_command cmd_wal_push, cmd_wal_fetch, cmd_wal_show, cmd_pg_dump, cmd_pg_backup, cmd_pg_restore;
 extern const cli_command cmd_bench;
 extern const cli_command cmd_locks, cmd_unlock;
 extern const cli_command cmd_copy;

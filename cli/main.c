@@ -28,7 +28,7 @@ static const char main_usage[] =
 	"      --version    show the version\n"
 	"      --config FILE  settings from an INI file: repository, password-file, password-command, threads\n"
 	"                   and the s3-* options below (with s3-access-key-id, s3-secret-access-key,\n"
-	"                   s3-session-token, s3-profile, s3-credentials-file), pgdata and dbname (pg-backup),\n"
+	"                   s3-session-token, s3-profile, s3-credentials-file), pgdata and dbname (pg-backup, pg-dump),\n"
 	"                   metrics-file (--metrics);\n"
 	"                   options and the environment win\n"
 	"      --cache-dir DIR  where the index cache lives (default: $DRE_CACHE_DIR, else\n"
@@ -85,7 +85,7 @@ static const cli_command cmd_help = {
 
 static const cli_command *const commands[] = {
 	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_migrate,
-	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_backup, &cmd_pg_restore, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_stats, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
+	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_dump, &cmd_pg_backup, &cmd_pg_restore, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_stats, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
