@@ -121,6 +121,7 @@ extern const cli_command cmd_copy;
 extern const cli_command cmd_forget;
 extern const cli_command cmd_prune;
 extern const cli_command cmd_stats;
+extern const cli_command cmd_drill;
 
 /* args.c — parsing. */
 /* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */

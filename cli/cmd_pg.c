@@ -449,11 +449,12 @@ const cli_command cmd_pg_backup = {
 
 /* ---- pg-restore ---- */
 
-enum { PR_PGDATA, PR_TIME, PR_LSN, PR_LATEST, PR_BACKUP, PR_TIMELINE, PR_FORCE, PR_NAME, PR_COMMAND, PR_TSMAP };
+enum { PR_PGDATA, PR_TIME, PR_LSN, PR_LATEST, PR_BACKUP, PR_TIMELINE, PR_FORCE, PR_NAME, PR_COMMAND, PR_TSMAP,
+       PR_ARCHIVE_MODE };
 static const cli_opt pg_restore_table[] = {
 	{"pgdata", 'D', true},	   {"time", 0, true},  {"lsn", 0, true},  {"latest", 0, false},
 	{"backup", 0, true},	   {"target-timeline", 0, true}, {"force", 0, false}, {"name", 0, true},
-	{"restore-command", 0, true}, {"tablespace-map", 0, true}, {0},
+	{"restore-command", 0, true}, {"tablespace-map", 0, true}, {"archive-mode", 0, true}, {0},
 };
 
 /* Appends s to out in single quotes for the shell that runs restore_command. */
@@ -526,13 +527,19 @@ static int pg_restore_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	char id[2 * CRYPTO_ID_LEN + 1], stop[40];
 	hex_encode(res.id, CRYPTO_ID_LEN, id);
 	fmt_time_utc(res.info.stop_ns, stop);
+	bool off = o->archive_mode == PG_ARCHIVE_OFF;
 	if (ctx->json)
-		return cli_print_json(stdout, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:s, s:s}", "backup", id,
-							"pgdata", o->pgdata, "backup_timeline", (int)res.info.timeline,
-							"target_timeline", (int)res.target_timeline, "bytes",
-							(json_int_t)res.restore.bytes, "files", (json_int_t)res.restore.files,
-							"wal_segments", (json_int_t)res.wal_segments, "wal_last",
-							res.wal_last, "restore_command", o->restore_command));
+		return cli_print_json(
+			stdout, json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:s, s:s, s:s, s:s?, s:s?}", "backup", id,
+					  "pgdata", o->pgdata, "backup_timeline", (int)res.info.timeline,
+					  "target_timeline", (int)res.target_timeline, "bytes",
+					  (json_int_t)res.restore.bytes, "files", (json_int_t)res.restore.files,
+					  "wal_segments", (json_int_t)res.wal_segments, "wal_last", res.wal_last,
+					  "restore_command", o->restore_command, "archive_mode_written",
+					  off ? "off" : "preserve", "archive_mode",
+					  off ? "off" : res.archive_mode_found[0] ? res.archive_mode_found : NULL,
+					  "archive_command",
+					  res.archive_command_found[0] ? res.archive_command_found : NULL));
 	if (!ctx->quiet) {
 		char size[32];
 		fmt_size(res.restore.bytes, size);
@@ -544,6 +551,21 @@ static int pg_restore_in_repo(cli_ctx *ctx, repo *r, void *arg)
 		       id, res.info.timeline, stop, o->pgdata, size, res.restore.files, res.wal_segments,
 		       res.info.start_wal, res.wal_last[0] ? res.wal_last : res.info.start_wal, res.target_timeline,
 		       o->pgdata);
+		if (off)
+			printf("archive mode: off (--archive-mode off wrote archive_mode = 'off' into "
+			       "postgresql.auto.conf): the restored cluster will not archive WAL.\n");
+		else if (res.archive_mode_found[0] && strcmp(res.archive_mode_found, "off") != 0)
+			printf("archive mode: preserved (archive_mode = '%s', archive_command = '%s', as backed up): "
+			       "started as it is, the cluster archives its new timeline there, into the production "
+			       "archive if that is where it points. For a test restore use --archive-mode off, or "
+			       "'dre drill --pg'.\n",
+			       res.archive_mode_found, res.archive_command_found);
+		else
+			printf("archive mode: preserved (%s): for a test restore use --archive-mode off, or "
+			       "'dre drill --pg'.\n",
+			       res.archive_mode_found[0] ? "archive_mode = 'off', as backed up"
+							 : "the restored configuration does not set archive_mode; the "
+							   "server's configuration elsewhere decides");
 	}
 	return 0;
 }
@@ -581,6 +603,11 @@ static int pg_restore_run(cli_ctx *ctx, const cli_args *a)
 	}
 	if (o.backup && (strlen(o.backup) < 4 || strspn(o.backup, "0123456789abcdef") != strlen(o.backup)))
 		return cli_usage("--backup: an ID prefix of at least 4 lowercase hex digits");
+	const char *am = a->opt[PR_ARCHIVE_MODE];
+	if (am != NULL && strcmp(am, "off") == 0)
+		o.archive_mode = PG_ARCHIVE_OFF;
+	else if (am != NULL && strcmp(am, "preserve") != 0)
+		return cli_usage("--archive-mode: '%s' is not off or preserve", am);
 	if (a->opt[PR_COMMAND])
 		snprintf(command, sizeof command, "%s", a->opt[PR_COMMAND]);
 	else
@@ -597,13 +624,14 @@ const cli_command cmd_pg_restore = {
 	.usage = "usage: dre pg-restore --pgdata DIR (--time T | --lsn LSN | --latest | --backup ID)\n"
 		 "                      [--target-timeline N|latest] [--name NAME] [--force]\n"
 		 "                      [--restore-command CMD] [--tablespace-map OID=DIR[,...]]\n"
+		 "                      [--archive-mode off|preserve]\n"
 		 "\n"
 		 "Chooses the newest base backup that ended before the target on the target timeline's history,\n"
 		 "checks that the archive holds every WAL segment from the backup's start to the target (naming\n"
 		 "the first missing one), restores the files into DIR (which must be empty or absent, unless\n"
 		 "--force), and writes recovery.signal and, in postgresql.auto.conf, restore_command,\n"
 		 "recovery_target_time or _lsn, recovery_target_timeline and recovery_target_action = 'promote'.\n"
-		 "Then start PostgreSQL on DIR.\n"
+		 "Then start PostgreSQL on DIR. The output says which archive mode it wrote.\n"
 		 "\n"
 		 "Options:\n"
 		 "  -D, --pgdata DIR         where to restore\n"
@@ -616,5 +644,10 @@ const cli_command cmd_pg_restore = {
 		 "  --force                  restore into a non-empty directory\n"
 		 "  --restore-command CMD    the restore_command to write (default: this dre with the same --config)\n"
 		 "  --tablespace-map OID=DIR[,OID=DIR]  restore these tablespaces there (default: where they were;\n"
-		 "                           each must be empty or absent) and link pg_tblspc/OID to it\n",
+		 "                           each must be empty or absent) and link pg_tblspc/OID to it\n"
+		 "  --archive-mode preserve  keep the backed-up archive_mode and archive_command (default): for a\n"
+		 "                           cluster that replaces the one backed up and goes on archiving\n"
+		 "  --archive-mode off       write archive_mode = 'off' into postgresql.auto.conf: for a test\n"
+		 "                           restore, which would otherwise archive its new timeline into the\n"
+		 "                           production archive, where a later recovery to 'latest' follows it\n",
 };

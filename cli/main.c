@@ -69,6 +69,7 @@ static const char main_usage[] =
 	"  6  the producer command of a push failed\n"
 	"  7  busy: a lock is held, or a concurrent prune planned to delete data this run relied on (nothing\n"
 	"     was committed; run it again)\n"
+	"  8  drill: the backup passed every check but took longer than --rto\n"
 	"  (wal-fetch: 1 when the file is not in the archive, 128 + the status above for any other error)\n"
 	"\n"
 	"Run 'dre help COMMAND' for the options of a command.\n";
@@ -85,7 +86,7 @@ static const cli_command cmd_help = {
 
 static const cli_command *const commands[] = {
 	&cmd_init, &cmd_push, &cmd_snapshots, &cmd_restore, &cmd_ls, &cmd_cat, &cmd_check, &cmd_key, &cmd_migrate,
-	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_dump, &cmd_pg_backup, &cmd_pg_restore, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_stats, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
+	&cmd_wal_push, &cmd_wal_fetch, &cmd_wal_show, &cmd_pg_dump, &cmd_pg_backup, &cmd_pg_restore, &cmd_drill, &cmd_copy, &cmd_forget, &cmd_prune, &cmd_stats, &cmd_locks, &cmd_unlock, &cmd_bench, &cmd_help,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -15,17 +15,8 @@
 PGC=$DRE_SRC/tests/pg/pgcluster
 PGBIN=/usr/lib/postgresql/15/bin
 
-if ! "$PGC" install; then
-	not_ok "PostgreSQL 15 could not be installed ($PGC install failed)"
-	finish
-fi
-DRE=$(readlink -f "$DRE")
+pg_prereqs
 if [ "$(id -u)" -eq 0 ]; then OWNER=postgres; else OWNER=$(id -un); fi
-if ! asowner test -x "$DRE"; then
-	not_ok "the dre binary $DRE cannot be run by $OWNER (archive_command runs as $OWNER): make its directories searchable (chmod o+x)"
-	finish
-fi
-case $T in *[[:space:]\'\"\\]*) not_ok "TMPDIR $T has white space or quotes: archive_command cannot name it"; finish ;; esac
 
 C1=$T/c1 # the cluster of scenarios a, b, c, e
 C2=$T/c2 # the cluster of scenario d (its own repository)

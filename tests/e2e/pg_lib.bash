@@ -1,6 +1,21 @@
 # Shared by the PostgreSQL end-to-end tests (sourced after lib.bash, not run). The caller sets PGC (tests/pg's
 # cluster script), PGT (its working directory), BARE (the clean environment archive_command gets) and CFG.
 
+# pg_prereqs: PostgreSQL 15 is installed, DRE (made absolute) can be run by the cluster's owner, and T is a path
+# archive_command can name; else one failure and the end of the test
+pg_prereqs() {
+	if ! "$PGC" install; then
+		not_ok "PostgreSQL 15 could not be installed ($PGC install failed)"
+		finish
+	fi
+	DRE=$(readlink -f "$DRE")
+	if ! asowner test -x "$DRE"; then
+		not_ok "the dre binary $DRE cannot be run by the cluster's owner (archive_command runs as it): make its directories searchable (chmod o+x)"
+		finish
+	fi
+	case $T in *[[:space:]\'\"\\]*) not_ok "TMPDIR $T has white space or quotes: archive_command cannot name it"; finish ;; esac
+}
+
 asowner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # dre1 ARGS...: dre as the cluster's owner, with the config CFG (as archive_command runs it)

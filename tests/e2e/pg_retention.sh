@@ -16,16 +16,7 @@
 
 PGC=$DRE_SRC/tests/pg/pgcluster
 
-if ! "$PGC" install; then
-	not_ok "PostgreSQL 15 could not be installed ($PGC install failed)"
-	finish
-fi
-DRE=$(readlink -f "$DRE")
-if ! asowner test -x "$DRE"; then
-	not_ok "the dre binary $DRE cannot be run by the cluster's owner: make its directories searchable (chmod o+x)"
-	finish
-fi
-case $T in *[[:space:]\'\"\\]*) not_ok "TMPDIR $T has white space or quotes: archive_command cannot name it"; finish ;; esac
+pg_prereqs
 
 C1=$T/c1
 cleanup() { "$PGC" stop "$C1" 2>/dev/null; }
