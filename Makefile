@@ -12,6 +12,9 @@
 #                   lookups (bench/README.md)
 #   make bench-lifecycle  prune of a repository of 1.2 million chunks (time, peak RSS), forget and prune of a month
 #                   of daily dumps, copy to a second repository (installs faketime; bench/README.md)
+#   make install    PREFIX=/usr/local, DESTDIR=: $(PREFIX)/bin/dre, the manual page dre.1 made from dre's own help
+#                   (contrib/man/mkman) in $(PREFIX)/share/man/man1, contrib/ in $(PREFIX)/share/doc/dre/contrib
+#   make uninstall  removes exactly what install put there
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -34,7 +37,8 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index bench-lifecycle clean unit
+.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index bench-lifecycle clean unit \
+	install uninstall
 
 all: dre $(BUILD)/dre-gendump
 
@@ -114,5 +118,38 @@ bench-lifecycle: deps all
 
 clean:
 	rm -rf build build-asan dre
+
+# The manual page, from the help of the binary itself: every command it lists gets its section.
+$(BUILD)/dre.1: $(BUILD)/dre contrib/man/mkman
+	contrib/man/mkman $(BUILD)/dre >$@.tmp
+	mv $@.tmp $@
+
+# install: the systemd units and their example config name /usr/local/bin/dre; the installed copies name
+# $(BINDIR)/dre. Kubernetes manifests name the path inside their image and are copied as they are.
+PREFIX  ?= /usr/local
+BINDIR  := $(PREFIX)/bin
+MAN1DIR := $(PREFIX)/share/man/man1
+DOCDIR  := $(PREFIX)/share/doc/dre
+CONTRIB := $(sort $(wildcard contrib/*/*))
+
+install: $(BUILD)/dre $(BUILD)/dre.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN1DIR)
+	install -m 0755 $(BUILD)/dre $(DESTDIR)$(BINDIR)/dre
+	install -m 0644 $(BUILD)/dre.1 $(DESTDIR)$(MAN1DIR)/dre.1
+	@set -e; for f in $(CONTRIB); do \
+		d=$(DESTDIR)$(DOCDIR)/$$f; mode=0644; [ ! -x $$f ] || mode=0755; \
+		echo "install -m $$mode $$f $$d"; install -d $$(dirname $$d); \
+		case $$f in \
+		contrib/systemd/*.service | contrib/systemd/*.timer | contrib/systemd/*.example) \
+			sed 's|/usr/local/bin/dre|$(BINDIR)/dre|g' $$f >$$d.tmp; \
+			chmod $$mode $$d.tmp; mv $$d.tmp $$d ;; \
+		*) install -m $$mode $$f $$d ;; \
+		esac; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/dre $(DESTDIR)$(MAN1DIR)/dre.1 $(CONTRIB:%=$(DESTDIR)$(DOCDIR)/%)
+	@for d in $(sort $(dir $(CONTRIB))) contrib/ ""; do \
+		[ ! -d $(DESTDIR)$(DOCDIR)/$$d ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR)/$$d; done
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
