@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "engine/pg/pq.h"
 #include "engine/pipeline/meter.h"
 
 extern char **environ;
@@ -221,25 +222,25 @@ static int kind_of(const drill_opts *o, enum drill_kind *k)
  * cancel flag is set, and the drop must still happen. */
 static void drop_scratch_db(struct drill *d)
 {
-	char sql[200];
-	PGconn *c = PQconnectdb(d->o->conninfo);
+	char sql[200], why[1024] = "";
+	PGconn *c = NULL;
 	bool done = false;
-	if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+	if (pq_connect(d->o->conninfo, &c) < 0) {
+		snprintf(why, sizeof why, "%s", err_msg());
+	} else {
 		snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\"%s", d->dbname,
 			 PQserverVersion(c) >= 130000 ? " WITH (FORCE)" : "");
-		PGresult *res = PQexec(c, sql);
-		done = PQresultStatus(res) == PGRES_COMMAND_OK;
-		PQclear(res);
+		done = pq_command(c, "dropping the scratch database", sql) == 0;
+		if (!done)
+			snprintf(why, sizeof why, "%s", err_msg());
+		PQfinish(c);
 	}
 	if (!done && d->o->hooks.warn) {
 		char msg[1200];
-		const char *why = c ? PQerrorMessage(c) : "out of memory";
-		snprintf(msg, sizeof msg, "cannot drop the scratch database %s: %.*s", d->dbname,
-			 (int)strcspn(why, "\n"), why);
+		snprintf(msg, sizeof msg, "cannot drop the scratch database %s: %s", d->dbname, why);
 		d->o->hooks.warn(d->o->hooks.arg, msg);
 	}
 	d->db_created = !done;
-	PQfinish(c);
 }
 
 static void cleanup(struct drill *d)

@@ -158,6 +158,10 @@ int drill_pg_conninfo(struct drill *d, const char *db, char *out, size_t cap)
 		return 0;
 	}
 	char *msg = NULL;
+	if (!pq_is_conninfo(d->o->conninfo)) { /* a database name: the server is libpq's default one */
+		drill_conninfo_add(out, cap, "dbname", db);
+		return 0;
+	}
 	PQconninfoOption *opts = PQconninfoParse(d->o->conninfo, &msg);
 	if (opts == NULL) {
 		int rc = err_set(DRE_EINVAL, "--dbname: %s", msg ? msg : "cannot read the connection string");

@@ -260,9 +260,32 @@ static int dump_begin(struct dump *d)
 	return d->o->count == PG_COUNT_NONE ? 0 : tables_list(d);
 }
 
+/* pg_dumpall's --dbname takes only a connection string or URI, where pg_dump and libpq take a plain database name
+ * too: a name becomes dbname='name' (quotes and backslashes escaped, as libpq reads them). */
+static int conninfo_string(const char *conninfo, char *out, size_t cap)
+{
+	if (pq_is_conninfo(conninfo)) {
+		if (snprintf(out, cap, "%s", conninfo) >= (int)cap)
+			return err_set(DRE_EINVAL, "connection string %s is too long", conninfo);
+		return 0;
+	}
+	size_t n = 0;
+	n += (size_t)snprintf(out, cap, "dbname='");
+	for (const char *c = conninfo; *c && n + 3 < cap; c++) {
+		if (*c == '\\' || *c == '\'')
+			out[n++] = '\\';
+		out[n++] = *c;
+	}
+	if (n + 2 >= cap)
+		return err_set(DRE_EINVAL, "database name %s is too long", conninfo);
+	out[n++] = '\'';
+	out[n] = '\0';
+	return 0;
+}
+
 /* argv for pg_dump or pg_dumpall: bindir/prog, the fixed options, --dbname, then extra. */
 static int dump_argv(const pg_dump_opts *o, const char *prog, const char *const *fixed, char *const *extra,
-		     char *path, size_t cap, char ***out)
+		     char *path, size_t cap, char *conn, size_t conn_cap, char ***out)
 {
 	size_t nfixed = 0, nextra = 0;
 	while (fixed[nfixed] != NULL)
@@ -281,8 +304,13 @@ static int dump_argv(const pg_dump_opts *o, const char *prog, const char *const 
 	for (size_t i = 0; i < nfixed; i++)
 		argv[n++] = (char *)fixed[i];
 	if (o->conninfo != NULL) {
+		int rc = conninfo_string(o->conninfo, conn, conn_cap);
+		if (rc < 0) {
+			free(argv);
+			return rc;
+		}
 		argv[n++] = "--dbname";
-		argv[n++] = (char *)o->conninfo;
+		argv[n++] = conn;
 	}
 	for (size_t i = 0; i < nextra; i++)
 		argv[n++] = extra[i];
@@ -294,10 +322,10 @@ static int dump_argv(const pg_dump_opts *o, const char *prog, const char *const 
 static int dump_node(push_session *ps, const pg_dump_opts *o, const char *prog, const char *const *fixed,
 		     char *const *extra, const char *path, double *seconds)
 {
-	char exe[4200];
+	char exe[4200], conn[8192];
 	char **argv = NULL;
 	producer pr;
-	TRY(dump_argv(o, prog, fixed, extra, exe, sizeof exe, &argv));
+	TRY(dump_argv(o, prog, fixed, extra, exe, sizeof exe, conn, sizeof conn, &argv));
 	int rc = producer_start(argv, &pr);
 	free(argv);
 	TRY(rc);

@@ -23,6 +23,11 @@ int pq_connect(const char *conninfo, PGconn **out)
 	return 0;
 }
 
+bool pq_is_conninfo(const char *s)
+{
+	return strchr(s, '=') != NULL || strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0;
+}
+
 int pq_fail(PGconn *c, const char *what)
 {
 	const char *msg = PQerrorMessage(c);

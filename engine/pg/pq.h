@@ -6,10 +6,14 @@
 #define DRE_PQ_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 /* Connects as psql -d does: conninfo is a database name, a libpq connection string or a URI (NULL: libpq's
  * defaults, PGHOST, PGDATABASE, ...). */
 int pq_connect(const char *conninfo, PGconn **out);
+/* Whether s is a key=value connection string or a URI, not a plain database name (which pg_dumpall's --dbname
+ * and PQconninfoParse do not take). */
+bool pq_is_conninfo(const char *s);
 /* Sets the message from c's last error: "PostgreSQL: <what>: <the server's message>". */
 int pq_fail(PGconn *c, const char *what);
 /* Runs sql with text parameters; a result that is not TUPLES_OK with exactly one row is an error naming what.

@@ -169,6 +169,9 @@ check "a: ... since no roles are made on a shared server (they would be real); c
 check "a: ... into a database dre_drill_<random>" sh -c "echo '$(jq_out "d['database']")' | grep -Eq '^dre_drill_[0-9a-f]{12}$'"
 check "a: ... the scratch database is dropped" test "$(q "$C1" "SELECT count(*) FROM pg_database WHERE datname LIKE 'dre_drill%'")" = 0
 check "a: ... scratch removed" scratch_empty
+expect_rc 0 "a: --dbname with a plain database name (the server from PGHOST, PGPORT)" \
+	env PGHOST="$C1_PGHOST" PGPORT="$C1_PGPORT" PGUSER=postgres "$DRE" drill --scratch "$SCR" app --dbname postgres
+check "a: ... the scratch database is dropped" test "$(q "$C1" "SELECT count(*) FROM pg_database WHERE datname LIKE 'dre_drill%'")" = 0
 
 # ---------------------------------------------------------------------------------------------------------------
 # b. a base backup and its WAL, drilled to a time

@@ -111,7 +111,10 @@ stored=$(json "d['stored_new']" <"$T/cmd.out")
 check "b. 1,000 changed rows store under 10% of the dump ($stored of $size bytes)" test "$((stored * 10))" -lt "$size"
 
 # c. globals
-expect_rc 0 "c. pg-dump --globals" "$DRE" pg-dump appg --globals --pg-bindir "$BIN" -q
+expect_rc 0 "c. pg-dump --globals --dbname with a plain name (pg_dumpall takes connection strings only)" \
+	"$DRE" pg-dump appg --globals --dbname app --pg-bindir "$BIN" -q
+expect_rc 0 "c. pg-dump --globals --dbname with a URI" \
+	"$DRE" pg-dump appg --globals --dbname "postgresql:///app?host=$PGHOST&port=$PGPORT" --pg-bindir "$BIN" -q
 "$DRE" restore appg --globals >"$T/globals.sql" 2>/dev/null
 check "c. restore --globals gives the roles" grep -q 'CREATE ROLE app_owner' "$T/globals.sql"
 "$DRE" restore appg 2>/dev/null | "$BIN/pg_restore" -l >"$T/toc"
