@@ -12,6 +12,8 @@
 #                   lookups (bench/README.md)
 #   make bench-lifecycle  prune of a repository of 1.2 million chunks (time, peak RSS), forget and prune of a month
 #                   of daily dumps, copy to a second repository (installs faketime; bench/README.md)
+#   make bench-drill  pg-dump (row counts' cost) and restore drills of a dump and of a base backup to a time, on
+#                   a private PostgreSQL 15 database of 1.1 GB (bench/drillbench; bench/README.md)
 #   make install    PREFIX=/usr/local, DESTDIR=: $(PREFIX)/bin/dre, the manual page dre.1 made from dre's own help
 #                   (contrib/man/mkman) in $(PREFIX)/share/man/man1, contrib/ in $(PREFIX)/share/doc/dre/contrib
 #   make uninstall  removes exactly what install put there
@@ -37,7 +39,7 @@ CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index bench-lifecycle clean unit \
+.PHONY: all deps test asan demo bench bench-s3 bench-wal bench-compare bench-index bench-lifecycle bench-drill clean unit \
 	install uninstall
 
 all: dre $(BUILD)/dre-gendump
@@ -115,6 +117,10 @@ bench-index: deps all $(BUILD)/dre-indexbench
 # daily dumps pushed a day apart (faketime), forget --keep-daily 7 --keep-weekly 4, prune, copy (bench/README.md)
 bench-lifecycle: deps all
 	bench/lifecycle.sh --build $(BUILD)
+
+# pg-dump with and without row counts, then drills (dump, base backup + WAL to a time) with each phase's time
+bench-drill: deps all
+	DRE=$(BUILD)/dre bench/drillbench
 
 clean:
 	rm -rf build build-asan dre
