@@ -5,8 +5,8 @@
 # by a strict parser of this test's own (HELP and TYPE before every family, the HELP and TYPE that
 # `dre help stats` documents, sorted families, sorted labels, valid escapes, numbers, no timestamps, no
 # duplicates); 24 concurrent writers must not lose a line or a count; a malformed file is written afresh; a
-# file that cannot be written is a warning that leaves the exit status alone.
-# stores: local s3
+# file that cannot be written is a warning that leaves the exit status alone. Local repository only: nothing here
+# depends on the store but the repository label and size, which tests/e2e/s3.sh checks on S3.
 . "$(dirname "$0")/lib.bash"
 
 REPO=$DRE_REPOSITORY # the repository label: the URL, or a local path made absolute

@@ -103,7 +103,11 @@ done
 check "b. docs/monitoring.md names every alert, threshold and proposed metric (missing:${missing_docs:- none})" \
 	test -z "$missing_docs"
 
-# c. mutants: each must make the cases of the named test groups fail
+# c. mutants: each must make the cases of the named test groups fail. They do not depend on how dre is built: the
+# sanitizer build's run of the suite does not try them again.
+case $DRE in
+*/build-asan/*) ok "c. the mutants were tried in the run of the plain build (they do not depend on the build)" ;;
+*)
 "$PY" - "$T/p" "$T/mut" <<'EOF' >"$T/mutants"
 import os, sys, yaml
 src, out = sys.argv[1], sys.argv[2]
@@ -173,6 +177,8 @@ while IFS=$'\t' read -r kind what where; do
 		sed 's/^/    | /' "$T/mut.out" | head -20
 	fi
 done <"$T/mutants"
+;;
+esac
 
 # d. the rules on the metrics dre writes: scraped once after a push (A), then after a failed push, a second
 # push of the same name at a tenth of the size and a check (B)

@@ -201,4 +201,17 @@ stop_proxy
 export DRE_S3_ENDPOINT=$DRE_S3_ENDPOINT_DIRECT
 expect_rc 0 "the repository written through faults checks clean directly" "$DRE" check --read-data
 
+# --metrics on S3 (tests/e2e/metrics.sh covers the file itself on a local repository): series labelled with the
+# repository's URL, its size from the bucket's listing, and stats from the repository alone
+expect_rc 0 "push with --metrics" "$DRE" --metrics "$T/dre.prom" push mdump <"$T/f.sql"
+check "... its series labelled with the repository's URL" \
+	grep -q "^dre_backup_last_success_timestamp_seconds{name=\"mdump\",repository=\"$DRE_REPOSITORY\"} " "$T/dre.prom"
+expect_rc 0 "check with --metrics" "$DRE" --metrics "$T/dre.prom" check
+check "... records the repository's size" \
+	test "$(sed -n 's/^dre_repository_size_bytes{repository="[^"]*"} \([0-9]*\)$/\1/p' "$T/dre.prom")" -gt 0
+check "... the file is valid for promtool" sh -c "promtool check metrics <'$T/dre.prom'"
+expect_rc 0 "stats --prometheus" "$DRE" stats --prometheus
+check "... valid for promtool, with the same backup" \
+	sh -c "promtool check metrics <'$T/cmd.out' && grep -q 'name=\"mdump\"' '$T/cmd.out'"
+
 finish
