@@ -457,25 +457,6 @@ static const cli_opt pg_restore_table[] = {
 	{"restore-command", 0, true}, {"tablespace-map", 0, true}, {"archive-mode", 0, true}, {0},
 };
 
-/* Appends s to out in single quotes for the shell that runs restore_command. */
-static void shell_quote(char *out, size_t cap, const char *s)
-{
-	size_t n = strlen(out);
-	if (n + 1 < cap)
-		out[n++] = '\'';
-	for (; *s && n + 5 < cap; s++) {
-		if (*s == '\'') {
-			memcpy(out + n, "'\\''", 4);
-			n += 4;
-		} else {
-			out[n++] = *s;
-		}
-	}
-	if (n + 1 < cap)
-		out[n++] = '\'';
-	out[n] = '\0';
-}
-
 static void append(char *out, size_t cap, const char *s)
 {
 	size_t n = strlen(out);
@@ -494,9 +475,9 @@ static int restore_command(cli_ctx *ctx, char *out, size_t cap)
 	if (ctx->config_path != NULL) {
 		if (realpath(ctx->config_path, abs) == NULL)
 			return err_sys("cannot resolve %s", ctx->config_path);
-		shell_quote(out, cap, exe);
+		pg_command_quote(out, cap, exe);
 		append(out, cap, " --config ");
-		shell_quote(out, cap, abs);
+		pg_command_quote(out, cap, abs);
 	} else {
 		const char *url, *pwfile = getenv("DRE_PASSWORD_FILE");
 		TRY(cli_repo_url(ctx, &url));
@@ -504,11 +485,11 @@ static int restore_command(cli_ctx *ctx, char *out, size_t cap)
 			return cli_usage("restore_command needs the password without a terminal: give --config FILE "
 					 "(with password-file), set DRE_PASSWORD_FILE, or --restore-command CMD");
 		append(out, cap, "DRE_REPOSITORY=");
-		shell_quote(out, cap, strstr(url, "://") == NULL && realpath(url, abs) ? abs : url);
+		pg_command_quote(out, cap, strstr(url, "://") == NULL && realpath(url, abs) ? abs : url);
 		append(out, cap, " DRE_PASSWORD_FILE=");
-		shell_quote(out, cap, realpath(pwfile, abs) ? abs : pwfile);
+		pg_command_quote(out, cap, realpath(pwfile, abs) ? abs : pwfile);
 		append(out, cap, " ");
-		shell_quote(out, cap, exe);
+		pg_command_quote(out, cap, exe);
 	}
 	append(out, cap, " wal-fetch %f %p");
 	return 0;

@@ -34,28 +34,6 @@ struct base_out {
 	int64_t time_ns;
 };
 
-/* Appends s to out quoted for the shell, '%' doubled for PostgreSQL's restore_command. */
-static void quote_command(char *out, size_t cap, const char *s)
-{
-	size_t n = strlen(out);
-	if (n + 1 < cap)
-		out[n++] = '\'';
-	for (; *s && n + 6 < cap; s++) {
-		if (*s == '\'') {
-			memcpy(out + n, "'\\''", 4);
-			n += 4;
-		} else if (*s == '%') {
-			out[n++] = '%';
-			out[n++] = '%';
-		} else {
-			out[n++] = *s;
-		}
-	}
-	if (n + 1 < cap)
-		out[n++] = '\'';
-	out[n] = '\0';
-}
-
 /* The timeline whose file recovery reads for segment segno (as pg-restore's own check reads the path). */
 static uint32_t path_tli(const wal_history *h, uint32_t target, uint64_t segno, uint32_t seg_size)
 {
@@ -300,7 +278,7 @@ int drill_base(struct drill *d)
 	snprintf(p.wal, sizeof p.wal, "%s/wal", d->scratch);
 	snprintf(p.tblspc, sizeof p.tblspc, "%s/tblspc", d->scratch);
 	snprintf(p.command, sizeof p.command, "cp ");
-	quote_command(p.command, sizeof p.command, p.wal); /* a '%' of the path doubled; %f and %p are PostgreSQL's */
+	pg_command_quote(p.command, sizeof p.command, p.wal); /* a '%' of the path doubled; %f and %p are PostgreSQL's */
 	snprintf(p.command + strlen(p.command), sizeof p.command - strlen(p.command), "/%%f %%p");
 
 	drill_phase_begin(d, DRILL_FETCH);

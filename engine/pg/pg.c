@@ -334,6 +334,29 @@ int engine_pg_backup(repo *r, const pg_backup_opts *o, pg_backup_result *res)
 	return rc;
 }
 
+/* ---- restore_command ---- */
+
+void pg_command_quote(char *out, size_t cap, const char *s)
+{
+	size_t n = strlen(out);
+	if (n + 1 < cap)
+		out[n++] = '\'';
+	for (; *s && n + 6 < cap; s++) {
+		if (*s == '\'') {
+			memcpy(out + n, "'\\''", 4);
+			n += 4;
+		} else if (*s == '%') {
+			out[n++] = '%';
+			out[n++] = '%';
+		} else {
+			out[n++] = *s;
+		}
+	}
+	if (n + 1 < cap)
+		out[n++] = '\'';
+	out[n] = '\0';
+}
+
 /* ---- choosing a backup and checking the archive ---- */
 
 struct tl_path {

@@ -86,6 +86,10 @@ typedef struct pg_restore_result {
 	char archive_mode_found[32], archive_command_found[1024];
 } pg_restore_result;
 
+/* Appends s to out in single quotes for the shell that runs a restore_command, with '%' doubled: PostgreSQL
+ * would read it as a placeholder (%f, %p). Truncates rather than overflow cap. */
+void pg_command_quote(char *out, size_t cap, const char *s);
+
 /* Chooses the backup, checks the archive (DRE_ENOTFOUND naming a missing segment), restores the files and
  * writes recovery.signal and the recovery settings. */
 int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res);
