@@ -103,7 +103,7 @@ static void print_main_usage(FILE *f)
 	char list[4096]; /* grows with the command table: 1024 cut the list short */
 	size_t n = 0;
 	for (size_t i = 0; i < NCOMMANDS && n < sizeof list; i++)
-		n += (size_t)snprintf(list + n, sizeof list - n, "  %-10s %s\n", commands[i]->name,
+		n += (size_t)snprintf(list + n, sizeof list - n, "  %-11s %s\n", commands[i]->name,
 				      commands[i]->summary);
 	fprintf(f, main_usage, list);
 }
