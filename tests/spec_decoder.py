@@ -35,6 +35,7 @@ Needs Debian's python3-cryptography, python3-zstandard and python3-xxhash (run w
 import hmac
 import hashlib
 import itertools
+import json
 import os
 import socket
 import struct
@@ -51,7 +52,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 ZERO_NONCE = bytes(12)
 ENTRY = struct.Struct("<32sIIIB")  # blob ID, offset, stored length, raw length, flags (§8)
-KINDS = {1: "stream", 2: "files", 3: "wal", 4: "pgbase"}
+KINDS = {1: "stream", 2: "files", 3: "wal", 4: "pgbase", 5: "pgdump"}
+PGDUMP_COUNTS = ("exact", "estimate", "none")  # pg-dump.count (§10.5)
 STREAM, FILE, DIR, SYMLINK = 1, 2, 3, 4
 ZSTD, LIST = 1, 2  # blob flag bits (§8)
 CHUNK_LIST, NODE_LIST = 1, 2  # list blob kinds (§10.2)
@@ -200,6 +202,58 @@ def check_path(path, where, node_type=None):
     parts = path.split("/")
     check(path and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts),
           f"{where}: unsafe path {path!r}")
+
+
+def check_stream_node(where, n):
+    """§10.5 by way of §10.3: a stream node of a format 2 snapshot has mode 0600, owner 0:0 and mtime 0."""
+    check(n["type"] == STREAM, f"{where}: node {n['path']!r} is not a stream")
+    check(n["mode"] == 0o600 and n["uid"] == 0 and n["gid"] == 0 and n["mtime"] == 0,
+          f"{where}: stream node {n['path']!r} has mode {n['mode']:o}, owner {n['uid']}:{n['gid']}, mtime {n['mtime']}")
+
+
+def check_pgdump_snapshot(snap, nodes):
+    """§10.5: the archive under the snapshot's name, then with --globals `<name>.globals.sql` (named by the meta
+    key pg-dump.globals); the meta keys a reader needs, decimal numbers where the table says so, and the table
+    counts as a sorted JSON array of [schema, table, rows]."""
+    where, name, meta = f"snapshot {snap['id']}", snap["name"], snap["meta"]
+    check(len(nodes) in (1, 2), f"{where}: a pg-dump with {len(nodes)} nodes")
+    for n in nodes:
+        check_stream_node(where, n)
+    check(nodes[0]["path"] == name, f"{where}: the archive node {nodes[0]['path']!r} is not named {name!r}")
+    globals_node = meta.get("pg-dump.globals")
+    if len(nodes) == 2:
+        check(nodes[1]["path"] == name + ".globals.sql" and globals_node == nodes[1]["path"],
+              f"{where}: globals node {nodes[1]['path']!r}, pg-dump.globals {globals_node!r}")
+    else:
+        check(globals_node is None, f"{where}: pg-dump.globals names {globals_node!r}, which is not there")
+    for key in ("pg-dump.database", "pg-dump.server-version", "pg-dump.database-size", "pg-dump.seconds",
+                "pg-dump.count"):
+        check(key in meta, f"{where}: no {key}")
+    for key in ("pg-dump.server-version", "pg-dump.database-size"):
+        check(meta[key].isdigit(), f"{where}: {key} is {meta[key]!r}, not a decimal number")
+    try:
+        seconds = float(meta["pg-dump.seconds"])
+    except ValueError:
+        seconds = -1
+    check(seconds >= 0, f"{where}: pg-dump.seconds is {meta['pg-dump.seconds']!r}")
+    count = meta["pg-dump.count"]
+    check(count in PGDUMP_COUNTS, f"{where}: pg-dump.count is {count!r}")
+    if count == "none":
+        return
+    check("pg-dump.tables" in meta, f"{where}: counted ({count}) but no pg-dump.tables")
+    try:
+        tables = json.loads(meta["pg-dump.tables"])
+    except ValueError as e:
+        raise FormatError(f"{where}: pg-dump.tables is not JSON: {e}")
+    check(isinstance(tables, list) and all(
+        isinstance(t, list) and len(t) == 3 and isinstance(t[0], str) and isinstance(t[1], str)
+        and isinstance(t[2], int) and not isinstance(t[2], bool) for t in tables),
+        f"{where}: pg-dump.tables is not an array of [schema, table, rows]")
+    check(all(t[2] >= 0 if count == "exact" else t[2] >= -1 for t in tables),
+          f"{where}: pg-dump.tables has a row count below what {count} allows")
+    names = [(t[0].encode(), t[1].encode()) for t in tables]
+    check(names == sorted(names) and len(set(names)) == len(names),
+          f"{where}: pg-dump.tables is not sorted bytewise by schema, then table, once each")
 
 
 def check_stream_snapshot(snap, nodes):
@@ -724,6 +778,8 @@ def verify_snapshot(repo, s, checked):
     check(size == s["size"], f"{where}: the nodes hold {size} bytes, the header says {s['size']}")
     if s["kind"] == 1:
         check_stream_snapshot(s, nodes)
+    elif s["kind"] == 5:
+        check_pgdump_snapshot(s, nodes)
     return len(nodes)
 
 

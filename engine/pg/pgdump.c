@@ -163,14 +163,15 @@ int pg_dump_extra_check(char *const *extra)
 }
 
 /* The tables whose rows pg_dump dumps: ordinary tables (partitions included) outside the system schemas that
- * are not an extension's own. Estimates come from pg_class (-1: never analysed). */
+ * are not an extension's own, in bytewise order (format-spec.md §10.5), not the database's collation. Estimates
+ * come from pg_class (-1: never analysed). */
 static const char tables_sql[] =
 	"SELECT n.nspname, c.relname, c.reltuples::bigint FROM pg_class c "
 	"JOIN pg_namespace n ON n.oid = c.relnamespace "
 	"WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
 	"AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' "
 	"AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
-	"AND d.deptype = 'e') ORDER BY 1, 2";
+	"AND d.deptype = 'e') ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"";
 
 struct dump {
 	PGconn *c;

@@ -10,7 +10,8 @@
 #   e. bad input: pg_dump options dre sets (exit 2), a pg_dump that fails (exit 6), a database that does not
 #      exist (exit 1), a name too long: no snapshot in any case;
 #   f. push warns once about a compressed stream (pg_dump -Fc, gzip) and not about -Fc -Z0; a producer that
-#      does not exist is named as not found.
+#      does not exist is named as not found;
+#   g. tests/spec_decoder.py (format-spec.md alone) verifies the repository, pg-dumps (§10.5) included.
 # Local repository only.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/pg_lib.bash"
@@ -163,4 +164,13 @@ expect_rc 6 "f. push -- a command that does not exist" "$DRE" push nope -- "$T/n
 check "f. ... says so" err_has "no-such-command.*command not found"
 
 check "check" "$DRE" check --read-data
+# the independent reader, written from format-spec.md alone, reads the pg-dumps as §10.5 says
+if "$PY" -c 'import cryptography, zstandard, xxhash' 2>/dev/null; then
+	expect_rc 0 "g. the spec's independent reader verifies every snapshot" \
+		"$PY" "$DRE_SRC/tests/spec_decoder.py" "$DRE_REPOSITORY" "$DRE_PASSWORD_FILE" verify
+	"$PY" "$DRE_SRC/tests/spec_decoder.py" "$DRE_REPOSITORY" "$DRE_PASSWORD_FILE" list >"$T/list" 2>&1
+	check "g. ... and lists the pg-dumps as kind 5" test "$(grep -c ' app[gen]* pgdump ' "$T/list")" -ge 5
+else
+	not_ok "g. python modules missing for tests/spec_decoder.py (python3-cryptography, python3-zstandard, python3-xxhash)"
+fi
 finish
