@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 #include "engine/repo/lock.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,4 +200,21 @@ bad:
 		       "cannot read time '%s'. HINT: use \"YYYY-MM-DD HH:MM[:SS]\" (local time) or RFC 3339, e.g. "
 		       "2026-11-21T12:00:00Z",
 		       text);
+}
+
+void engine_vwarnf(engine_warn_fn fn, void *arg, const char *fmt, va_list ap)
+{
+	char msg[1400];
+	if (fn == NULL)
+		return;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fn(arg, msg);
+}
+
+void engine_warnf(engine_warn_fn fn, void *arg, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	engine_vwarnf(fn, arg, fmt, ap);
+	va_end(ap);
 }

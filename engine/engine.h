@@ -11,6 +11,7 @@
 #ifndef DRE_ENGINE_H
 #define DRE_ENGINE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,10 @@ typedef void (*engine_progress_fn)(void *arg, uint64_t bytes_done, uint64_t byte
 				   bool final);
 /* A non-fatal problem (a damaged index object skipped, a special file not backed up). */
 typedef void (*engine_warn_fn)(void *arg, const char *msg);
+
+/* Formats a warning and hands it to fn (nothing when fn is NULL); longer ones are cut at 1400 bytes. */
+void engine_warnf(engine_warn_fn fn, void *arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void engine_vwarnf(engine_warn_fn fn, void *arg, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 typedef struct engine_hooks {
 	engine_progress_fn progress;

@@ -235,11 +235,8 @@ static void drop_scratch_db(struct drill *d)
 			snprintf(why, sizeof why, "%s", err_msg());
 		PQfinish(c);
 	}
-	if (!done && d->o->hooks.warn) {
-		char msg[1200];
-		snprintf(msg, sizeof msg, "cannot drop the scratch database %s: %s", d->dbname, why);
-		d->o->hooks.warn(d->o->hooks.arg, msg);
-	}
+	if (!done)
+		engine_warnf(d->o->hooks.warn, d->o->hooks.arg, "cannot drop the scratch database %s: %s", d->dbname, why);
 	d->db_created = !done;
 }
 

@@ -14,14 +14,10 @@
 static void warnf(const forget_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warnf(const forget_opts *o, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
-	if (o->warn == NULL)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	engine_vwarnf(o->warn, o->warn_arg, fmt, ap);
 	va_end(ap);
-	o->warn(o->warn_arg, msg);
 }
 
 /* ---- planning with a policy ---- */

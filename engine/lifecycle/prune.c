@@ -69,13 +69,10 @@ struct prune {
 static void warn(struct prune *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(struct prune *p, const char *fmt, ...)
 {
-	char msg[1400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	engine_vwarnf(p->o->hooks.warn, p->o->hooks.arg, fmt, ap);
 	va_end(ap);
-	if (p->o->hooks.warn)
-		p->o->hooks.warn(p->o->hooks.arg, msg);
 }
 
 static int id_cmp(const void *a, const void *b)

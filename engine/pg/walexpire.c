@@ -124,14 +124,10 @@ struct expiry {
 static void say(struct expiry *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(struct expiry *e, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
-	if (e->warn == NULL)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	engine_vwarnf(e->warn, e->warn_arg, fmt, ap);
 	va_end(ap);
-	e->warn(e->warn_arg, msg);
 }
 
 static struct sys_plan *plan_for(struct expiry *e, uint64_t id)

@@ -59,14 +59,11 @@ static void problem(struct check *c, const char *fmt, ...) __attribute__((format
 
 static void problem(struct check *c, const char *fmt, ...)
 {
-	char msg[1400];
 	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	c->rep->errors++;
-	if (c->o->hooks.warn)
-		c->o->hooks.warn(c->o->hooks.arg, msg);
+	va_start(ap, fmt);
+	engine_vwarnf(c->o->hooks.warn, c->o->hooks.arg, fmt, ap);
+	va_end(ap);
 }
 
 /* A line that explains an error already counted. */
@@ -74,13 +71,10 @@ static void note(struct check *c, const char *fmt, ...) __attribute__((format(pr
 
 static void note(struct check *c, const char *fmt, ...)
 {
-	char msg[1400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	engine_vwarnf(c->o->hooks.warn, c->o->hooks.arg, fmt, ap);
 	va_end(ap);
-	if (c->o->hooks.warn)
-		c->o->hooks.warn(c->o->hooks.arg, msg);
 }
 
 /* Remembers a damaged pack for naming its snapshots at the end (a pack reported twice is made one there). */
