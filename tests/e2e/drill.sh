@@ -52,13 +52,7 @@ scratch_empty() {
 jq_out() { json "$1" <"$T/cmd.out" 2>&1; }
 
 expect_rc 0 "init the repository (as the cluster's owner)" dre1 init
-if ! "$PGC" init "$C1" "archive_mode = on" "archive_command = '\"$DRE\" --config \"$CFG\" wal-push %p'" \
-	>"$T/init.out" 2>&1; then
-	not_ok "initdb"
-	sed 's/^/    /' "$T/init.out"
-	finish
-fi
-start "$C1" "the cluster with archive_command = dre wal-push starts"
+archiving_cluster "$C1"
 eval "$(sed 's/^/C1_/' "$C1/env")"
 CONNINFO="host=$C1_PGHOST port=$C1_PGPORT user=postgres dbname=postgres"
 APP="host=$C1_PGHOST port=$C1_PGPORT user=postgres dbname=app"

@@ -56,6 +56,18 @@ wait_promoted() {
 	return 1
 }
 
+# archiving_cluster DIR: a new cluster in DIR whose archive_command is dre wal-push with CFG, started (one check);
+# when initdb fails, one failure and the end of the test
+archiving_cluster() {
+	if ! "$PGC" init "$1" "archive_mode = on" "archive_command = '\"$DRE\" --config \"$CFG\" wal-push %p'" \
+		>"$T/init.out" 2>&1; then
+		not_ok "initdb"
+		sed 's/^/    /' "$T/init.out"
+		finish
+	fi
+	start "$1" "the cluster with archive_command = dre wal-push starts"
+}
+
 # stop_wipe DIR: stop the cluster and remove its data directory (the disaster)
 stop_wipe() {
 	"$PGC" stop "$1" || not_ok "stop the cluster in $1"
