@@ -80,24 +80,26 @@ static int by_name(const snap_list *l, repo_stats *out)
 	return rc;
 }
 
-/* The newest segment of every cluster; the one archived last wins. */
-static int wal_newest(repo *r, repo_stats *out)
+/* The newest segment of every cluster (the one archived last wins), and the gaps, from one listing of the
+ * archive and the snapshots already listed. */
+static int wal_stats(repo *r, const snap_list *l, repo_stats *out)
 {
-	wal_archive a;
+	pg_status st;
+	TRY(pg_status_build(r, l, &st));
+	const wal_archive *a = &st.archive;
 	int rc = 0;
-	TRY(wal_archive_load(r, 0, &a));
-	out->wal_systems = a.n;
-	for (size_t i = 0; rc == 0 && i < a.n; i++) {
+	out->wal_systems = a->n;
+	for (size_t i = 0; rc == 0 && i < a->n; i++) {
 		wal_last last;
-		rc = wal_system_last(r, &a.sys[i], &last);
+		rc = wal_system_last(r, &a->sys[i], &last);
 		if (rc == 0 && last.found && (!out->wal.found || last.archived_ns > out->wal.archived_ns)) {
 			out->wal = last;
-			out->wal_system = a.sys[i].system_id;
+			out->wal_system = a->sys[i].system_id;
 		}
 	}
-	wal_archive_free(&a);
-	if (rc == 0 && out->wal_systems > 0)
-		rc = engine_pg_missing(r, &out->wal_missing, &out->backups_missing_wal);
+	if (rc == 0)
+		rc = pg_status_missing(&st, &out->wal_missing, &out->backups_missing_wal);
+	pg_status_free(&st);
 	return rc;
 }
 
@@ -109,9 +111,9 @@ int repo_stats_load(repo *r, repo_stats *out, void (*warn)(void *arg, const char
 	out->snapshots = l.n;
 	out->damaged = l.damaged;
 	int rc = by_name(&l, out);
-	snap_list_free(&l);
 	if (rc == 0)
-		rc = wal_newest(r, out);
+		rc = wal_stats(r, &l, out);
+	snap_list_free(&l);
 	if (rc == 0)
 		rc = repo_stats_size(r, &out->objects, &out->bytes);
 	if (rc < 0)

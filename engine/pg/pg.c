@@ -878,15 +878,13 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 
 /* ---- wal-show ---- */
 
-int engine_pg_status(repo *r, pg_status *out)
+int pg_status_build(repo *r, const snap_list *l, pg_status *out)
 {
-	snap_list l;
 	memset(out, 0, sizeof *out);
 	TRY(wal_archive_load(r, 0, &out->archive));
-	int rc = snap_list_load(r, &l, NULL, NULL);
-	bool loaded = rc == 0;
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		snapshot *s = &l.items[i];
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < l->n; i++) {
+		const snapshot *s = &l->items[i];
 		pg_base_info in;
 		if (s->kind != SNAP_PG_BASE || pg_base_info_get(s, &in) < 0)
 			continue;
@@ -911,10 +909,18 @@ int engine_pg_status(repo *r, pg_status *out)
 				break;
 			}
 	}
-	if (loaded)
-		snap_list_free(&l);
 	if (rc < 0)
 		pg_status_free(out);
+	return rc;
+}
+
+int engine_pg_status(repo *r, pg_status *out)
+{
+	snap_list l;
+	memset(out, 0, sizeof *out);
+	TRY(snap_list_load(r, &l, NULL, NULL));
+	int rc = pg_status_build(r, &l, out);
+	snap_list_free(&l);
 	return rc;
 }
 
@@ -992,24 +998,19 @@ uint64_t pg_sys_view_missing(const pg_sys_view *v, const wal_timeline *t, size_t
 	return missing;
 }
 
-int engine_pg_missing(repo *r, uint64_t *segments, size_t *backups_missing_wal)
+int pg_status_missing(const pg_status *st, uint64_t *segments, size_t *backups_missing_wal)
 {
-	pg_status st;
 	*segments = 0;
 	*backups_missing_wal = 0;
-	TRY(engine_pg_status(r, &st));
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < st.archive.n; i++) {
-		const wal_system *s = &st.archive.sys[i];
+	for (size_t i = 0; i < st->archive.n; i++) {
+		const wal_system *s = &st->archive.sys[i];
 		pg_sys_view v;
-		if ((rc = pg_sys_view_make(&st, s, &v)) < 0)
-			break;
+		TRY(pg_sys_view_make(st, s, &v));
 		for (size_t k = 0; k < s->ntl; k++)
 			*segments += pg_sys_view_missing(&v, &s->tls[k], NULL);
 		pg_sys_view_free(&v);
 	}
-	for (size_t i = 0; i < st.nbackups; i++)
-		*backups_missing_wal += !st.backups[i].wal_complete;
-	pg_status_free(&st);
-	return rc;
+	for (size_t i = 0; i < st->nbackups; i++)
+		*backups_missing_wal += !st->backups[i].wal_complete;
+	return 0;
 }

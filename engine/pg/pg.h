@@ -110,6 +110,8 @@ typedef struct pg_status {
 } pg_status;
 
 int engine_pg_status(repo *r, pg_status *out);
+/* The same from snapshots already listed (l): only the archive is listed. */
+int pg_status_build(repo *r, const snap_list *l, pg_status *out);
 void pg_status_free(pg_status *s);
 
 /* The archive as WAL expiry sees it (format-spec.md §16.5): one system's base backups and what follows from
@@ -133,6 +135,6 @@ uint64_t pg_sys_view_missing(const pg_sys_view *v, const wal_timeline *t, size_t
 
 /* For monitoring (dre stats): the missing segments of every cluster and timeline, and the base backups without
  * all their WAL. */
-int engine_pg_missing(repo *r, uint64_t *segments, size_t *backups_missing_wal);
+int pg_status_missing(const pg_status *st, uint64_t *segments, size_t *backups_missing_wal);
 
 #endif
