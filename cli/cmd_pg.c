@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/pg/pg.h"
+#include "engine/pipeline/meter.h"
 #include "engine/pg/walexpire.h"
 
 /* ---- wal-push ---- */
@@ -177,9 +178,7 @@ static int wal_show_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	(void)arg;
 	pg_status st;
 	wal_last newest = {0};
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	int64_t now_ns = meter_now_ns();
 	size_t ngaps = 0, nexpired = 0, nbroken = 0;
 	int rc = 0;
 	TRY(engine_pg_status(r, &st));

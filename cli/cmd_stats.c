@@ -8,20 +8,13 @@
 
 #include <inttypes.h>
 #include <limits.h>
-#include <time.h>
 
 #include "cli/metrics.h"
+#include "engine/pipeline/meter.h"
 #include "engine/stats.h"
 
 enum { S_PROMETHEUS };
 static const cli_opt stats_opts_table[] = {{"prometheus", 0, false}, {0}};
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Seconds to the millisecond. */
 static double ns_seconds(int64_t ns)
@@ -88,7 +81,7 @@ static int stats_json(const char *repository, const repo_stats *st)
 	}
 	char sysid[24];
 	snprintf(sysid, sizeof sysid, "%" PRIu64, st->wal_system);
-	json_t *last = cli_last_archived_json(&st->wal, now_ns());
+	json_t *last = cli_last_archived_json(&st->wal, meter_now_ns());
 	if (last != NULL)
 		json_object_set_new(last, "system_id", json_string(sysid));
 	return cli_print_json(stdout, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:o*, s:I, s:I}}", "repository",
@@ -127,7 +120,7 @@ static void stats_text(const char *repository, const repo_stats *st)
 	} else if (st->wal.archived_ns) {
 		fmt_time_local(st->wal.archived_ns, when);
 		printf("WAL: last segment %s archived %s (%.0f s ago)\n", st->wal.name, when,
-		       ns_seconds(now_ns() - st->wal.archived_ns));
+		       ns_seconds(meter_now_ns() - st->wal.archived_ns));
 	} else {
 		printf("WAL: last segment %s (its archive time is not recorded)\n", st->wal.name);
 	}

@@ -18,9 +18,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "engine/pipeline/meter.h"
 #include "engine/repo/bytes.h"
 #include "engine/repo/localfile.h"
 #include "engine/stats.h"
@@ -707,9 +707,7 @@ static double milli(double s)
 
 static double now_seconds(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000; /* milliseconds: readable, enough */
+	return (double)(meter_now_ns() / 1000000) / 1000; /* milliseconds: readable, enough */
 }
 
 void metrics_repo_size(cli_ctx *ctx, repo *r)
