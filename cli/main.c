@@ -7,9 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/metrics.h"
+#include "engine/pipeline/meter.h"
 
 static const char main_usage[] =
 	"usage: dre [global options] COMMAND [options] [args]\n"
@@ -160,20 +160,13 @@ static int finish(const cli_ctx *ctx, int rc)
 	return cli_exit_status(rc);
 }
 
-static double elapsed(const struct timespec *t0)
-{
-	struct timespec t1;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 /* Runs the command at argv[i], whose options start at argv[i + 1]; returns the exit status. The metrics file
  * is written after finish() printed the command's error, so that its own failure cannot replace it. */
 static int run_command(cli_ctx *ctx, int argc, char **argv, int i)
 {
 	const cli_command *c = find_command(argv[i]);
 	cli_args a;
-	struct timespec t0 = {0};
+	meter clock;
 	bool ran = false;
 	if (c == NULL)
 		return finish(ctx, cli_usage("unknown command '%s'", argv[i]));
@@ -188,10 +181,10 @@ static int run_command(cli_ctx *ctx, int argc, char **argv, int i)
 		print_version();
 	else if (rc == 0) {
 		ran = true;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		meter_start(&clock, NULL);
 		rc = c->run(ctx, &a);
 	}
-	double seconds = ran ? elapsed(&t0) : 0;
+	double seconds = ran ? meter_seconds(&clock) : 0;
 	int status = finish(ctx, rc);
 	if (ran && c->metric != CLI_METRIC_NONE && ctx->metrics_path != NULL)
 		metrics_record(ctx, c, a.npos ? a.pos[0] : NULL, status == CLI_EXIT_OK, seconds);
