@@ -139,7 +139,6 @@ static json_t *report_json(const drill_opts *o, const drill_report *rep)
 	if (rep->server[0])
 		json_object_set_new(j, "server", json_string(rep->server));
 	if (rep->kind == DRILL_DUMP) {
-		static const char *const counts[] = {"exact", "estimate", "none"};
 		json_t *mm = json_array();
 		for (size_t i = 0; i < rep->nmismatches; i++) {
 			const drill_mismatch *m = &rep->mismatches[i];
@@ -151,7 +150,7 @@ static json_t *report_json(const drill_opts *o, const drill_report *rep)
 		json_object_set_new(j, "globals_restored", json_boolean(rep->globals_restored));
 		json_object_set_new(
 			j, "tables",
-			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "count", counts[rep->dump.count], "recorded",
+			json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "count", pg_count_name(rep->dump.count), "recorded",
 				  (json_int_t)rep->dump.ntables, "compared", (json_int_t)rep->tables_compared, "not_counted",
 				  (json_int_t)rep->tables_not_counted, "not_in_dump", (json_int_t)rep->tables_not_in_dump,
 				  "mismatched", (json_int_t)rep->nmismatches, "mismatches", mm));

@@ -23,7 +23,6 @@ static int64_t rows_total(const pg_dump_info *in)
 
 static int pg_dump_report(const cli_ctx *ctx, const pg_dump_opts *o, const pg_dump_result *res)
 {
-	static const char *const count_names[] = {"exact", "estimate", "none"};
 	const pg_dump_info *in = &res->info;
 	char id[2 * CRYPTO_ID_LEN + 1];
 	hex_encode(res->push.id, CRYPTO_ID_LEN, id);
@@ -32,7 +31,7 @@ static int pg_dump_report(const cli_ctx *ctx, const pg_dump_opts *o, const pg_du
 			stdout, json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:I, s:I, s:b, s:I, s:I, s:f, s:f}", "id", id,
 					  "name", o->name, "database", in->database, "server_version",
 					  (int)in->server_version, "database_size", (json_int_t)in->database_size,
-					  "count", count_names[in->count], "tables", (json_int_t)in->ntables, "rows",
+					  "count", pg_count_name(in->count), "tables", (json_int_t)in->ntables, "rows",
 					  (json_int_t)rows_total(in), "globals", o->globals, "size",
 					  (json_int_t)res->push.size, "stored_new", (json_int_t)res->push.stored_new,
 					  "dump_seconds", in->seconds, "seconds", res->push.seconds));
@@ -44,7 +43,7 @@ static int pg_dump_report(const cli_ctx *ctx, const pg_dump_opts *o, const pg_du
 	fmt_ratio(res->push.size, res->push.stored_new, ratio);
 	if (in->count != PG_COUNT_NONE)
 		snprintf(rows, sizeof rows, "%zu tables, %lld rows (%s)", in->ntables, (long long)rows_total(in),
-			 count_names[in->count]);
+			 pg_count_name(in->count));
 	printf("pg-dump %.8s saved: database %s, %s%s; %s read, %s new stored, dedup %s, pg_dump %.2f s, %.2f s\n",
 	       id, in->database, rows, o->globals ? ", with globals" : "", size, stored, ratio, in->seconds,
 	       res->push.seconds);
@@ -84,13 +83,7 @@ static int pg_dump_run(cli_ctx *ctx, const cli_args *a)
 	TRY(cli_as_usage(engine_check_name(o.name)));
 	TRY(cli_as_usage(pg_dump_extra_check(o.extra)));
 	const char *count = a->opt[PD_COUNT] ? a->opt[PD_COUNT] : "exact";
-	if (strcmp(count, "exact") == 0)
-		o.count = PG_COUNT_EXACT;
-	else if (strcmp(count, "estimate") == 0)
-		o.count = PG_COUNT_ESTIMATE;
-	else if (strcmp(count, "none") == 0)
-		o.count = PG_COUNT_NONE;
-	else
+	if (!pg_count_parse(count, &o.count))
 		return cli_usage("--count: '%s' is not exact, estimate or none", count);
 	ctx->run.name = o.name;
 	return cli_with_repo(ctx, pg_dump_in_repo, &o);

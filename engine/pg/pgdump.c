@@ -87,6 +87,23 @@ static int tables_decode(const snapshot *s, const char *text, pg_dump_info *out)
 	return rc;
 }
 
+static const char *const count_names[] = {"exact", "estimate", "none"};
+
+const char *pg_count_name(enum pg_count c)
+{
+	return count_names[c];
+}
+
+bool pg_count_parse(const char *text, enum pg_count *out)
+{
+	for (size_t i = 0; text != NULL && i < sizeof count_names / sizeof *count_names; i++)
+		if (strcmp(text, count_names[i]) == 0) {
+			*out = (enum pg_count)i;
+			return true;
+		}
+	return false;
+}
+
 void pg_dump_info_free(pg_dump_info *i)
 {
 	for (size_t k = 0; k < i->ntables; k++) {
@@ -113,13 +130,7 @@ int pg_dump_info_get(const snapshot *s, pg_dump_info *out)
 	TRY(meta_number(s, PG_DUMP_META_SECONDS, true, &out->seconds, NULL));
 	if (version > UINT32_MAX)
 		return info_fail(s, PG_DUMP_META_SERVER_VERSION);
-	if (count != NULL && strcmp(count, "exact") == 0)
-		out->count = PG_COUNT_EXACT;
-	else if (count != NULL && strcmp(count, "estimate") == 0)
-		out->count = PG_COUNT_ESTIMATE;
-	else if (count != NULL && strcmp(count, "none") == 0)
-		out->count = PG_COUNT_NONE;
-	else
+	if (!pg_count_parse(count, &out->count))
 		return info_fail(s, PG_DUMP_META_COUNT);
 	out->server_version = (uint32_t)version;
 	out->database_size = size;
@@ -349,14 +360,13 @@ static int meta_add_number(push_session *ps, const char *key, const char *fmt, .
 
 static int dump_meta(push_session *ps, struct dump *d)
 {
-	static const char *const count_names[] = {"exact", "estimate", "none"};
 	const pg_dump_info *in = d->info;
 	TRY(push_session_add_meta(ps, PG_DUMP_META_DATABASE, in->database));
 	TRY(meta_add_number(ps, PG_DUMP_META_SERVER_VERSION, "%" PRIu32, in->server_version));
 	TRY(meta_add_number(ps, PG_DUMP_META_DATABASE_SIZE, "%" PRIu64, in->database_size));
 	TRY(meta_add_number(ps, PG_DUMP_META_SECONDS, "%.3f", in->seconds));
 	TRY(push_session_add_meta(ps, PG_DUMP_META_SNAPSHOT, d->snapshot_id));
-	TRY(push_session_add_meta(ps, PG_DUMP_META_COUNT, count_names[in->count]));
+	TRY(push_session_add_meta(ps, PG_DUMP_META_COUNT, pg_count_name(in->count)));
 	if (in->globals_node != NULL)
 		TRY(push_session_add_meta(ps, PG_DUMP_META_GLOBALS, in->globals_node));
 	if (in->count == PG_COUNT_NONE)

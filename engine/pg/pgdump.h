@@ -28,6 +28,10 @@
 
 enum pg_count { PG_COUNT_EXACT = 0, PG_COUNT_ESTIMATE, PG_COUNT_NONE };
 
+/* "exact", "estimate", "none": as pg-dump.count and --count write them. parse: false for anything else. */
+const char *pg_count_name(enum pg_count c);
+bool pg_count_parse(const char *text, enum pg_count *out);
+
 typedef struct pg_table_count {
 	char *schema, *table;
 	int64_t rows;
