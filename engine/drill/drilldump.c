@@ -246,15 +246,8 @@ static bool toc_has_data(const char *toc, const pg_table_count *t)
 
 static int count_one(struct drill *d, PGconn *c, const pg_table_count *t, int64_t *found)
 {
-	char *schema = PQescapeIdentifier(c, t->schema, strlen(t->schema));
-	char *table = PQescapeIdentifier(c, t->table, strlen(t->table));
-	char *sql = NULL, what[700];
-	int rc = 0;
-	snprintf(what, sizeof what, "counting the rows of %s.%s", t->schema, t->table);
-	if (schema == NULL || table == NULL || asprintf(&sql, "SELECT count(*) FROM ONLY %s.%s", schema, table) < 0)
-		rc = err_set(DRE_ENOMEM, "%s: out of memory", what);
-	PQfreemem(schema);
-	PQfreemem(table);
+	char *sql, *what;
+	int rc = pq_count_sql(c, t->schema, t->table, &sql, &what);
 	PGresult *res = NULL;
 	if (rc == 0)
 		rc = drill_pg_exec(d, c, what, sql, &res);
@@ -269,6 +262,7 @@ static int count_one(struct drill *d, PGconn *c, const pg_table_count *t, int64_
 			rc = pq_fail(c, what);
 	}
 	PQclear(res);
+	free(what);
 	return rc;
 }
 

@@ -219,24 +219,17 @@ static int tables_list(struct dump *d)
 
 static int count_table(PGconn *c, pg_table_count *t)
 {
-	char *schema = PQescapeIdentifier(c, t->schema, strlen(t->schema));
-	char *table = PQescapeIdentifier(c, t->table, strlen(t->table));
-	char sql[1024], what[600];
-	int rc = 0;
-	snprintf(what, sizeof what, "counting the rows of %s.%s", t->schema, t->table);
-	if (schema == NULL || table == NULL)
-		rc = pq_fail(c, what);
-	else if (snprintf(sql, sizeof sql, "SELECT count(*) FROM ONLY %s.%s", schema, table) >= (int)sizeof sql)
-		rc = err_set(DRE_EINVAL, "table name %s.%s is too long to count", t->schema, t->table);
-	PQfreemem(schema);
-	PQfreemem(table);
+	char *sql, *what;
 	PGresult *res;
+	int rc = pq_count_sql(c, t->schema, t->table, &sql, &what);
 	if (rc == 0)
 		rc = pq_row(c, what, sql, 0, NULL, &res);
 	if (rc == 0) {
 		t->rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
 	}
+	free(sql);
+	free(what);
 	return rc;
 }
 

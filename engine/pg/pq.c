@@ -3,6 +3,7 @@
  */
 #include "engine/pg/pq.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "store/err.h"
@@ -26,6 +27,26 @@ int pq_connect(const char *conninfo, PGconn **out)
 bool pq_is_conninfo(const char *s)
 {
 	return strchr(s, '=') != NULL || strncmp(s, "postgres://", 11) == 0 || strncmp(s, "postgresql://", 13) == 0;
+}
+
+int pq_count_sql(PGconn *c, const char *schema, const char *table, char **sql, char **what)
+{
+	*sql = *what = NULL;
+	if (asprintf(what, "counting the rows of %s.%s", schema, table) < 0) {
+		*what = NULL;
+		return err_set(DRE_ENOMEM, "cannot count the rows of %s.%s: out of memory", schema, table);
+	}
+	char *s = PQescapeIdentifier(c, schema, strlen(schema)), *t = PQescapeIdentifier(c, table, strlen(table));
+	int rc = 0;
+	if (s == NULL || t == NULL)
+		rc = pq_fail(c, *what);
+	else if (asprintf(sql, "SELECT count(*) FROM ONLY %s.%s", s, t) < 0) {
+		*sql = NULL;
+		rc = err_set(DRE_ENOMEM, "%s: out of memory", *what);
+	}
+	PQfreemem(s);
+	PQfreemem(t);
+	return rc;
 }
 
 int pq_fail(PGconn *c, const char *what)
