@@ -1,8 +1,16 @@
 /*
- * testhook.h — pause points for tests that force an interleaving of two processes (the push/prune race,
- * format-spec.md §16.4). With DRE_TEST_PAUSE=DIR and DRE_TEST_PAUSE_AT=name[,name...] set, test_pause("name")
- * creates DIR/name.reached and waits until the test creates DIR/name.go (it waits at most 10 minutes).
- * Without them it does nothing but read the environment. With DRE_TEST_KILL_AT=name the process kills itself (SIGKILL) there: the crash tests.
+ * testhook.h — named points in the engine where tests stop or kill a process.
+ *
+ * Pause (tests that force an interleaving of two processes, the push/prune race, format-spec.md §16.4): with
+ * DRE_TEST_PAUSE=DIR and DRE_TEST_PAUSE_AT=name[,name...] set, test_pause("name") creates DIR/name.reached and
+ * waits until the test creates DIR/name.go (at most 10 minutes).
+ *
+ * Kill (the crash tests and tests/torture): with DRE_TEST_KILL_AT=name:N the process kills itself with SIGKILL
+ * the N-th time any of its threads reaches the point name (DRE_TEST_KILL_AT=name means name:1). When
+ * DRE_TEST_KILL_LOG=FILE is set, the line "name N" is appended to FILE first, so a test knows where it died. A
+ * value whose N is not a positive number names no point, and nothing is killed.
+ *
+ * The environment is read once per process; a point that is not named costs a comparison of its name.
  */
 #ifndef DRE_TESTHOOK_H
 #define DRE_TESTHOOK_H

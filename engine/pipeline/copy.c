@@ -23,6 +23,7 @@
 #include "engine/pipeline/meter.h"
 #include "engine/pipeline/push.h"
 #include "engine/pg/wal.h"
+#include "engine/testhook.h"
 
 /* The largest wal/ object copied: a 1 GiB segment stored raw, with its headers (wal.c's own bound). */
 #define COPY_WAL_OBJECT_MAX ((1u << 30) + (4u << 20))
@@ -293,6 +294,7 @@ static int wal_copy_one(repo *src, repo *dst, const char *key, uint64_t size, ui
 		return 0;
 	}
 	TRY_CTX(rc, "target repository");
+	test_pause("copy-wal-copied");
 	res->wal_copied++;
 	res->wal_bytes += size;
 	return 0;
@@ -373,6 +375,7 @@ static int copy_snapshots(struct copy_run *c)
 		push_result pr = {0};
 		uint64_t fetched = chunkread_fetched(c->cr);
 		TRY(copy_one(c->src, c->dst, c->idx, c->cr, o, s, &pr));
+		test_pause("copy-snapshot-copied");
 		fetched = chunkread_fetched(c->cr) - fetched;
 		c->res->copied++;
 		c->res->bytes_read += pr.size;

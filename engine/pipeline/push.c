@@ -316,6 +316,7 @@ static int feed_input(struct push *p, struct feed *f, int fd, bool regular, cons
 		struct job *j = f->j;
 		size_t got = 0;
 		TRY(reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name));
+		test_pause("push-reading");
 		TRY(feed_bytes(p, f, got, eof));
 	}
 	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
@@ -581,7 +582,7 @@ int engine_push_command(repo *r, const push_opts *o, char *const argv[], push_re
 {
 	producer pr;
 	TRY(engine_check_name(o->name));
-	TRY(producer_start(argv, &pr));
+	TRY(producer_start(argv, NULL, &pr));
 	return push_stream(r, o, -1, res, &pr);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/testhook.h"
 #include "store/err.h"
 
 struct spare {
@@ -46,7 +47,10 @@ static void *uploader_main(void *arg)
 		pthread_mutex_unlock(&u->mu);
 		char key[80];
 		repo_pack_key(s->id, key);
+		test_pause("upload-before-put");
 		int rc = store_put(u->r->st, key, s->data, s->len, 0);
+		if (rc == 0)
+			test_pause("upload-after-put");
 		if (rc == 0)
 			rc = u->done(u->arg, s->id, s->entries, s->n, s->len);
 		pthread_mutex_lock(&u->mu);

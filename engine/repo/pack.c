@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "engine/repo/bytes.h"
+#include "engine/testhook.h"
 #include "store/err.h"
 
 void pack_blob_nonce(uint32_t offset, uint8_t nonce[CRYPTO_NONCE_LEN])
@@ -200,6 +201,7 @@ int pack_writer_seal(pack_writer *pw, size_t *total_out)
 	TRY(crypto_seal(pw->cc, pw->subkey, nonce, trailer, sizeof trailer, hdr, h->len, hdr + h->len));
 	memcpy(hdr + h->len + CRYPTO_TAG_LEN, trailer, sizeof trailer);
 	*total_out = total;
+	test_pause("pack-sealed");
 	return 0;
 }
 
@@ -207,7 +209,10 @@ int pack_writer_put(pack_writer *pw, size_t total)
 {
 	char key[80];
 	repo_pack_key(pw->id, key);
-	return store_put(pw->r->st, key, pw->data, total, 0);
+	test_pause("pack-before-put");
+	TRY(store_put(pw->r->st, key, pw->data, total, 0));
+	test_pause("pack-after-put");
+	return 0;
 }
 
 int pack_writer_finish(pack_writer *pw, uint64_t *size)
