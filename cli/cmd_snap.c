@@ -76,6 +76,7 @@ static int list_snapshots(cli_ctx *ctx, repo *r, void *arg)
 	const char *name = *(const char **)arg;
 	snap_list l;
 	TRY(snap_list_load(r, &l, cli_warn, NULL));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, each sizeof *sel */
 	const snapshot **sel = calloc(l.n ? l.n : 1, sizeof *sel);
 	size_t n = 0;
 	int rc = sel ? 0 : err_set(DRE_ENOMEM, "out of memory");
@@ -90,6 +91,12 @@ static int list_snapshots(cli_ctx *ctx, repo *r, void *arg)
 		fprintf(stderr, "no snapshots named %s\n", name);
 	else if (rc == 0 && !ctx->quiet)
 		fputs("no snapshots\n", stderr);
+	/* what could be read is listed; a damaged or foreign snapshot object is an integrity problem all the same */
+	if (rc == 0 && l.damaged > 0)
+		rc = err_set(DRE_ECORRUPT,
+			     "%zu snapshot object%s could not be read (named above). HINT: 'dre check' tells what is "
+			     "damaged; 'dre forget ID' removes a snapshot object that cannot be repaired",
+			     l.damaged, l.damaged == 1 ? "" : "s");
 	free(sel);
 	snap_list_free(&l);
 	return rc;
@@ -111,7 +118,9 @@ const cli_command cmd_snapshots = {
 		 "\n"
 		 "Lists the snapshots (those called NAME only, when given), oldest first: ID (first 8 hex digits),\n"
 		 "TIME (local), HOST, NAME, KIND, SIZE (read), STORED (new data the push stored) and DEDUP\n"
-		 "(SIZE / STORED). With --json: an array of objects with the full ID and exact numbers.\n",
+		 "(SIZE / STORED). With --json: an array of objects with the full ID and exact numbers.\n"
+		 "A snapshot object that cannot be read is named on standard error and left out; the exit\n"
+		 "status is then 5.\n",
 };
 
 /* ---- ls ---- */
@@ -120,9 +129,9 @@ const cli_command cmd_snapshots = {
 static void fmt_mode(uint8_t type, uint32_t mode, char out[11])
 {
 	static const char rwx[] = "rwxrwxrwx";
-	out[0] = type == NODE_DIR ? 'd' : type == NODE_SYMLINK ? 'l' : type == NODE_STREAM ? 's' : '-';
+	out[0] = (char)(type == NODE_DIR ? 'd' : type == NODE_SYMLINK ? 'l' : type == NODE_STREAM ? 's' : '-');
 	for (int k = 0; k < 9; k++)
-		out[1 + k] = (mode & (0400u >> k)) ? rwx[k] : '-';
+		out[1 + k] = (char)((mode & (0400u >> k)) ? rwx[k] : '-');
 	if (mode & 04000)
 		out[3] = out[3] == 'x' ? 's' : 'S';
 	if (mode & 02000)

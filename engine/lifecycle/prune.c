@@ -175,10 +175,10 @@ static int mark(struct prune *p, const uint8_t id[CRYPTO_ID_LEN], const char *wh
 	if (e.pack >= p->nps)
 		return err_set(DRE_EINVAL, "internal: pack number %" PRIu32 " out of range", e.pack);
 	struct pack_state *ps = &p->ps[e.pack];
-	ps->referenced += e.loc.stored_len + CRYPTO_TAG_LEN;
+	ps->referenced += (uint64_t)e.loc.stored_len + CRYPTO_TAG_LEN; /* u64: a hostile length must not wrap to 0 */
 	if (!p->r4) {
 		p->res->chunks_referenced++;
-		p->res->bytes_referenced += e.loc.stored_len + CRYPTO_TAG_LEN;
+		p->res->bytes_referenced += (uint64_t)e.loc.stored_len + CRYPTO_TAG_LEN;
 		return 0;
 	}
 	/* R4: a snapshot committed since R1 needs this blob. Its location is safe unless this prune is about to
@@ -297,13 +297,16 @@ static int walk_snapshots(struct prune *p)
 
 /* ---- R1 ---- */
 
-static int load_index(struct prune *p)
+/* avoid: packs whose locations count only when a chunk has no other (the adopted plans' packs are avoided too) */
+static int load_index(struct prune *p, const uint8_t (*avoid)[CRYPTO_ID_LEN], size_t navoid)
 {
 	TRY(index_new(&p->idx));
 	index_map_objects(p->idx);
 	for (size_t i = 0; i < p->adopted.n; i++)
 		for (size_t k = 0; k < p->adopted.items[i].n; k++)
 			TRY(index_avoid_packs(p->idx, &p->adopted.items[i].packs[k].id, 1));
+	if (navoid > 0)
+		TRY(index_avoid_packs(p->idx, avoid, navoid));
 	size_t objects;
 	TRY(index_load(p->r, p->idx, NULL, NULL, NULL, &objects));
 	TRY(index_seal(p->idx));
@@ -328,13 +331,49 @@ static int load_index(struct prune *p)
 	for (size_t pos = 0; pos < index_count(p->idx); pos++) {
 		index_entry_at(p->idx, pos, &e);
 		if (e.pack < p->nps)
-			p->ps[e.pack].indexed += e.loc.stored_len + CRYPTO_TAG_LEN;
+			p->ps[e.pack].indexed += (uint64_t)e.loc.stored_len + CRYPTO_TAG_LEN;
 	}
 	size_t nbytes = (index_count(p->idx) + 7) / 8;
 	p->marks = calloc(nbytes ? nbytes : 1, 1);
 	if (p->marks == NULL)
 		return err_set(DRE_ENOMEM, "cannot allocate the marks of %zu chunks", index_count(p->idx));
 	return 0;
+}
+
+/* An index object that names a pack the store lacks (an older index object put back after a prune replaced it,
+ * or one a writer wrote after its packs were deleted, format-spec.md §16.4) may place a chunk there that another
+ * index object places in a pack that exists. The index keeps one location per chunk, so R1 would find the data
+ * "lost" and stop; instead the index is read again (then the packs listed again, keeping R1's order) preferring
+ * every other location, and only a chunk found nowhere else is lost. */
+static int avoid_missing(struct prune *p)
+{
+	uint8_t (*missing)[CRYPTO_ID_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t k = 0; k < p->nps; k++) {
+		/* a killed prune's deletions are in the plan adopted: their packs are avoided already */
+		if ((p->ps[k].flags & (PS_LISTED | PS_INDEXED | PS_ADOPTED)) != PS_INDEXED)
+			continue;
+		if (!array_room(&missing, &cap, n, CRYPTO_ID_LEN, 16)) {
+			free(missing);
+			return err_set(DRE_ENOMEM, "cannot note the missing packs");
+		}
+		memcpy(missing[n++], index_pack_id(p->idx, (uint32_t)k), CRYPTO_ID_LEN);
+	}
+	if (n == 0)
+		return 0;
+	warn(p, "the index names %zu pack%s the store does not have: reading it again to find other locations", n,
+	     n == 1 ? "" : "s");
+	index_free(p->idx);
+	free(p->ps);
+	free(p->marks);
+	p->idx = NULL;
+	p->ps = NULL;
+	p->marks = NULL;
+	p->nps = 0;
+	int rc = load_index(p, (const uint8_t(*)[CRYPTO_ID_LEN])missing, n);
+	free(missing);
+	TRY(rc);
+	return err_ctx(store_list(p->r->st, "packs/", list_pack, p), "listing the packs");
 }
 
 /* Referenced data in a pack the store lacks is lost already: prune stops rather than rewrite the index over it. */
@@ -443,11 +482,22 @@ static int repack_one(struct prune *p, struct repack *k, uint32_t no)
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		size_t pos;
 		index_entry e;
-		if (!index_locate(p->idx, es[i].id, &pos, &e) || e.pack != no || e.loc.offset != es[i].offset)
+		if (!index_locate(p->idx, es[i].id, &pos, &e) || e.pack != no)
 			continue; /* not the chosen location: a copy elsewhere is the one that counts */
+		if (e.loc.offset != es[i].offset) { /* no copy elsewhere: dropping the blob would lose it */
+			rc = err_set(DRE_ECORRUPT, "corrupt index: it places a blob of pack %s at offset %u, the pack's header "
+						   "at %u: prune stops. HINT: 'dre check --read-data' tells more",
+				     key, e.loc.offset, es[i].offset);
+			break;
+		}
 		if (!(p->marks[pos >> 3] & (1u << (pos & 7))))
 			continue; /* unreferenced: dropped */
-		rc = pack_blob_open(k->cc, k->zd, subkey, &es[i], k->data + es[i].offset, k->raw);
+		/* k->raw holds the largest blob the repository allows: a header that claims more is damaged */
+		if (es[i].raw_len > pack_blob_max(p->r, es[i].flags))
+			rc = err_set(DRE_ECORRUPT, "corrupt pack %s: a blob of %u bytes, more than this repository allows",
+				     key, es[i].raw_len);
+		else
+			rc = pack_blob_open(k->cc, k->zd, subkey, &es[i], k->data + es[i].offset, k->raw);
 		if (rc < 0) {
 			rc = err_ctx(rc, "repacking pack %s", key);
 			break;
@@ -535,7 +585,6 @@ static void wait_grace(int64_t ns)
 
 struct fresh_ctx {
 	struct prune *p;
-	int rc;
 };
 
 static int fresh_one(void *arg, const char *key, uint64_t size)
@@ -578,7 +627,7 @@ static int rescan(struct prune *p)
 	bool writers = false;
 	p->r4 = true;
 	TRY(index_new(&p->fresh));
-	struct fresh_ctx c = {p, 0};
+	struct fresh_ctx c = {p};
 	TRY(store_list(p->r->st, "index/", fresh_one, &c));
 	TRY(pack_state_grow(p));
 	/* packs/ listed after index/: a location counts only in a pack that exists (fresh_location_sound) */
@@ -615,7 +664,6 @@ static int rescan(struct prune *p)
 static int delete_packs(struct prune *p)
 {
 	char key[80];
-	bool first = true;
 	for (size_t no = 0; no < p->nps; no++) {
 		struct pack_state *ps = &p->ps[no];
 		if (!(ps->flags & PS_DOOMED) || (ps->flags & PS_KEPT))
@@ -627,9 +675,7 @@ static int delete_packs(struct prune *p)
 		ps->flags |= PS_DELETED;
 		p->res->packs_deleted++;
 		p->res->bytes_deleted += ps->size;
-		if (first)
-			test_pause("prune-deleting");
-		first = false;
+		test_pause("prune-deleting"); /* after each pack: a kill leaves some deleted, some not */
 	}
 	return 0;
 }
@@ -736,6 +782,7 @@ static int64_t initiated_s(const char *t)
 {
 	struct tm tm;
 	memset(&tm, 0, sizeof tm);
+	/* NOLINTNEXTLINE(cert-err34-c): the widths bound every field to 4 digits, so none can overflow */
 	if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
 		   &tm.tm_sec) != 6)
 		return -1;
@@ -759,9 +806,9 @@ static int abort_one(void *arg, const char *key, const char *upload_id, const ch
 	return 0;
 }
 
-/* Parts of multipart uploads that killed pushes began take space until aborted. Only while no write lock is live
- * (a running push's upload is not touched), and only those begun more than the stale age ago by the server's
- * account, so that a clock that is off cannot make it reach a young one. */
+/* Parts of multipart uploads that killed pushes began take space until aborted, as do a local store's temporary
+ * files. Only while no write lock is live (a running push's upload is not touched), and only those begun more
+ * than the stale age ago by the server's account, so that a clock that is off cannot make it reach a young one. */
 static int abort_uploads(struct prune *p)
 {
 	bool writers = false;
@@ -790,9 +837,10 @@ static int prune_run(struct prune *p)
 	/* R1 */
 	TRY(plan_load_all(p->r, &p->adopted));
 	res->plans_adopted = p->adopted.n;
-	TRY(load_index(p));
-	res->index_memory = index_memory(p->idx);
+	TRY(load_index(p, NULL, 0));
 	TRY_CTX(store_list(p->r->st, "packs/", list_pack, p), "listing the packs");
+	TRY(avoid_missing(p));
+	res->index_memory = index_memory(p->idx);
 	TRY(walk_snapshots(p));
 	bool writers = false;
 	TRY(lock_any_live(p->r, REPO_LOCK_WRITE, NULL, &writers));

@@ -39,6 +39,7 @@ struct check {
 	chunk_index *seen; /* chunk list blobs already verified, with everything below them */
 	snap_list snaps;
 	bool snaps_loaded;
+	uint32_t *indexed; /* per pack number: how many index entries place a blob in it */
 	uint32_t *bad; /* numbers (in idx) of the packs found missing or damaged, ascending after sort_bad */
 	size_t nbad, bad_cap;
 	plan_set plans; /* of a prune that is running or was interrupted */
@@ -114,6 +115,7 @@ static int list_pack(void *arg, const char *key, uint64_t size)
 
 struct pack_use {
 	uint64_t *need; /* per pack number: the end of its last blob */
+	uint32_t *indexed;
 	size_t lists;
 };
 
@@ -126,6 +128,7 @@ static int note_need(void *arg, const index_entry *e)
 		uint64_t end = (uint64_t)e->loc.offset + e->loc.stored_len + CRYPTO_TAG_LEN;
 		if (end > u->need[e->pack])
 			u->need[e->pack] = end;
+		u->indexed[e->pack]++;
 	}
 	return 0;
 }
@@ -133,10 +136,14 @@ static int note_need(void *arg, const index_entry *e)
 static int check_packs_present(struct check *c)
 {
 	size_t np = index_pack_count(c->idx);
-	struct pack_use u = {calloc(np ? np : 1, sizeof *u.need), 0};
+	struct pack_use u = {calloc(np ? np : 1, sizeof *u.need), calloc(np ? np : 1, sizeof *u.indexed), 0};
 	int rc = 0;
-	if (u.need == NULL)
+	if (u.need == NULL || u.indexed == NULL) {
+		free(u.need);
+		free(u.indexed);
 		return err_set(DRE_ENOMEM, "cannot check packs");
+	}
+	c->indexed = u.indexed; /* for read_pack */
 	index_each(c->idx, note_need, &u);
 	c->rep->lists = u.lists;
 	c->rep->chunks = index_count(c->idx) - u.lists;
@@ -160,16 +167,23 @@ static int check_packs_present(struct check *c)
 	return rc;
 }
 
-/* list_visit_fn: a chunk list subtree verified for an earlier snapshot is not read again. */
+/* list_visit_fn: a chunk list subtree verified for an earlier snapshot is not read again. It is that subtree only
+ * when met at the same level with the same count: a blob met again lower down is its own descendant (a loop,
+ * which the levels rule out in a real list) and is read, so that the reader refuses it. The level and the count
+ * ride in the entry's flags and its offset and length words, which nothing else reads in this table. */
 static int visit_once(void *arg, const uint8_t id[CRYPTO_ID_LEN], uint8_t level, uint64_t count)
 {
 	struct check *c = arg;
 	index_entry e = {.pack = 0};
-	(void)level, (void)count;
+	if (index_find(c->seen, id, &e))
+		return e.loc.flags == level && e.loc.offset == (uint32_t)count &&
+		       e.loc.stored_len == (uint32_t)(count >> 32);
 	memcpy(e.loc.id, id, CRYPTO_ID_LEN);
-	int added = index_insert(c->seen, &e);
-	TRY(added);
-	return added == 0; /* present: skip */
+	e.loc.flags = level;
+	e.loc.offset = (uint32_t)count;
+	e.loc.stored_len = (uint32_t)(count >> 32);
+	TRY(index_insert(c->seen, &e));
+	return 0;
 }
 
 struct missing {
@@ -291,13 +305,16 @@ static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCt
 		free(data);
 		return rc == DRE_ENOMEM ? rc : mark_bad(c, pack_no);
 	}
-	size_t bad = 0, damaged = 0;
+	size_t bad = 0, damaged = 0, matched = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t id[CRYPTO_ID_LEN];
 		index_entry ie;
 		/* a chunk stored twice by concurrent pushes may be indexed in the other pack: only absence is bad */
 		if (!index_find(c->idx, es[i].id, &ie))
 			bad++;
+		else if (ie.pack == pack_no && ie.loc.offset == es[i].offset && ie.loc.stored_len == es[i].stored_len &&
+			 ie.loc.raw_len == es[i].raw_len && ie.loc.flags == es[i].flags)
+			matched++;
 		/* list blobs are keyed with the list key, chunks with the chunk-ID key (format-spec.md §4) */
 		const uint8_t *idkey = (es[i].flags & BLOB_LIST) ? c->r->list_key : c->r->id_key;
 		if (es[i].raw_len > pack_blob_max(c->r, es[i].flags) ||
@@ -312,6 +329,14 @@ static int read_pack(struct check *c, uint32_t pack_no, crypto_ctx *cc, ZSTD_DCt
 	}
 	if (bad)
 		problem(c, "pack %s: %zu chunk(s) in its header are not in the index", hex, bad);
+	/* every index entry that places a blob here must be a blob of the header, exactly: an entry with another
+	 * offset or length reads bytes that do not authenticate, which only a restore would otherwise find */
+	if (c->indexed != NULL && matched < c->indexed[pack_no]) {
+		size_t stray = c->indexed[pack_no] - matched;
+		problem(c, "corrupt index: %zu entr%s place blobs in pack %s where its header has none", stray,
+			stray == 1 ? "y" : "ies", hex);
+		damaged++;
+	}
 	crypto_wipe(subkey, sizeof subkey);
 	free(es);
 	free(data);
@@ -613,6 +638,7 @@ int engine_check(repo *r, const check_opts *o, check_report *rep)
 		rc = name_bad_pack_users(&c);
 	snap_list_free(&c.snaps);
 	free(c.bad);
+	free(c.indexed);
 	index_free(c.idx);
 	index_free(c.present);
 	index_free(c.seen);

@@ -424,6 +424,17 @@ static int feed_node(struct restore *rs, const snap_node *n)
 					       "is missing or damaged). HINT: 'dre check' lists what is damaged",
 					       shex, chex, n->path);
 			}
+			/* the index is read from the store: its lengths size what a worker decodes into j->out */
+			if (e.loc.raw_len > rs->r->params.cdc_max ||
+			    e.loc.stored_len > ZSTD_compressBound(rs->r->params.cdc_max)) {
+				hex_encode(index_pack_id(rs->idx, e.pack), CRYPTO_ID_LEN, shex);
+				hex_encode(id, CRYPTO_ID_LEN, chex);
+				j->in_use = false;
+				return err_set(DRE_ECORRUPT,
+					       "corrupt index entry for chunk %.16s in pack %s: a blob of %u bytes (%u "
+					       "stored), more than a chunk of this repository can be",
+					       chex, shex, e.loc.raw_len, e.loc.stored_len);
+			}
 			if (!array_room(&j->ent, &j->ent_cap, j->n, sizeof *j->ent, 256)) {
 				j->in_use = false;
 				return err_set(DRE_ENOMEM, "cannot grow a restore job");

@@ -123,6 +123,12 @@ int crypto_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t
 {
 	if (log2n < 10 || log2n > 24 || r < 1 || r > 32 || p < 1 || p > 16)
 		return err_set(DRE_ECORRUPT, "scrypt parameters out of range (log2 N %u, r %u, p %u)", log2n, r, p);
+	/* The fields alone allow 64 GiB (N = 2^24, r = 32): a key object planted in the store must not make every
+	 * open try to allocate that (format-spec.md §3). */
+	if ((128ull * r) << log2n > CRYPTO_SCRYPT_MAX_MEM)
+		return err_set(DRE_ECORRUPT, "scrypt parameters ask for %llu MiB (log2 N %u, r %u), more than the %llu MiB allowed",
+			       (unsigned long long)(((128ull * r) << log2n) >> 20), log2n, r,
+			       (unsigned long long)(CRYPTO_SCRYPT_MAX_MEM >> 20));
 	uint64_t n = 1ull << log2n;
 	uint32_t rr = r, pp = p;
 	uint64_t maxmem = 128ull * r * n * p + (64ull << 20);

@@ -37,7 +37,11 @@ int crypto_hmacv(crypto_ctx *c, const uint8_t key[CRYPTO_KEY_LEN], const struct 
 int crypto_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len, const void *info,
 		size_t info_len, uint8_t *out, size_t outlen);
 
-/* scrypt (RFC 7914) with N = 2^log2n. */
+/* The most memory (128 · r · N bytes) scrypt parameters may ask for: 32 times the default's 32 MiB. */
+#define CRYPTO_SCRYPT_MAX_MEM (1ull << 30)
+
+/* scrypt (RFC 7914) with N = 2^log2n; DRE_ECORRUPT when the parameters are out of the format's range or ask for
+ * more than CRYPTO_SCRYPT_MAX_MEM. */
 int crypto_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, unsigned log2n,
 		  unsigned r, unsigned p, uint8_t *out, size_t outlen);
 
