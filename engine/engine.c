@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 #include "engine/repo/lock.h"
+#include "engine/testhook.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 int engine_open(const char *url, const store_opts *so, const char *pass, repo **out)
 {
 	store *st;
+	store_test_point = test_pause; /* the store's own kill point (store.h) */
 	TRY(store_open(url, so, &st));
 	int rc = repo_open(st, pass, out);
 	if (rc < 0)
@@ -20,6 +22,7 @@ int engine_open(const char *url, const store_opts *so, const char *pass, repo **
 int engine_init(const char *url, const store_opts *so, const char *pass, const repo_params *p, repo **out)
 {
 	store *st;
+	store_test_point = test_pause;
 	TRY(store_open(url, so, &st));
 	int rc = store_prepare(st);
 	if (rc == 0)
@@ -193,6 +196,9 @@ int engine_parse_time(const char *text, int64_t *ns)
 		tm.tm_isdst = -1;
 		t = mktime(&tm);
 	}
+	/* nanoseconds since 1970 in 64 bits reach from 1677 to 2262 */
+	if (t > INT64_MAX / 1000000000 - 1 || t < INT64_MIN / 1000000000 + 1)
+		return err_set(DRE_EINVAL, "cannot read time '%s': it is out of range (years 1678 to 2261)", text);
 	*ns = (int64_t)t * 1000000000 + frac_ns;
 	return 0;
 bad:

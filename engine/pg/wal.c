@@ -25,6 +25,7 @@
 #include "engine/repo/localfile.h"
 #include "engine/pipeline/meter.h"
 #include "engine/pipeline/workq.h"
+#include "engine/testhook.h"
 #include "store/err.h"
 
 #define WAL_FORMAT 1
@@ -544,7 +545,11 @@ int engine_wal_push(repo *r, const char *path, const char *pgdata, wal_push_resu
 	free(in);
 	in = NULL;
 	if (rc == 0)
+		test_pause("wal-push-before-put");
+	if (rc == 0)
 		rc = store_put(r->st, res->key, obj, total, STORE_PUT_CREATE_ONCE);
+	if (rc == 0)
+		test_pause("wal-push-after-put");
 	free(obj);
 	if (rc == DRE_EEXIST) {
 		bool same = false;
@@ -624,6 +629,13 @@ static int file_decode(const char *key, const uint8_t *hdr, size_t plen, uint8_t
 	*alloc = NULL;
 	size_t blen = plen - WAL_FILE_HDR;
 	if (hdr[2] & WAL_FLAG_ZSTD) {
+		/* before the header's size (up to 1 GiB) is allocated: a frame that cannot decode to it is refused (a
+		 * zstd block of at least 4 bytes gives at most 128 KiB, and the frame's own content size must agree) */
+		unsigned long long frame = ZSTD_getFrameContentSize(*body, blen);
+		if (*size > (uint64_t)blen * 32768 || frame == ZSTD_CONTENTSIZE_ERROR ||
+		    (frame != ZSTD_CONTENTSIZE_UNKNOWN && frame != *size))
+			return err_set(DRE_ECORRUPT, "corrupt object %s: its zstd frame does not decode to %" PRIu64 " bytes",
+				       key, *size);
 		if ((*alloc = malloc(*size ? *size : 1)) == NULL)
 			return err_set(DRE_ENOMEM, "cannot allocate %" PRIu64 " bytes for %s", *size, key);
 		size_t n = ZSTD_decompress(*alloc, *size, *body, blen);
@@ -654,7 +666,11 @@ static int fetch_to(repo *r, uint64_t system_id, const char *name, const char *d
 	/* not durable: PostgreSQL reads the file at once and fetches it again after a crash */
 	struct iovec v = {(void *)body, size};
 	if (rc == 0)
+		test_pause("wal-fetch-before-write");
+	if (rc == 0)
 		rc = localfile_write(dest, &v, 1, 0600, false);
+	if (rc == 0)
+		test_pause("wal-fetch-after-write");
 	free(out);
 	free(obj);
 	return rc;
@@ -1082,7 +1098,7 @@ int wal_history_load(repo *r, uint64_t system_id, uint32_t tli, wal_history *out
 		memcpy(text, body, size);
 	free(unz);
 	free(obj);
-	if (rc < 0) {
+	if (rc != 0) {
 		free(text);
 		return rc;
 	}

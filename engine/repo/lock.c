@@ -108,7 +108,8 @@ static void this_host(char *out, size_t cap)
 /* Stale: not refreshed for LOCK_STALE_S by our clock, or on this host with a pid that is not running. */
 static bool lock_is_stale(const lock_info *li, int64_t now_ns)
 {
-	if (now_ns - li->refreshed_ns > (int64_t)LOCK_STALE_S * 1000000000)
+	/* this way round: refreshed_ns is read from the object and may be any i64, so now - refreshed could overflow */
+	if (li->refreshed_ns < now_ns - (int64_t)LOCK_STALE_S * 1000000000)
 		return true;
 	char host[256];
 	this_host(host, sizeof host);
@@ -197,7 +198,7 @@ static int list_one(void *arg, const char *key, uint64_t size)
 	if (rc == 0)
 		rc = lock_decode(key, plain, len, &li);
 	free(plain);
-	if (rc < 0) {
+	if (rc != 0) {
 		if (c->warn) {
 			char msg[1200];
 			snprintf(msg, sizeof msg, "lock %s skipped: %s", key, err_msg());
