@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "store/err.h"
+#include "store/fault.h"
+
+void (*store_test_point)(const char *name);
 
 static bool key_char_ok(char c)
 {
@@ -43,7 +46,7 @@ int store_key_check(const char *key, bool allow_prefix)
 	return 0;
 }
 
-int store_open(const char *url, const store_opts *opts, store **out)
+static int open_driver(const char *url, const store_opts *opts, store **out)
 {
 	static const store_opts none;
 	if (url == NULL || *url == '\0')
@@ -56,6 +59,16 @@ int store_open(const char *url, const store_opts *opts, store **out)
 		return err_set(DRE_EUNSUPP,
 			       "repository %s: unsupported URL scheme (this build knows local paths, file:// and s3://)", url);
 	return store_local_open(url, out);
+}
+
+int store_open(const char *url, const store_opts *opts, store **out)
+{
+	TRY(store_faults_load());
+	if (store_faults_active == NULL)
+		return open_driver(url, opts, out);
+	store *inner;
+	TRY(open_driver(url, opts, &inner));
+	return store_fault_wrap(inner, out);
 }
 
 int store_in_flight(const store *st)

@@ -265,6 +265,7 @@ static int config_decode(repo *r, const uint8_t *p, size_t len)
 	r->params.pack_size = get_le32(p + 48);
 	if (p[52] != 1)
 		return err_set(DRE_EUNSUPP, "config: compression method %u is not supported", p[52]);
+	/* NOLINTNEXTLINE(bugprone-signed-char-misuse,cert-str34-c): zstd's fast levels are negative */
 	r->params.zstd_level = (int8_t)p[53];
 	r->created = (int64_t)get_le64(p + 56);
 	if (repo_params_check(&r->params) < 0)
@@ -361,8 +362,8 @@ int repo_open(store *st, const char *pass, repo **out)
 	uint8_t *cfg = NULL;
 	size_t cfg_len = 0;
 	uint64_t size;
-	int rc, opened = 0, corrupt = 0;
-	char corrupt_msg[512] = "";
+	int rc, opened = 0, corrupt = 0, unread = 0;
+	char corrupt_msg[512] = "", unread_msg[512] = "";
 
 	rc = store_stat(st, "config", &size);
 	if (rc == DRE_ENOTFOUND) {
@@ -392,10 +393,16 @@ int repo_open(store *st, const char *pass, repo **out)
 		return err_set(DRE_ENOMEM, "cannot read the key objects");
 	}
 	for (size_t i = 0; i < kl.n; i++) {
-		usable[i] = key_load(st, kl.names[i], objs[i]) == 0;
-		if (!usable[i]) { /* one damaged key must not lock out the holders of the others */
+		int lrc = key_load(st, kl.names[i], objs[i]);
+		usable[i] = lrc == 0;
+		if (lrc == DRE_ECORRUPT || lrc == DRE_ENOTFOUND) { /* one damaged key must not lock out the others */
 			corrupt++;
 			snprintf(corrupt_msg, sizeof corrupt_msg, "%s", err_msg());
+		} else if (lrc < 0 && unread == 0) {
+			/* an I/O failure: that key may be the one that opens, so if none does, this is what went
+			 * wrong, not damage or a wrong password */
+			unread = lrc;
+			snprintf(unread_msg, sizeof unread_msg, "%s", err_msg());
 		}
 	}
 	for (int round = 0; round < (generated ? 2 : 1) && !opened; round++) {
@@ -419,6 +426,8 @@ int repo_open(store *st, const char *pass, repo **out)
 	free(kl.names);
 	if (!opened) {
 		repo_close(r);
+		if (unread < 0)
+			return err_set(unread, "%s", unread_msg);
 		if (corrupt && (size_t)corrupt == kl.n)
 			return err_set(DRE_ECORRUPT, "%s", corrupt_msg);
 		if (kl.n == 0)

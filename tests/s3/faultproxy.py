@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A fault-injecting HTTP/1.1 reverse proxy for loopback tests of dre's S3 client.
 
-    faultproxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--port-file FILE] [--every N]
+    faultproxy.py --upstream 127.0.0.1:PORT [--listen 127.0.0.1:0] [--port-file FILE] [--every N | --rate P]
                   [--faults KINDS] [--match REGEX] [--match-header NAME] [--max-faults K]
                   [--delay-ms MS] [--rate-mb MB] [--seed S] [--stall-seconds SEC] [--timeout SEC]
                   [--log FILE] [--stats FILE]
@@ -15,8 +15,9 @@ Content-Length, chunked, none for HEAD, 1xx, 204 and 304, otherwise until the up
 connection is closed too). Host and every other header are left alone, so AWS SigV4 signatures stay valid.
 
 Fault injection: requests are numbered 1, 2, ... across all connections; when --every N is given (N > 0), every N-th
-request gets a fault, up to --max-faults K in all (default: no limit). The kind comes from the comma list --faults
-(default 503), in rotation, or picked at random by a generator seeded with --seed S. With --match REGEX only
+request gets a fault, up to --max-faults K in all (default: no limit); with --rate P instead, each request gets one
+with probability P (0..1), drawn from the generator seeded with --seed S (default: seeded at random). The kind comes
+from the comma list --faults (default 503), in rotation, or picked at random by a generator seeded with --seed S. With --match REGEX only
 requests whose "METHOD TARGET" (TARGET as in the request line, query included) matches are counted for faults,
 and with --match-header NAME only requests that carry that header:
 
@@ -346,6 +347,8 @@ class State:
         self.faults = 0
         self.by_kind = {k: 0 for k in args.faults}
         self.rng = random.Random(args.seed) if args.seed is not None else None
+        if args.rate > 0 and self.rng is None:
+            self.rng = random.Random()
 
     def next_request(self, line="", headers=()):
         """(request number, fault kind or None) for the request whose "METHOD TARGET" is line."""
@@ -362,7 +365,11 @@ class State:
                 counted = self.matched
             else:
                 counted = n
-            if a.every > 0 and counted % a.every == 0 and (a.max_faults is None or self.faults < a.max_faults):
+            if a.rate > 0:
+                hit = self.rng.random() < a.rate
+            else:
+                hit = a.every > 0 and counted % a.every == 0
+            if hit and (a.max_faults is None or self.faults < a.max_faults):
                 if self.rng is not None:
                     kind = self.rng.choice(a.faults)
                 else:
@@ -721,6 +728,8 @@ def main():
                    help="127.x.x.x:PORT (default 127.0.0.1:0, any free port)")
     p.add_argument("--port-file", help="written with the bound port once listening")
     p.add_argument("--every", type=int, default=0, metavar="N", help="fault every N-th request (0: never)")
+    p.add_argument("--rate", type=float, default=0.0, metavar="P",
+                   help="fault each request with probability P (0..1) instead of --every")
     p.add_argument("--faults", default="503", metavar="KINDS", help="comma list of: " + ", ".join(KINDS))
     p.add_argument("--match", type=re.compile, default=None, metavar="REGEX",
                    help='fault only requests whose "METHOD TARGET" matches')
@@ -744,6 +753,10 @@ def main():
     if not faults or bad:
         p.error("--faults: unknown kind %s (choose among %s)" % (", ".join(bad) or "(none)", ", ".join(KINDS)))
     args.faults = faults
+    if not 0.0 <= args.rate <= 1.0:
+        p.error("--rate must be from 0 to 1")
+    if args.rate > 0 and args.every > 0:
+        p.error("--rate and --every exclude each other")
     if args.every < 0 or (args.max_faults is not None and args.max_faults < 0) or args.timeout < 0:
         p.error("--every, --max-faults and --timeout must not be negative")
     try:
