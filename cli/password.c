@@ -66,6 +66,7 @@ static int from_command(const char *cmd, const char *source, char **out)
 {
 	char what[128];
 	snprintf(what, sizeof what, "the output of %s", source);
+	/* NOLINTNEXTLINE(cert-env33-c): DRE_PASSWORD_COMMAND is a shell command by design, the user's own */
 	FILE *f = popen(cmd, "re"); /* runs /bin/sh -c cmd */
 	if (f == NULL)
 		return err_sys("cannot run %s '%s'", source, cmd);
@@ -178,8 +179,9 @@ static int prompt_tty(const char *prompt, char **out)
 			close(fd);
 		return NO_TTY;
 	}
-	(void)!write(fd, prompt, strlen(prompt));
+	/* echo off before the prompt shows: what is typed once it is visible must not be echoed (or flushed) */
 	tty_echo_off(fd, true);
+	(void)!write(fd, prompt, strlen(prompt));
 	int rc = read_tty_line(fd, out);
 	tty_echo_off(fd, false);
 	(void)!write(fd, "\n", 1);

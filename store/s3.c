@@ -96,7 +96,6 @@ static struct s3 *s3_of(store *st)
 typedef struct s3_call {
 	const char *method;
 	const char *object; /* the full object name (prefix included); NULL for the bucket itself */
-	const char *what;   /* the key as the engine knows it, for messages; NULL for the bucket */
 	sigv4_kv query[SIGV4_MAX_QUERY];
 	size_t nquery;
 	sigv4_kv hdr[6]; /* extra headers, all signed */
@@ -466,7 +465,7 @@ static double now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void trace(const struct s3 *s, const s3_call *c, int attempt, double t0, int rc)
@@ -502,12 +501,15 @@ static int call(struct s3 *s, s3_call *c)
 		if (rc < 0 && transfer_permanent(c->cc)) {
 			bool tls = c->cc != CURLE_UNSUPPORTED_PROTOCOL && c->cc != CURLE_URL_MALFORMAT &&
 				   c->cc != CURLE_OUT_OF_MEMORY;
+			bool name = tls && strstr(c->curl_err, "name") != NULL; /* trusted, but issued for another host */
 			return err_set(c->cc == CURLE_OUT_OF_MEMORY ? DRE_ENOMEM : DRE_EIO, "s3 %s %s/%s%s%s: %s%s",
 				       c->method, s->endpoint, s->bucket, c->object ? "/" : "", c->object ? c->object : "",
 				       c->curl_err,
-				       tls ? " HINT: --s3-ca-file (or DRE_S3_CA_FILE) names the CA that signed the server's "
-					     "certificate"
-					   : "");
+				       name  ? " HINT: the server's certificate is for another host name: name the host in "
+					       "--s3-endpoint as the certificate does"
+				       : tls ? " HINT: --s3-ca-file (or DRE_S3_CA_FILE) names the CA that signed the server's "
+					       "certificate"
+					     : "");
 		}
 		bool retry = rc < 0 || status_retryable(c) || short_body(c);
 		if (!retry)
@@ -817,7 +819,7 @@ static int s3_get(store *st, const char *key, uint64_t off, size_t len, void *bu
 				       (unsigned long long)off, (unsigned long long)off, (unsigned long long)size);
 		return 0;
 	}
-	s3_call c = {.method = "GET", .object = name, .what = key, .dst = buf, .dst_len = len};
+	s3_call c = {.method = "GET", .object = name, .dst = buf, .dst_len = len};
 	snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off, (unsigned long long)(off + len - 1));
 	c.hdr[c.nhdr++] = (sigv4_kv){"range", range};
 	int rc = call(s, &c);
@@ -842,7 +844,7 @@ static int s3_stat(store *st, const char *key, uint64_t *size)
 	struct s3 *s = s3_of(st);
 	char name[1100];
 	TRY(object_name(s, key, name, sizeof name));
-	s3_call c = {.method = "HEAD", .object = name, .what = key};
+	s3_call c = {.method = "HEAD", .object = name};
 	int rc = call(s, &c);
 	call_free(&c);
 	TRY(rc);
@@ -851,7 +853,7 @@ static int s3_stat(store *st, const char *key, uint64_t *size)
 	if (!ok2xx(&c)) {
 		/* a HEAD's answer has no body to say why: a one-byte GET of the same object gets the error document */
 		uint8_t one;
-		s3_call g = {.method = "GET", .object = name, .what = key, .dst = &one, .dst_len = 1};
+		s3_call g = {.method = "GET", .object = name, .dst = &one, .dst_len = 1};
 		g.hdr[g.nhdr++] = (sigv4_kv){"range", "bytes=0-0"};
 		if (call(s, &g) == 0 && g.status == c.status && g.code[0]) {
 			int err = call_error(s, &g);
@@ -873,7 +875,7 @@ static int s3_del(store *st, const char *key)
 	struct s3 *s = s3_of(st);
 	char name[1100];
 	TRY(object_name(s, key, name, sizeof name));
-	s3_call c = {.method = "DELETE", .object = name, .what = key};
+	s3_call c = {.method = "DELETE", .object = name};
 	int rc = call(s, &c);
 	if (rc == 0 && !ok2xx(&c) && c.status != 404)
 		rc = call_error(s, &c);
@@ -1341,8 +1343,8 @@ static int s3_configure(struct s3 *s, const char *url, const store_opts *o)
 			       s->sse);
 	if (s->sse_kms_key_id && (s->sse == NULL || strcmp(s->sse, "aws:kms") != 0))
 		return err_set(DRE_EINVAL, "an SSE-KMS key ID needs server-side encryption aws:kms");
-	if (s->ca_file && access(s->ca_file, R_OK) < 0)
-		return err_sys("S3 CA file %s", s->ca_file);
+	if (s->ca_file && access(s->ca_file, R_OK) < 0) /* a setting's mistake, not a missing repository (exit 3) */
+		return err_set(DRE_EINVAL, "S3 CA file %s cannot be read: %s", s->ca_file, strerror(errno));
 
 	TRY(parse_size_env("DRE_S3_MULTIPART_THRESHOLD", (uint64_t)64 << 20, S3_MIN_PART, &s->multipart_threshold));
 	TRY(parse_size_env("DRE_S3_PART_SIZE", (uint64_t)16 << 20, S3_MIN_PART, &s->part_size));

@@ -60,6 +60,7 @@ void drill_phase_end(struct drill *d, enum drill_phase p)
 static int user_setup(struct drill *d)
 {
 	if (geteuid() != 0) {
+		/* cppcheck-suppress getpwuidCalled ; no other thread of dre looks up users */
 		struct passwd *me = getpwuid(geteuid());
 		snprintf(d->user, sizeof d->user, "%s", me ? me->pw_name : "?");
 		if (d->o->run_as != NULL && strcmp(d->o->run_as, d->user) != 0)
@@ -68,6 +69,7 @@ static int user_setup(struct drill *d)
 		return 0;
 	}
 	const char *name = d->o->run_as ? d->o->run_as : "postgres";
+	/* cppcheck-suppress getpwnamCalled ; no other thread of dre looks up users */
 	struct passwd *pw = getpwnam(name);
 	if (pw == NULL)
 		return err_set(DRE_ENOTFOUND, "user %s does not exist: PostgreSQL refuses to run as root, and the drill "
@@ -99,7 +101,8 @@ static int user_setup(struct drill *d)
 static bool secret_var(const char *v)
 {
 	static const char *const names[] = {"DRE_PASSWORD", "DRE_PASSWORD_FILE", "DRE_PASSWORD_COMMAND",
-					    "DRE_NEW_PASSWORD_FILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+					    "DRE_NEW_PASSWORD_FILE", "DRE_TO_PASSWORD", "DRE_TO_PASSWORD_FILE",
+					    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 					    "AWS_SESSION_TOKEN", NULL};
 	for (size_t i = 0; names[i] != NULL; i++) {
 		size_t n = strlen(names[i]);

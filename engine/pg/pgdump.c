@@ -265,34 +265,89 @@ static int dump_begin(struct dump *d)
 	return d->o->count == PG_COUNT_NONE ? 0 : tables_list(d);
 }
 
-/* pg_dumpall's --dbname takes only a connection string or URI, where pg_dump and libpq take a plain database name
- * too: a name becomes dbname='name' (quotes and backslashes escaped, as libpq reads them). */
-static int conninfo_string(const char *conninfo, char *out, size_t cap)
+/* Appends to out (cap bytes, n used) keyword='value', quotes and backslashes escaped as libpq reads them. */
+static bool conninfo_append(char *out, size_t cap, size_t *n, const char *keyword, const char *value)
 {
-	if (pq_is_conninfo(conninfo)) {
-		if (snprintf(out, cap, "%s", conninfo) >= (int)cap)
-			return err_set(DRE_EINVAL, "connection string %s is too long", conninfo);
-		return 0;
-	}
-	size_t n = 0;
-	n += (size_t)snprintf(out, cap, "dbname='");
-	for (const char *c = conninfo; *c && n + 3 < cap; c++) {
+	int w = snprintf(out + *n, cap - *n, "%s%s='", *n ? " " : "", keyword);
+	if (w < 0 || (size_t)w >= cap - *n)
+		return false;
+	*n += (size_t)w;
+	for (const char *c = value; *c; c++) {
+		if (*n + 3 >= cap)
+			return false;
 		if (*c == '\\' || *c == '\'')
-			out[n++] = '\\';
-		out[n++] = *c;
+			out[(*n)++] = '\\';
+		out[(*n)++] = *c;
 	}
-	if (n + 2 >= cap)
-		return err_set(DRE_EINVAL, "database name %s is too long", conninfo);
-	out[n++] = '\'';
-	out[n] = '\0';
-	return 0;
+	if (*n + 2 >= cap)
+		return false;
+	out[(*n)++] = '\'';
+	out[*n] = '\0';
+	return true;
 }
 
-/* argv for pg_dump or pg_dumpall: bindir/prog, the fixed options, --dbname, then extra. */
+/*
+ * The connection string pg_dump and pg_dumpall get as --dbname: pg_dumpall takes only a connection string or URI,
+ * where pg_dump and libpq take a plain database name too, so a name becomes dbname='name'. A password in it
+ * (password=, or user:password@ in a URI) is moved to *password (malloc'd; NULL when there is none) for the
+ * program's PGPASSWORD: argv is readable by every user of the machine. No message repeats the string.
+ */
+static int conninfo_string(const char *conninfo, char *out, size_t cap, char **password)
+{
+	*password = NULL;
+	size_t n = 0;
+	out[0] = '\0';
+	if (!pq_is_conninfo(conninfo)) {
+		if (!conninfo_append(out, cap, &n, "dbname", conninfo))
+			return err_set(DRE_EINVAL, "the database name of --dbname is too long");
+		return 0;
+	}
+	char *why = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+	if (opts == NULL) {
+		/* dre's own connection, made first with the same string, reports libpq's reason */
+		PQfreemem(why);
+		return err_set(DRE_EINVAL, "the connection string of --dbname cannot be parsed");
+	}
+	bool has_password = false;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		has_password |= o->val != NULL && strcmp(o->keyword, "password") == 0;
+	int rc = 0;
+	if (!has_password) {
+		if (snprintf(out, cap, "%s", conninfo) >= (int)cap)
+			rc = err_set(DRE_EINVAL, "the connection string of --dbname is too long");
+	} else {
+		for (PQconninfoOption *o = opts; rc == 0 && o->keyword != NULL; o++) {
+			if (o->val == NULL)
+				continue;
+			if (strcmp(o->keyword, "password") == 0) {
+				free(*password); /* NULL: libpq lists each keyword once */
+				if ((*password = strdup(o->val)) == NULL)
+					rc = err_set(DRE_ENOMEM, "cannot start pg_dump: out of memory");
+			} else if (!conninfo_append(out, cap, &n, o->keyword, o->val)) {
+				rc = err_set(DRE_EINVAL, "the connection string of --dbname is too long");
+			}
+		}
+		for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+			if (o->val != NULL && strcmp(o->keyword, "password") == 0)
+				crypto_wipe(o->val, strlen(o->val));
+	}
+	PQconninfoFree(opts);
+	if (rc < 0 && *password != NULL) {
+		crypto_wipe(*password, strlen(*password));
+		free(*password);
+		*password = NULL;
+	}
+	return rc;
+}
+
+/* argv for pg_dump or pg_dumpall: bindir/prog, the fixed options, --dbname, then extra; *password as for
+ * conninfo_string. */
 static int dump_argv(const pg_dump_opts *o, const char *prog, const char *const *fixed, char *const *extra,
-		     char *path, size_t cap, char *conn, size_t conn_cap, char ***out)
+		     char *path, size_t cap, char *conn, size_t conn_cap, char **password, char ***out)
 {
 	size_t nfixed = 0, nextra = 0;
+	*password = NULL;
 	while (fixed[nfixed] != NULL)
 		nfixed++;
 	while (extra != NULL && extra[nextra] != NULL)
@@ -309,7 +364,7 @@ static int dump_argv(const pg_dump_opts *o, const char *prog, const char *const 
 	for (size_t i = 0; i < nfixed; i++)
 		argv[n++] = (char *)fixed[i];
 	if (o->conninfo != NULL) {
-		int rc = conninfo_string(o->conninfo, conn, conn_cap);
+		int rc = conninfo_string(o->conninfo, conn, conn_cap, password);
 		if (rc < 0) {
 			free(argv);
 			return rc;
@@ -327,12 +382,26 @@ static int dump_argv(const pg_dump_opts *o, const char *prog, const char *const 
 static int dump_node(push_session *ps, const pg_dump_opts *o, const char *prog, const char *const *fixed,
 		     char *const *extra, const char *path, double *seconds)
 {
-	char exe[4200], conn[8192];
+	char exe[4200], conn[8192], *password = NULL, *env[2] = {NULL, NULL};
 	char **argv = NULL;
 	producer pr;
-	TRY(dump_argv(o, prog, fixed, extra, exe, sizeof exe, conn, sizeof conn, &argv));
-	int rc = producer_start(argv, &pr);
+	TRY(dump_argv(o, prog, fixed, extra, exe, sizeof exe, conn, sizeof conn, &password, &argv));
+	int rc = 0;
+	if (password != NULL && asprintf(&env[0], "PGPASSWORD=%s", password) < 0) {
+		env[0] = NULL;
+		rc = err_set(DRE_ENOMEM, "cannot start %s: out of memory", prog);
+	}
+	if (rc == 0)
+		rc = producer_start(argv, env[0] ? env : NULL, &pr);
 	free(argv);
+	if (password != NULL) {
+		crypto_wipe(password, strlen(password));
+		free(password);
+	}
+	if (env[0] != NULL) {
+		crypto_wipe(env[0], strlen(env[0]));
+		free(env[0]);
+	}
 	TRY(rc);
 	rc = push_session_add_stream(ps, path, pr.fd, prog);
 	int prc = producer_wait(&pr, rc < 0, seconds);

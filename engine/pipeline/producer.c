@@ -6,11 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/err.h"
+
+extern char **environ;
 
 static void close_pair(int fds[2])
 {
@@ -18,32 +21,73 @@ static void close_pair(int fds[2])
 	close(fds[1]);
 }
 
-int producer_start(char *const argv[], producer *out)
+/* environ with env's variables added, replacing those of the same name; built before fork, since the child of
+ * a threaded process may only call async-signal-safe functions. The strings are borrowed. */
+static char **env_merge(char *const env[])
+{
+	size_t n = 0, k = 0;
+	while (environ[n] != NULL)
+		n++;
+	while (env[k] != NULL)
+		k++;
+	char **all = calloc(n + k + 1, sizeof *all);
+	if (all == NULL)
+		return NULL;
+	size_t a = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool replaced = false;
+		for (size_t j = 0; j < k && !replaced; j++) {
+			size_t name = strcspn(env[j], "=");
+			replaced = strncmp(environ[i], env[j], name + 1) == 0;
+		}
+		if (!replaced)
+			all[a++] = environ[i];
+	}
+	for (size_t j = 0; j < k; j++)
+		all[a++] = env[j];
+	return all;
+}
+
+int producer_start(char *const argv[], char *const env[], producer *out)
 {
 	int out_pipe[2], err_pipe[2];
 	if (argv == NULL || argv[0] == NULL)
 		return err_set(DRE_EINVAL, "no producer command given");
-	if (pipe2(out_pipe, O_CLOEXEC) < 0)
+	char **envp = env != NULL ? env_merge(env) : environ;
+	if (envp == NULL)
+		return err_set(DRE_ENOMEM, "cannot start producer '%s': out of memory", argv[0]);
+	if (pipe2(out_pipe, O_CLOEXEC) < 0) {
+		if (envp != environ)
+			free(envp);
 		return err_sys("cannot create a pipe for producer '%s'", argv[0]);
+	}
 	/* an exec failure comes back through a second pipe, so it is not mistaken for an empty stream */
 	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
 		close_pair(out_pipe);
+		if (envp != environ)
+			free(envp);
 		return err_sys("cannot create a pipe for producer '%s'", argv[0]);
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
+		int saved = errno;
 		close_pair(out_pipe);
 		close_pair(err_pipe);
+		if (envp != environ)
+			free(envp);
+		errno = saved;
 		return err_sys("cannot start producer '%s'", argv[0]);
 	}
 	if (pid == 0) {
 		dup2(out_pipe[1], STDOUT_FILENO);
-		execvp(argv[0], argv);
+		execvpe(argv[0], argv, envp);
 		int e = errno;
 		if (write(err_pipe[1], &e, sizeof e) < 0)
 			_exit(127);
 		_exit(127);
 	}
+	if (envp != environ)
+		free(envp);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	int e = 0;

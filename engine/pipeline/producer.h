@@ -21,8 +21,9 @@ typedef struct producer {
 } producer;
 
 /* Starts argv. A program that cannot be run (not found, not executable) is DRE_EPRODUCER naming it and the
- * cause, not an empty stream. */
-int producer_start(char *const argv[], producer *out);
+ * cause, not an empty stream. env (NULL: none) holds "NAME=VALUE" strings the program gets on top of dre's own
+ * environment: a secret such as PGPASSWORD goes there, never into argv, which every user can read in /proc. */
+int producer_start(char *const argv[], char *const env[], producer *out);
 
 /* Closes its pipe and waits for it. With stop set (the caller gave up reading) it is sent SIGTERM first, so it
  * is not left blocked on a full pipe. 0 when it exited with status 0; DRE_EPRODUCER with its status or signal

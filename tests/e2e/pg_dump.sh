@@ -64,7 +64,12 @@ writer_pid=$!
 sleep 1
 expect_rc 0 "a. pg-dump while a writer commits" "$DRE" pg-dump app --pg-bindir "$BIN" --json
 cp "$T/cmd.out" "$T/dump1.json"
-sleep 0.5
+# the writer commits at least once more after the dump (a fixed pause is not enough on a loaded machine)
+after_dump=$(q "$C1" -d app "SELECT count(*) FROM log")
+for _ in $(seq 600); do
+	[ "$(q "$C1" -d app "SELECT count(*) FROM log")" -gt "${after_dump:-0}" ] && break
+	sleep 0.1
+done
 kill "$writer_pid" 2>/dev/null
 wait "$writer_pid" 2>/dev/null
 writer_pid=
@@ -125,6 +130,23 @@ mkdir "$T/both"
 check "c. --target gives both files" test -s "$T/both/appg" -a -s "$T/both/appg.globals.sql"
 expect_rc 3 "c. restore --globals of a dump without them" "$DRE" restore app --globals
 check "c. ... names what is missing" err_has "app.globals.sql"
+
+# c. a password in --dbname reaches pg_dump in PGPASSWORD, never on its command line (which /proc shows to all)
+mkdir -p "$T/spy"
+for prog in pg_dump pg_dumpall; do
+	printf '#!/bin/sh\nprintf "%%s\\n" "$@" >"%s/spy.args"\nprintf "%%s\\n" "${PGPASSWORD-}" >"%s/spy.env"\nexec "%s/%s" "$@"\n' \
+		"$T" "$T" "$BIN" "$prog" >"$T/spy/$prog"
+	chmod +x "$T/spy/$prog"
+done
+spw=pw-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+expect_rc 0 "c. pg-dump --dbname 'dbname=app password=...'" "$DRE" pg-dump apppw --dbname "dbname=app password=$spw" \
+	--pg-bindir "$T/spy" -q
+check "c. ... pg_dump's arguments hold no password" sh -c "grep -q '^--dbname\$' '$T/spy.args' && ! grep -q -e '$spw' -e password '$T/spy.args'"
+check "c. ... pg_dump got it in PGPASSWORD" test "$(cat "$T/spy.env")" = "$spw"
+expect_rc 0 "c. pg-dump --globals --dbname URI with ...&password=..." "$DRE" pg-dump apppw --globals \
+	--dbname "postgresql:///app?host=$PGHOST&port=$PGPORT&password=$spw" --pg-bindir "$T/spy" -q
+check "c. ... pg_dumpall's arguments hold no password" sh -c "grep -q 'dbname=' '$T/spy.args' && ! grep -q -e '$spw' -e password '$T/spy.args'"
+check "c. ... pg_dumpall got it in PGPASSWORD" test "$(cat "$T/spy.env")" = "$spw"
 
 # d. estimates and none
 q "$C1" -d app "ANALYZE" >/dev/null
