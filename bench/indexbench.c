@@ -586,8 +586,9 @@ int main(int argc, char **argv)
 	bench b = {.entries = ENTRIES_DEFAULT, .lookups = LOOKUPS_DEFAULT, .seed = 1};
 	for (int i = 1; i < argc; i++) {
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+		/* every option takes its value the same way */
 		if (strcmp(argv[i], "--entries") == 0 && parse_count(next, 1, ENTRIES_MAX, &b.entries))
-			i++;
+			i++; /* NOLINT(bugprone-branch-clone) */
 		else if (strcmp(argv[i], "--lookups") == 0 && parse_count(next, 1, LOOKUPS_MAX, &b.lookups))
 			i++;
 		else if (strcmp(argv[i], "--seed") == 0 && parse_count(next, 0, UINT64_MAX, &b.seed))

@@ -43,7 +43,7 @@ bool cli_usage_hint(void)
 	return usage_hint;
 }
 
-int cli_usage(const char *fmt, ...)
+int(cli_usage)(const char *fmt, ...) /* in parentheses: not cli.h's analyzer macro */
 {
 	char text[512];
 	usage_hint = true;
@@ -71,7 +71,7 @@ static bool lookup(const cli_opt *cmd, const char *name, size_t len, char short_
 		for (int k = 0; tables[t] != NULL && tables[t][k].name != NULL; k++) {
 			const cli_opt *o = &tables[t][k];
 			bool hit = short_name ? o->short_name == short_name
-					      : strlen(o->name) == len && strncmp(o->name, name, len) == 0;
+					      : name != NULL && strlen(o->name) == len && strncmp(o->name, name, len) == 0;
 			if (hit) {
 				*m = (match){o, k, t == 1};
 				return true;

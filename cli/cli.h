@@ -126,6 +126,10 @@ extern const cli_command cmd_drill;
 /* args.c — parsing. */
 /* Sets a usage error in the arguments (exit 2, with a pointer to `dre help`) and returns CLI_EUSAGE. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#ifdef __clang_analyzer__
+/* For clang-tidy's analyzer (make lint), as in err.h: cli_usage always fails. */
+#define cli_usage(...) ({ (cli_usage)(__VA_ARGS__); CLI_EUSAGE; })
+#endif
 /* Whether cli_usage() was called: other CLI_EUSAGE errors (no password, ...) are not about the arguments. */
 bool cli_usage_hint(void);
 /* Turns DRE_EINVAL from an engine check of user input (a name, a time, parameters) into a usage error. */

@@ -33,7 +33,6 @@ struct drill_job {
 	drill_checks checks;
 	const char *what;     /* the snapshot (not --pg) */
 	int64_t before_ns;
-	const char *sql_path;
 };
 
 /* ---- durations ---- */

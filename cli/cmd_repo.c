@@ -184,7 +184,9 @@ static int key_generate(const char *path)
 {
 	char key[REPO_GENERATED_KEY_LEN + 2];
 	TRY(repo_generate_key(key));
-	strcat(key, "\n");
+	size_t klen = strlen(key);
+	key[klen] = '\n';
+	key[klen + 1] = '\0';
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno == EEXIST ? err_set(DRE_EEXIST, "%s exists: refusing to replace a key file", path)

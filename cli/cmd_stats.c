@@ -19,7 +19,8 @@ static const cli_opt stats_opts_table[] = {{"prometheus", 0, false}, {0}};
 /* Seconds to the millisecond. */
 static double ns_seconds(int64_t ns)
 {
-	return (double)(ns / 1000000) / 1000;
+	int64_t ms = ns / 1000000;
+	return (double)ms / 1000;
 }
 
 json_t *cli_last_archived_json(const struct wal_last *l, int64_t now)

@@ -31,8 +31,6 @@ static size_t nvalues;
 
 typedef struct config_read {
 	cli_ctx *ctx;
-	const char *path;
-	int line;
 	char err[512];
 } config_read;
 
@@ -107,7 +105,7 @@ int cli_config_load(cli_ctx *ctx)
 		return 0;
 	if (*path == '\0')
 		return err_set(CLI_EUSAGE, "--config: the file name is empty");
-	config_read c = {.ctx = ctx, .path = path};
+	config_read c = {.ctx = ctx};
 	int rc = ini_parse(path, on_key, &c);
 	if (rc == -1)
 		return err_sys("cannot read config file %s", path);

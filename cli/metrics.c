@@ -707,7 +707,8 @@ static double milli(double s)
 
 static double now_seconds(void)
 {
-	return (double)(meter_now_ns() / 1000000) / 1000; /* milliseconds: readable, enough */
+	int64_t ms = meter_now_ns() / 1000000; /* milliseconds: readable, enough */
+	return (double)ms / 1000;
 }
 
 void metrics_repo_size(cli_ctx *ctx, repo *r)

@@ -307,7 +307,7 @@ static int stages_alloc_blobs(stages *s)
 	size_t cap = 0;
 	for (size_t k = 0; k < s->ncuts; k++)
 		cap += ZSTD_compressBound(s->cuts[k].len) + CRYPTO_TAG_LEN;
-	s->blobs = malloc(cap);
+	s->blobs = malloc(cap ? cap : 1); /* malloc(0) may return NULL, which is no failure */
 	s->npacks_cap = cap / s->r->params.pack_size + 2;
 	s->pack_start = malloc(s->npacks_cap * sizeof *s->pack_start);
 	s->subkeys = malloc(s->npacks_cap * sizeof *s->subkeys);
@@ -526,6 +526,7 @@ static int child_restore(repo *r, const e2e *e, const char *path, child_msg *m)
 		return err_sys("cannot open %s", path ? path : "/dev/null");
 	int rc = snap_find(r, SNAP_FRESH, -1, &s);
 	if (rc == 0) {
+		/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): child_work read e before; lost across fork() */
 		restore_opts ro = {.out_fd = fd, .threads = e->threads};
 		rc = engine_restore(r, &s, &ro, &res);
 		snap_free(&s);

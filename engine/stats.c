@@ -48,6 +48,8 @@ static int snap_cmp(const void *a, const void *b)
 /* One entry per name, from its newest snapshot. */
 static int by_name(const snap_list *l, repo_stats *out)
 {
+	out->nnames = 0;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, each sizeof *order */
 	const snapshot **order = calloc(l->n ? l->n : 1, sizeof *order);
 	out->names = calloc(l->n ? l->n : 1, sizeof *out->names);
 	if (order == NULL || out->names == NULL) {
@@ -56,7 +58,7 @@ static int by_name(const snap_list *l, repo_stats *out)
 	}
 	for (size_t i = 0; i < l->n; i++)
 		order[i] = &l->items[i];
-	qsort(order, l->n, sizeof *order, snap_cmp);
+	qsort(order, l->n, sizeof *order, snap_cmp); /* NOLINT(bugprone-sizeof-expression): as above */
 	int rc = 0;
 	for (size_t i = 0; i < l->n; i++) {
 		const snapshot *s = order[i];

@@ -1,3 +1,4 @@
+#define DRE_ERR_DEFINE /* the functions themselves, not the analyzer's model of them (err.h) */
 #include "store/err.h"
 
 #include <errno.h>

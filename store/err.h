@@ -48,6 +48,21 @@ const char *err_msg(void);
 /* A short name for a code ("corrupt object", "not found", ...). */
 const char *err_name(int code);
 
+#if defined(__clang_analyzer__) && !defined(DRE_ERR_DEFINE)
+/* For clang-tidy's analyzer only (make lint): it reads one file at a time, so without this it takes a `return
+ * err_set(DRE_EIO, ...)` for a possible success and reports its caller reading what the failure left unset.
+ * These say what err.c does with the code: err_set and err_ctx return it, err_sys returns a negative one. */
+#define err_set(code, ...) ({ int err_code_ = (code); (err_set)(err_code_, __VA_ARGS__); err_code_; })
+#define err_ctx(code, ...) ({ int err_code_ = (code); (err_ctx)(err_code_, __VA_ARGS__); err_code_; })
+#define err_sys(...)                                                                                           \
+	({                                                                                                     \
+		int err_code_ = (err_sys)(__VA_ARGS__);                                                        \
+		if (err_code_ >= 0)                                                                            \
+			__builtin_unreachable();                                                               \
+		err_code_;                                                                                     \
+	})
+#endif
+
 /* Propagate a failure unchanged, or with context. */
 #define TRY(expr)                                                                                              \
 	do {                                                                                                   \

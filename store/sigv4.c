@@ -154,6 +154,7 @@ int sigv4_sign(const sigv4_request *rq, const char *access_key, const char *secr
 		uri_encode(&c, rq->query[i].value ? rq->query[i].value : "", false);
 		overflow |= c.overflow;
 	}
+	/* cppcheck-suppress uninitvar ; the loop above filled params[0..nquery) */
 	qsort(params, rq->nquery, sizeof params[0], param_cmp);
 	cur_init(&c, out->query, sizeof out->query);
 	for (size_t i = 0; i < rq->nquery; i++) {
@@ -174,6 +175,7 @@ int sigv4_sign(const sigv4_request *rq, const char *access_key, const char *secr
 			hs[i].name[k] = (char)tolower((unsigned char)rq->headers[i].name[k]);
 		hs[i].value = rq->headers[i].value;
 	}
+	/* cppcheck-suppress uninitvar ; the loop above filled hs[0..nheaders) */
 	qsort(hs, rq->nheaders, sizeof hs[0], header_cmp);
 	cur_init(&c, out->signed_headers, sizeof out->signed_headers);
 	for (size_t i = 0; i < rq->nheaders; i++) {

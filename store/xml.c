@@ -102,8 +102,6 @@ int xml_parse(const char *doc, size_t len, const char *what, xml_elem_fn fn, voi
 	if (rc == 0 && st != XML_STATUS_OK)
 		rc = err_set(DRE_ECORRUPT, "%s: malformed XML at line %lu: %s", what,
 			     (unsigned long)XML_GetCurrentLineNumber(s.p), XML_ErrorString(XML_GetErrorCode(s.p)));
-	else if (rc < 0 && rc != s.rc)
-		rc = s.rc;
 	for (int i = 0; i < s.depth; i++)
 		free(s.names[i]);
 	free(s.text);

@@ -39,7 +39,7 @@ static int prog_version(struct drill *d, const char *dir, const char *prog, int 
 	const char *p = strstr(line, ") ");
 	if (p == NULL || p[2] < '1' || p[2] > '9')
 		return err_set(DRE_EIO, "%s --version said '%s', not a PostgreSQL version", exe, line);
-	*major = atoi(p + 2);
+	*major = (int)strtol(p + 2, NULL, 10);
 	snprintf(version, cap, "%.*s", (int)strcspn(p + 2, " "), p + 2);
 	return 0;
 }
@@ -55,7 +55,7 @@ static void newest_debian(const char *prog, char *out, size_t cap)
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {
 		char bin[4200];
-		int v = atoi(de->d_name);
+		int v = (int)strtol(de->d_name, NULL, 10);
 		if (v <= best || strspn(de->d_name, "0123456789") != strlen(de->d_name))
 			continue;
 		if (drill_fmt(bin, sizeof bin, "/usr/lib/postgresql/%s/bin", de->d_name) == 0 && has_prog(bin, prog) &&

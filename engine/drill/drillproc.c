@@ -281,7 +281,7 @@ int drill_in_child(struct drill *d, drill_child_fn fn, void *arg, void *out, siz
 		if (h.rc < 0)
 			snprintf(h.msg, sizeof h.msg, "%s", err_msg());
 		const uint8_t *parts[2] = {(const uint8_t *)&h, out};
-		size_t lens[2] = {sizeof h, outlen};
+		const size_t lens[2] = {sizeof h, outlen};
 		for (int i = 0; i < 2; i++)
 			for (size_t off = 0; off < lens[i];) {
 				ssize_t w = write(pfd[1], parts[i] + off, lens[i] - off);
@@ -296,7 +296,8 @@ int drill_in_child(struct drill *d, drill_child_fn fn, void *arg, void *out, siz
 	close(pfd[1]);
 	struct child_head h;
 	uint8_t *bufs[2] = {(uint8_t *)&h, out};
-	size_t lens[2] = {sizeof h, outlen}, got[2] = {0, 0};
+	const size_t lens[2] = {sizeof h, outlen};
+	size_t got[2] = {0, 0};
 	int rc = 0, part = 0;
 	while (part < 2) {
 		if (got[part] == lens[part]) {

@@ -137,7 +137,6 @@ static int sql_read(FILE *f, drill_checks *out)
 		}
 		sql = grown;
 		memcpy(sql + sql_len, line, (size_t)got + 1);
-		sql_len += (size_t)got;
 		trim_end(sql);
 		size_t n = strlen(sql);
 		if (n > 0 && sql[n - 1] == ';') {

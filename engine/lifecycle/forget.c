@@ -9,6 +9,7 @@
 #include "engine/repo/lock.h"
 #include "engine/pipeline/meter.h"
 #include "engine/pg/walexpire.h"
+#include "engine/testhook.h"
 #include "store/err.h"
 
 static void warnf(const forget_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -102,8 +103,8 @@ static int plan_policy(const forget_opts *o, forget_result *res)
 	warn_unmatched_names(o, l);
 	for (size_t i = 0; i < l->n; i++)
 		if (selected(o, &l->items[i]))
-			sels[n++] = (sel){by & FORGET_BY_NAME ? l->items[i].name : "",
-					  by & FORGET_BY_HOST ? l->items[i].host : "", i};
+			sels[n++] = (sel){(by & FORGET_BY_NAME) ? l->items[i].name : "",
+					  (by & FORGET_BY_HOST) ? l->items[i].host : "", i};
 	qsort(sels, n, sizeof *sels, sel_cmp);
 	for (size_t i = 0; i < n; i++)
 		ngroups += i == 0 || !same_group(&sels[i], &sels[i - 1]);
@@ -114,8 +115,8 @@ static int plan_policy(const forget_opts *o, forget_result *res)
 		const snapshot *s = &l->items[sels[i].idx];
 		if (i == 0 || !same_group(&sels[i], &sels[i - 1])) {
 			forget_group *g = &res->groups[res->ngroups++];
-			g->name = by & FORGET_BY_NAME ? s->name : NULL;
-			g->host = by & FORGET_BY_HOST ? s->host : NULL;
+			g->name = (by & FORGET_BY_NAME) ? s->name : NULL;
+			g->host = (by & FORGET_BY_HOST) ? s->host : NULL;
 			g->first = i;
 		}
 		res->groups[res->ngroups - 1].n++;
@@ -242,6 +243,7 @@ static int remove_snapshots(repo *r, forget_result *res, repo_lock *l)
 		if (res->items[i].keep)
 			continue;
 		repo_object_key("snapshots/", res->items[i].id, key);
+		test_pause("forget-removing");
 		int rc = store_del(r->st, key);
 		if (rc < 0) {
 			hex_encode(res->items[i].id, CRYPTO_ID_LEN, hex);
@@ -286,7 +288,7 @@ static int expire_wal(repo *r, const forget_opts *o, forget_result *res, repo_lo
 			continue;
 		if (res->items[i].s == NULL && unreadable > 0) /* > 0 unless it appeared after the listing */
 			unreadable--;
-		else if (res->items[i].s->kind == SNAP_PG_BASE)
+		else if (res->items[i].s != NULL && res->items[i].s->kind == SNAP_PG_BASE)
 			base_removed = true;
 	}
 	if (!base_removed && !o->pitr_window_given)

@@ -226,6 +226,7 @@ static void apply_group(const retention_policy *p, retention_item *items, const 
 		for (int k = RET_HOURLY; k <= RET_YEARLY; k++)
 			if (p->has[k] && bucket_take(&st[k], (enum unit)(k - RET_HOURLY), t))
 				why |= RET_BIT(k);
+		/* cppcheck-suppress uninitvar ; the loop above sets every since[k] */
 		if (p->has[RET_WITHIN] && t > since[RET_WITHIN])
 			why |= RET_BIT(RET_WITHIN);
 		for (int k = RET_WITHIN_HOURLY; k <= RET_WITHIN_YEARLY; k++)

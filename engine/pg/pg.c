@@ -562,7 +562,7 @@ static bool dir_empty(const char *path)
 	struct dirent *de;
 	bool empty = true;
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			empty = false;
 	closedir(d);
 	return empty;

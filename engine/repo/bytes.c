@@ -87,6 +87,7 @@ bool array_room(void *items_ptr, size_t *cap, size_t n, size_t size, size_t firs
 		return true;
 	size_t grown = *cap ? *cap * 2 : first;
 	memcpy(&items, items_ptr, sizeof items); /* items_ptr may point to any object pointer type */
+	/* cppcheck-suppress memleakOnRealloc ; items is a copy: *items_ptr still holds the block on failure */
 	items = realloc(items, grown * size);
 	if (items == NULL)
 		return false;

@@ -11,6 +11,7 @@
 
 #include "engine/repo/localfile.h"
 #include "engine/repo/plan.h"
+#include "engine/testhook.h"
 #include "store/err.h"
 
 /* raw length and flags share a word: chunks are at most CDC_MAX_LIMIT (2^26) bytes */
@@ -129,6 +130,7 @@ static void slot_sort(slot *s, size_t n)
 
 static void slot_from_entry(slot *s, const index_entry *e)
 {
+	/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): s is a slot of a table that delta_grow sized */
 	memcpy(s->key, e->loc.id, INDEX_KEY_LEN);
 	s->pack = e->pack;
 	s->offset = e->loc.offset;
@@ -626,7 +628,11 @@ int index_builder_flush(index_builder *b, repo *r, chunk_index *idx)
 		rc = crypto_random(id, sizeof id);
 	repo_object_key("index/", id, key);
 	if (rc == 0)
+		test_pause("index-before-put");
+	if (rc == 0)
 		rc = repo_put_object(r, 'I', key, obj.data, obj.len, STORE_PUT_CREATE_ONCE);
+	if (rc == 0)
+		test_pause("index-after-put");
 	buf_free(&obj);
 	if (rc == 0)
 		rc = object_note(idx, id);
@@ -657,8 +663,9 @@ static int index_decode(chunk_index *idx, struct staging *st, const char *key, c
 		const uint8_t *pack_id = rd_take(&in, CRYPTO_ID_LEN);
 		uint32_t n = rd_u32(&in);
 		uint32_t pack_no;
-		if (in.failed || (uint64_t)n * PACK_ENTRY_LEN > in.len - in.off)
-			break;
+		if (in.failed || (uint64_t)n * PACK_ENTRY_LEN > in.len - in.off) /* counts that promise more than is there */
+			return err_set(DRE_ECORRUPT, "corrupt index %s: malformed contents (pack %u of %u claims %u entries)",
+				       key, k + 1, npacks, n);
 		TRY(index_pack_intern(idx, pack_id, &pack_no));
 		if (idx->map) {
 			if (!array_room(&idx->map_pairs, &idx->map_pairs_cap, idx->nmap_pairs, sizeof *idx->map_pairs, 64))
@@ -672,8 +679,8 @@ static int index_decode(chunk_index *idx, struct staging *st, const char *key, c
 			index_entry e = {.pack = pack_no};
 			pack_entry_get(&in, &e.loc);
 			if (e.loc.flags > FLAGS_MAX || e.loc.raw_len > RAW_MASK)
-				return err_set(DRE_ECORRUPT, "corrupt index %s: an entry with flags 0x%02x", key,
-					       e.loc.flags);
+				return err_set(DRE_ECORRUPT, "corrupt index %s: an entry with flags 0x%02x and raw length %u",
+					       key, e.loc.flags, e.loc.raw_len);
 			slot_from_entry(&st->s[st->n++], &e);
 		}
 	}
@@ -999,7 +1006,7 @@ static int cache_load(repo *r, chunk_index *idx, const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? DRE_ENOTFOUND : err_sys("cannot open %s", path);
-	struct cache_header h;
+	struct cache_header h = {0}; /* read only when fstat worked, but the iovecs below are built anyway */
 	struct stat sb;
 	uint8_t mac[CRYPTO_ID_LEN], want[CRYPTO_ID_LEN];
 	slot *base = NULL;
