@@ -118,16 +118,31 @@ F=$T/full
 "$DRE" -r "$S2" push big <"$T/big2.sql" >/dev/null
 tdre "$K" init >/dev/null
 tdre "$F" init >/dev/null
-"$DRE" -r "$S2" --threads 1 copy --to "$K" --to-password-file "$T/pw2" >/dev/null 2>&1 &
+# killed once the first snapshot is there, while the second is on its way (its packs written, its index object
+# not): the copy pauses at engine/testhook.h's points, so where it dies does not depend on the machine's speed
+P=$T/pause-copy
+mkdir -p "$P"
+# reached NAME: until the copy paused at NAME (2 minutes at most)
+reached() {
+	for _ in $(seq 1 1200); do
+		[ -e "$P/$1.reached" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+DRE_TEST_PAUSE=$P DRE_TEST_PAUSE_AT=push-before-index,push-after-snapshot \
+	"$DRE" -r "$S2" --threads 1 copy --to "$K" --to-password-file "$T/pw2" >/dev/null 2>&1 &
 pid=$!
-# kill it once the first snapshot is there, while the second is on its way
-for _ in $(seq 1 2000); do
-	[ "$(ls "$K/snapshots" 2>/dev/null | wc -l)" -ge 1 ] && [ -n "$(find "$K/packs" -type f -newer "$K/snapshots" 2>/dev/null | head -1)" ] && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.01
-done
+trap 'kill -9 $pid 2>/dev/null' EXIT
+reached push-before-index || not_ok "the copy reached its first index (push-before-index)"
+: >"$P/push-before-index.go"
+reached push-after-snapshot || not_ok "the copy wrote its first snapshot (push-after-snapshot)"
+rm -f "$P/push-before-index.go" "$P/push-before-index.reached" # the second snapshot's index waits again
+: >"$P/push-after-snapshot.go"
+reached push-before-index || not_ok "the copy reached its second index (push-before-index)"
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
+trap - EXIT
 killed_snaps=$(ls "$K/snapshots" | wc -l)
 echo "# killed with $killed_snaps snapshot(s) in the target"
 check "the killed copy left only whole snapshots (1 of 2)" test "$killed_snaps" = 1

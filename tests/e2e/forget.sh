@@ -164,18 +164,22 @@ expect_rc 1 "a version 2 repository is refused" env DRE_PASSWORD_FILE="$DRE_SRC/
 	"$DRE" -r "$T/old" forget --keep-last 1
 check "  ... pointing at dre migrate" err_has "dre migrate"
 
-# a live delete lock (a prune waiting out its grace time) makes forget fail with "busy"
+# a live delete lock (a prune with its plan written, where it waits out its grace time) makes forget fail with
+# "busy"; the prune waits at engine/testhook.h's pause point for as long as the test needs, however slow the machine
 head -c 300000 /dev/urandom >"$T/p"
 "$DRE" push p <"$T/p" >/dev/null && "$DRE" forget "$(ids p)" >/dev/null || exit 1 # data for prune to plan on
-"$DRE" prune --grace 20 >"$T/prune.out" 2>&1 &
+mkdir -p "$T/pause"
+DRE_TEST_PAUSE=$T/pause DRE_TEST_PAUSE_AT=prune-planned "$DRE" prune --grace 0 >"$T/prune.out" 2>&1 &
 prune=$!
-for _ in $(seq 150); do
-	"$DRE" locks --json 2>/dev/null | grep -q '"prune"' && break
+trap 'touch "$T/pause/prune-planned.go"' EXIT
+for _ in $(seq 1200); do
+	[ -e "$T/pause/prune-planned.reached" ] && break
 	sleep 0.1
 done
 expect_rc 7 "forget while a prune holds the delete lock" "$DRE" forget --keep-last 1
 check "  ... says it is busy" err_has "prune"
 expect_rc 0 "a dry run needs no lock" "$DRE" forget --keep-last 1 --dry-run
+touch "$T/pause/prune-planned.go"
 wait "$prune"
 check "  ... and the prune finishes" test $? -eq 0
 expect_rc 0 "forget after the prune" "$DRE" forget --keep-last 1

@@ -4,6 +4,15 @@ set -u
 : "${DRE:?DRE must name the dre binary}" "${DRE_SRC:?DRE_SRC must name the checkout}"
 T=${TMPDIR:?}
 GENDUMP=$(dirname "$DRE")/dre-gendump
+# Tests run dre as other users too (postgres for archive_command and the drills, uid 65534 for a read-only
+# repository and a pod): when the checkout lies under a directory those users cannot search (a CI runner's
+# private work directory), they run copies of the binaries in T, which the runner made searchable.
+if [ "$(id -u)" -eq 0 ] && ! setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$DRE" 2>/dev/null; then
+	mkdir -p "$T/bin" && cp "$DRE" "$T/bin/dre" && { [ ! -f "$GENDUMP" ] || cp "$GENDUMP" "$T/bin/"; } &&
+		chmod 755 "$T/bin" "$T"/bin/* || exit 2
+	DRE=$T/bin/dre
+	GENDUMP=$T/bin/dre-gendump
+fi
 PY=/usr/bin/python3
 # DRE_TEST_STORE=s3 (set by tests/run, which started a gateway and exported its endpoint and credentials):
 # the repository is a fresh bucket of its own, which `dre init` creates.

@@ -8,9 +8,9 @@
 # locks_json: the lock list as JSON in $T/locks.json
 locks_json() { "$DRE" locks --json >"$T/locks.json" 2>"$T/locks.err"; }
 lj() { json "$1" <"$T/locks.json"; }
-# wait_lock: until a lock shows up (10 s at most)
+# wait_lock: until a lock shows up (60 s at most: a push opening the repository on a loaded machine is slow)
 wait_lock() {
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 600); do
 		locks_json && [ "$(lj "len(d)")" -gt 0 ] && return 0
 		sleep 0.1
 	done
@@ -22,8 +22,12 @@ check "  ... says there are none" grep -q "^no locks$" "$T/cmd.out"
 expect_rc 0 "locks --json on a fresh repository" "$DRE" locks --json
 check "  ... an empty array" test "$(json "d" <"$T/cmd.out")" = "[]"
 
+# held_producer FILE: a producer that writes nothing until FILE exists (2 minutes at most), so that the push it
+# feeds holds its lock for as long as the test needs, however slow the machine, and no longer
+held_producer() { echo "for i in \$(seq 1200); do [ -e '$1' ] && break; sleep 0.1; done; echo hi"; }
+
 # a push whose producer takes its time holds its lock meanwhile
-"$DRE" push x -- sh -c 'sleep 5; echo hi' >/dev/null 2>&1 &
+"$DRE" push x -- sh -c "$(held_producer "$T/go.x")" >/dev/null 2>&1 &
 pushpid=$!
 check "a running push shows a lock" wait_lock
 check "  ... one lock" test "$(lj "len(d)")" = 1
@@ -43,6 +47,7 @@ check "  ... the lock is still there" test "$(lj "len(d)")" = 1
 # killed, the push leaves its lock behind; its pid no longer runs on this host, so the lock is stale at once
 kill -9 "$pushpid"
 wait "$pushpid" 2>/dev/null
+touch "$T/go.x" # its producer, orphaned, ends too
 expect_rc 0 "locks after the push was killed" "$DRE" locks
 check "  ... shows its lock as stale" grep -q "^${lockid:0:8}  write   push .* $pushpid .*  stale$" "$T/cmd.out"
 locks_json
@@ -56,13 +61,14 @@ expect_rc 0 "unlock --json with nothing to remove" "$DRE" unlock --json
 check "  ... removed 0" test "$(json "d['removed']" <"$T/cmd.out")" = 0
 
 # --remove-all removes a live lock; the push that held it notices before it writes its snapshot
-"$DRE" push z -- sh -c 'sleep 3; echo hi' >"$T/z.out" 2>"$T/z.err" &
+"$DRE" push z -- sh -c "$(held_producer "$T/go.z")" >"$T/z.out" 2>"$T/z.err" &
 pushpid=$!
 check "another running push shows a lock" wait_lock
 expect_rc 0 "unlock --remove-all" "$DRE" unlock --remove-all
 check "  ... removes the live lock" grep -q "removed 1 lock$" "$T/cmd.out"
 locks_json
 check "  ... none left" test "$(lj "len(d)")" = 0
+touch "$T/go.z"
 wait "$pushpid"
 rc=$?
 check "  ... the push whose lock was removed fails as busy (exit 7, got $rc)" test "$rc" = 7

@@ -350,12 +350,14 @@ fails_before=$(value "$M" "dre_wal_archive_failures_total{$R}")
 segs=()
 for i in $(seq 10 17); do segs+=("$(mkseg 1 "$i" "$i")"); done
 pids=()
+tpar0=$(now)
 for i in $(seq 1 8); do dre --metrics "$M" -q push "par$i" "$T/data1" 2>"$T/par$i.err" & pids+=($!); done
 for s in "${segs[@]}"; do dre --metrics "$M" -q wal-push "$s" 2>"$T/$(basename "$s").err" & pids+=($!); done
 for i in $(seq 1 8); do dre --metrics "$M" -q wal-push "$T/wal/00000001000000000000FF0$i" 2>/dev/null & pids+=($!); done
 bad=0
 for p in "${pids[@]:0:16}"; do wait "$p" || bad=$((bad + 1)); done
 for p in "${pids[@]:16}"; do wait "$p" && bad=$((bad + 1)); done
+tpar1=$(now)
 check "24 concurrent writers: pushes and wal-pushes succeeded, the failing ones failed" test "$bad" = 0
 missing=0
 for i in $(seq 1 8); do
@@ -394,12 +396,15 @@ check "stats: the same size as the file says" \
 	test "$(value "$T/stats.prom" "dre_backup_size_bytes{$(lbl par3)}")" = "$(value "$M" "dre_backup_size_bytes{$(lbl par3)}")"
 check "stats: the same stored bytes as the file says" \
 	test "$(value "$T/stats.prom" "dre_backup_stored_bytes{$(lbl par3)}")" = "$(value "$M" "dre_backup_stored_bytes{$(lbl par3)}")"
-check "stats: the last success is within a second of what push wrote" "$PY" -c "import sys; sys.exit(not abs($ls_ok - $(value "$M" "dre_backup_last_success_timestamp_seconds{$(lbl par3)}")) < 1)"
+# the repository's times (a snapshot's end, a WAL object's) and the file's (each command's end, the last of 8
+# concurrent writers to take the lock) differ by as long as a loaded machine takes: both lie within the run
+check "stats: the last success lies within the concurrent pushes' run ($ls_ok)" between "$tpar0" "${ls_ok:-0}" "$tpar1"
+check "  ... as the file's does" between "$tpar0" "$(value "$M" "dre_backup_last_success_timestamp_seconds{$(lbl par3)}")" "$tpar1"
 check "stats: the repository size is every object's bytes" test "$(value "$T/stats.prom" "dre_repository_size_bytes{$R}")" = "$(reposize)"
 sw=$(value "$T/stats.prom" "dre_wal_last_archived_timestamp_seconds{$R}")
 fw=$(value "$M" "dre_wal_last_archived_timestamp_seconds{$R}")
-check "stats: the last WAL archive time is within a second of what wal-push wrote ($sw, $fw)" \
-	"$PY" -c "import sys; sys.exit(not abs(${sw:-0} - ${fw:-0}) < 1)"
+check "stats: the last WAL archive time lies within the concurrent wal-pushes' run ($sw)" between "$tpar0" "${sw:-0}" "$tpar1"
+check "  ... as the file's does ($fw)" between "$tpar0" "${fw:-0}" "$tpar1"
 check "stats: the same missing WAL segments as wal-show" test "$(value "$T/stats.prom" "dre_wal_missing_segments{$R}")" = 7
 expect_rc 0 "stats --json" dre stats --json
 check "stats --json: every name, the WAL, the size" jtrue \

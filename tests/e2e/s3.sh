@@ -3,6 +3,7 @@
 # gateway stopped in the middle of a push and started again, a push that cannot finish, multipart uploads,
 # and injected faults (503, 500, connection resets, truncated bodies) through tests/s3/faultproxy.py.
 # needs: s3
+# runs: alone
 . "$(dirname "$0")/lib.bash"
 RGW=$DRE_SRC/tests/s3/rgw
 : "${DRE_TEST_RGW_DIR:?tests/run exports the directory of the gateway}"
@@ -19,7 +20,7 @@ start_proxy() {
 	"$PY" "$DRE_SRC/tests/s3/faultproxy.py" --upstream "127.0.0.1:$RGW_PORT" --port-file "$T/proxy.port" \
 		--stats "$T/proxy.stats" --log "$T/proxy.log" --timeout 60 "$@" &
 	proxy_pid=$!
-	for _ in $(seq 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
+	for _ in $(seq 1200); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done # 60 s: python is slow to start under load
 	PROXY=http://127.0.0.1:$(cat "$T/proxy.port")
 }
 stop_proxy() {
@@ -88,7 +89,8 @@ expect_rc 0 "credentials from a profile in ~/.aws/credentials" \
 	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$T/home" AWS_PROFILE=dre "$DRE" snapshots
 
 # the gateway stopped in the middle of a push and started again: the push rides it out on retries
-slow_stream 0.1 40 | tee "$T/live" | "$DRE" push live >"$T/live.out" 2>"$T/live.err" &
+# (20 attempts, 45 s of backoff or more, where the default's 13 s could run out while a loaded machine restarts it)
+slow_stream 0.1 40 | tee "$T/live" | DRE_S3_RETRIES=20 "$DRE" push live >"$T/live.out" 2>"$T/live.err" &
 pid=$!
 sleep 1.5
 "$RGW" stop-gateway "$DRE_TEST_RGW_DIR" >/dev/null 2>&1

@@ -275,9 +275,9 @@ release() {
 	[ $# -gt 0 ] || names=("${PAUSE_POINTS[@]}")
 	for n in "${names[@]}"; do : >"$dir/$n.go"; done
 }
-# reached DIR NAME: waits (30 s at most) until the process paused in DIR has reached NAME
+# reached DIR NAME: waits (2 minutes at most: a loaded machine is slow) until the process paused in DIR has reached NAME
 reached() {
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 1200); do
 		[ -e "$1/$2.reached" ] && return 0
 		sleep 0.1
 	done

@@ -479,6 +479,27 @@ static void write_noise(const char *path, size_t n, uint32_t seed)
 		fclose(f);
 }
 
+/* The pack objects of a repository: how many, their total size, the largest, and how many are smaller than
+ * the pack size (a pack is sealed only once it holds at least that much, so those are the workers' last packs
+ * and the list blobs' pack). */
+typedef struct pack_sizes {
+	size_t n, small;
+	uint64_t total, largest, pack_size;
+} pack_sizes;
+
+static int count_pack(void *arg, const char *key, uint64_t size)
+{
+	pack_sizes *ps = arg;
+	(void)key;
+	ps->n++;
+	ps->total += size;
+	if (size > ps->largest)
+		ps->largest = size;
+	if (size < ps->pack_size)
+		ps->small++;
+	return 0;
+}
+
 /* Pushes with upload threads (a store asking for more requests in flight than there are workers, as S3 does):
  * every pack lands, the snapshot restores, check is clean; and a put that fails on an upload thread fails
  * the push and records no snapshot. */
@@ -520,7 +541,26 @@ static void test_push_with_upload_threads(void)
 	check_opts co = {.read_data = true};
 	check_report rep;
 	CHECK_RC(engine_check(r, &co, &rep));
-	CHECK(rep.errors == 0 && rep.unreferenced_packs == 0 && rep.packs >= 12);
+	CHECK(rep.errors == 0 && rep.unreferenced_packs == 0);
+	/* How many packs there are depends on which worker took which chunks: each worker fills a pack of its
+	 * own and seals it at the first chunk that takes it to 1 MiB or past, so a pack holds 1 MiB plus up to
+	 * one chunk (512 KiB at most), and each worker's last pack holds whatever is left. "At least 12" failed
+	 * under load with 11. What holds on every schedule: all the bytes are in packs, no pack is larger than
+	 * 1 MiB plus one chunk (and its header and padding), and only the two workers' last packs and the list
+	 * blobs' pack are smaller than 1 MiB. */
+	pack_sizes ps = {.pack_size = p.pack_size};
+	CHECK_RC(store_list(r->st, "packs/", count_pack, &ps));
+	uint64_t max_blobs = (p.pack_size + p.cdc_max) / p.cdc_min + 2; /* + the stream's short last chunk */
+	uint64_t max_pack = pack_padme(p.pack_size + p.cdc_max + CRYPTO_TAG_LEN + 4 + max_blobs * PACK_ENTRY_LEN +
+				       CRYPTO_TAG_LEN + PACK_TRAILER_LEN);
+	bool sizes_ok = ps.n == rep.packs && ps.total >= 12u << 20 && ps.largest <= max_pack &&
+			ps.small <= (size_t)po.threads + 1 &&
+			ps.n >= ((12u << 20) + max_pack - 1) / max_pack; /* many packs from a small input */
+	CHECK(sizes_ok);
+	if (!sizes_ok)
+		fprintf(stderr, "packs: %zu, %zu under 1 MiB, largest %llu (at most %llu), %llu bytes in all\n", ps.n,
+			ps.small, (unsigned long long)ps.largest, (unsigned long long)max_pack,
+			(unsigned long long)ps.total);
 
 	/* packs/00 … packs/ff as plain files: every pack put fails, even as root, on whichever thread puts it */
 	snprintf(cmd, sizeof cmd, "cd '%s' && rm -rf packs && mkdir packs && for a in 0 1 2 3 4 5 6 7 8 9 a b c d e f; "
