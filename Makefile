@@ -17,6 +17,18 @@
 #   make install    PREFIX=/usr/local, DESTDIR=: $(PREFIX)/bin/dre, the manual page dre.1 made from dre's own help
 #                   (contrib/man/mkman) in $(PREFIX)/share/man/man1, contrib/ in $(PREFIX)/share/doc/dre/contrib
 #   make uninstall  removes exactly what install put there
+#   make tsan       the threaded pipeline's tests (push, restore, prune, copy with several workers) against a
+#                   ThreadSanitizer build (build-tsan/, tests/tsan/run)
+#   make lint       cppcheck and clang-tidy over the sources, configured by .clang-tidy and tests/lint/ (build-lint/)
+#   make test-repeat  the suite ROUNDS (2) times, each round two runs at once, every second one beside a CPU hog per
+#                   core: which tests fail only under load (tests/repeat). `DRE_TEST_JOBS=2 make test`: two at once
+#   make torture    crash torture: dre SIGKILLed TORTURE_KILLS (1000) times at named points and random moments of push,
+#                   forget, prune, copy, wal-push, wal-fetch; then check and byte-for-byte restores (tests/torture/)
+#   make fuzz       libFuzzer targets of every parser of untrusted bytes (clang, build-fuzz/), each run FUZZ_SECONDS
+#                   (default 300) on a copy of its corpus; a crash is saved in tests/fuzz/regress/ (tests/fuzz/fuzz.h)
+#   make fuzz-ci    the same build, every corpus and regression input replayed, then each target FUZZ_SECONDS (10)
+#   make faults-long  store faults (tests/e2e/faults.sh) in long mode: 40 rounds of every command at six fault rates
+#                   on a local repository, 10 at three on S3 through tests/s3/faultproxy.py (CI runs a short one)
 #
 # Layering (enforced by what each object may include): chunker/ depends on nothing,
 # store/ on nothing but libc/libcurl, engine/ on both, cli/ only on engine/.
@@ -76,18 +88,22 @@ $(BUILD)/dre-genmodel: bench/genmodel.c
 
 unit: $(UNIT_BIN)
 
+# Test programs run two at a time: most of an end-to-end test's time is spent waiting (fsync, a PostgreSQL
+# start, the S3 gateway), so two keep the 2-core machines this is written for busy (tests/run --jobs).
+TEST_JOBS ?= $(or $(DRE_TEST_JOBS),2)
+
 # Installs (apt) whatever build or test dependency is missing; a no-op when all are present.
 deps:
 	@tests/install-deps
 
 test: deps
 	$(MAKE) all unit
-	tests/run --build $(BUILD)
+	tests/run --build $(BUILD) --jobs $(TEST_JOBS)
 
 asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	        LDFLAGS="-fsanitize=address,undefined" build-asan/dre build-asan/dre-gendump unit
-	tests/run --build build-asan
+	tests/run --build build-asan --jobs $(TEST_JOBS)
 
 demo: deps all
 	bench/demo
@@ -123,7 +139,7 @@ bench-drill: deps all
 	DRE=$(BUILD)/dre bench/drillbench
 
 clean:
-	rm -rf build build-asan dre
+	rm -rf build build-asan build-fuzz dre
 
 # The manual page, from the help of the binary itself: every command it lists gets its section.
 $(BUILD)/dre.1: $(BUILD)/dre contrib/man/mkman
@@ -158,4 +174,70 @@ uninstall:
 	@for d in $(sort $(dir $(CONTRIB))) contrib/ ""; do \
 		[ ! -d $(DESTDIR)$(DOCDIR)/$$d ] || rmdir --ignore-fail-on-non-empty $(DESTDIR)$(DOCDIR)/$$d; done
 
+# ---- fuzzing (tests/fuzz/fuzz.h): the library and two files of cli/ (args.c, config.c) built by clang with ASan, UBSan and
+# libFuzzer's coverage into build-fuzz/, one binary per tests/fuzz/fuzz_*.c; tests/fuzz/run runs them.
+.PHONY: fuzz fuzz-ci fuzz-build fuzz-bins
+FUZZ_BUILD   := build-fuzz
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz-build: deps
+	$(MAKE) -j2 BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="$(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+# what the targets call in cli/ (the argument and --config parsers) needs nothing else of cli/
+$(BUILD)/libdrecli.a: $(BUILD)/cli/args.o $(BUILD)/cli/config.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/tests/fuzz/fuzz.o tests/fuzz/fuzz.h $(BUILD)/libdrecli.a $(BUILD)/libdre.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/tests/fuzz/fuzz.o $(BUILD)/libdrecli.a $(BUILD)/libdre.a $(LDLIBS)
+
+# the seed helper (tests/fuzz/seed): a real repository's objects, decrypted, in the form each target reads
+$(BUILD)/dre-fuzzseed: tests/fuzz/seed.c $(BUILD)/libdre.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdre.a $(LDLIBS)
+
+fuzz: fuzz-build
+	tests/fuzz/run --build $(FUZZ_BUILD) --seconds $(or $(FUZZ_SECONDS),300) --no-replay
+
+fuzz-ci: fuzz-build
+	tests/fuzz/run --build $(FUZZ_BUILD) --seconds $(or $(FUZZ_SECONDS),10)
+
+# ---- crash torture (tests/torture/torture.sh): TORTURE_KILLS (default 1000), TORTURE_SEED, TORTURE_S3=1 (on the
+# gateway of DRE_S3_ENDPOINT). CI runs a short one as the e2e test tests/e2e/torture.sh.
+.PHONY: torture
+torture: deps all
+	tests/torture/torture.sh --dre $(BUILD)/dre
+
+# ---- flaky tests (tests/repeat): the suite again and again under load, each failure counted by test
+.PHONY: test-repeat
+test-repeat: deps all unit
+	tests/repeat --build $(BUILD) --rounds $(or $(ROUNDS),2)
+
+# ---- store faults, long mode: tests/e2e/faults.sh with many more rounds and rates than `make test` gives it
+# (DRE_FAULT_* override, see the script's header); its summary lines are in $(BUILD)/test-logs/e2e-faults.log.
+.PHONY: faults-long
+faults-long: deps all
+	DRE_FAULT_ROUNDS=$${DRE_FAULT_ROUNDS:-40} DRE_FAULT_RATES="$${DRE_FAULT_RATES:-0.01 0.02 0.05 0.1 0.2 0.3}" \
+	DRE_FAULT_S3_ROUNDS=$${DRE_FAULT_S3_ROUNDS:-10} DRE_FAULT_S3_RATES="$${DRE_FAULT_S3_RATES:-0.02 0.05 0.2}" \
+		tests/run --build $(BUILD) --timeout 14400 e2e/faults
+	@grep -E '^# (local|s3)' $(BUILD)/test-logs/e2e-faults.log
+
+# ThreadSanitizer: dre, dre-gendump and the unit tests that start threads, then tests/tsan/run runs them and the
+# end-to-end tests of the threaded paths (TSAN_OPTIONS and suppressions there)
+TSAN_UNITS := test_engine test_bench test_store_local test_store_s3 test_wal
+.PHONY: tsan lint
+tsan: deps
+	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g -fsanitize=thread -fno-omit-frame-pointer" LDFLAGS="-fsanitize=thread" \
+	        build-tsan/dre build-tsan/dre-gendump $(TSAN_UNITS:%=build-tsan/tests/%)
+	tests/tsan/run --build build-tsan $(TSAN_UNITS)
+
+# cppcheck and clang-tidy over the program and its bench tools, with the Makefile's flags (tests/lint/run)
+lint: deps
+	tests/lint/run --build build-lint --cflags '$(CFLAGS)' $(LIB_SRC) $(CLI_SRC) $(wildcard bench/*.c)
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
