@@ -108,8 +108,11 @@ static int prune_in_repo(cli_ctx *ctx, repo *r, void *arg)
 		printf("packs in no index object were left alone: a push is running (a later prune removes them)\n");
 	if (o->dry_run)
 		return 0;
-	if (res.uploads_aborted > 0)
-		printf("aborted %zu multipart uploads left by interrupted pushes\n", res.uploads_aborted);
+	if (res.uploads_aborted > 0) {
+		bool s3 = ctx->repo_url != NULL && strncmp(ctx->repo_url, "s3://", 5) == 0;
+		printf("removed %zu unfinished uploads left by interrupted commands (%s)\n", res.uploads_aborted,
+		       s3 ? "multipart uploads" : "temporary files");
+	}
 	if (res.packs_kept > 0)
 		printf("kept %zu planned packs: snapshots committed during the prune need them\n", res.packs_kept);
 	printf("deleted %zu packs (%s), wrote %zu packs (%s), rewrote %zu and removed %zu index objects: %s freed in "

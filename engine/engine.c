@@ -2,16 +2,25 @@
 #include "engine/repo/lock.h"
 #include "engine/testhook.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* The store's own kill point (store.h) goes through the engine's test hooks. Set once, before any store exists,
+ * so that threads of a store already open never see it change. */
+static pthread_once_t store_hook_once = PTHREAD_ONCE_INIT;
+static void store_hook_set(void)
+{
+	store_test_point = test_pause;
+}
+
 int engine_open(const char *url, const store_opts *so, const char *pass, repo **out)
 {
 	store *st;
-	store_test_point = test_pause; /* the store's own kill point (store.h) */
+	pthread_once(&store_hook_once, store_hook_set);
 	TRY(store_open(url, so, &st));
 	int rc = repo_open(st, pass, out);
 	if (rc < 0)
@@ -22,7 +31,7 @@ int engine_open(const char *url, const store_opts *so, const char *pass, repo **
 int engine_init(const char *url, const store_opts *so, const char *pass, const repo_params *p, repo **out)
 {
 	store *st;
-	store_test_point = test_pause;
+	pthread_once(&store_hook_once, store_hook_set);
 	TRY(store_open(url, so, &st));
 	int rc = store_prepare(st);
 	if (rc == 0)

@@ -11,6 +11,8 @@
  * value whose N is not a positive number names no point, and nothing is killed.
  *
  * The environment is read once per process; a point that is not named costs a comparison of its name.
+ * The store has one point of its own, store-put-synced (store.h's store_test_point, which engine_open points
+ * here): a local put's temporary file written and fsynced, not yet renamed.
  */
 #ifndef DRE_TESTHOOK_H
 #define DRE_TESTHOOK_H

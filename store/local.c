@@ -1,15 +1,23 @@
 /*
  * local.c — the store driver for a local directory: key "a/b" is the file ROOT/a/b.
  *
- * put writes a hidden temporary file (".tmp.<pid>.<random>") in the object's directory, fsyncs it, moves it
- * into place (rename, or link for create-once so an existing object is never replaced) and fsyncs the
- * directory, so an object is either absent or complete and durable. Names starting with "." are never keys
- * and list skips them, so a crash leaves at most an ignored temporary behind.
+ * put writes a hidden temporary file (".tmp.<pid>.<random>.<last part of the key>") in the object's directory,
+ * fsyncs it, moves it into place (rename, or link for create-once so an existing object is never replaced) and
+ * fsyncs the directory, so an object is either absent or complete and durable. Names starting with "." are never
+ * keys and list skips them, so a crash leaves at most an ignored temporary behind. uploads reports those
+ * temporaries (their name says which key they were for) and abort_upload removes one, so that prune can reclaim
+ * what killed processes left, the way it aborts S3's unfinished multipart uploads.
  *
  * A large object whose buffer is STORE_DIRECT_ALIGN-aligned (pack buffers are) is written with O_DIRECT up to
  * its last whole aligned block, the rest through the page cache: it is fsynced anyway, so the page cache
  * would only cost a copy and evict what the machine is caching for the database it backs up. A file system
  * that refuses O_DIRECT (tmpfs; EINVAL) gets the plain write instead.
+ *
+ * Modes: a new repository is private, directories 0700 and objects 0600 (restic's choice): its key objects are
+ * all an offline password guess needs. A repository that already has a config object keeps that object's
+ * group and other permission bits for everything written into it (directories also get x where they get r),
+ * so a repository made by an older dre (config 0644) goes on getting 0644 and 0755, and one shared on purpose
+ * (chmod -R g+rX; config 0640) goes on being readable by its group. The umask still applies on top.
  *
  * Thread safety: get, stat and list touch no shared mutable state; put shares only the cache of directories
  * known to exist, under a mutex. Several threads may call any operation at once.
@@ -32,15 +40,20 @@
 #include <unistd.h>
 
 #include "store/err.h"
+#include "store/fault.h"
 
 #define DIR_CACHE_SLOTS 1024 /* direct-mapped: comfortably holds packs/00 … packs/ff and the rest */
 #define LIST_MAX_DEPTH 64    /* keys are shallow; deeper means a symlink loop */
 #define IO_CHUNK ((size_t)1 << 30)
 #define DIRECT_MIN ((size_t)1 << 20) /* below this the copy is too small to matter */
+#define TMP_PREFIX ".tmp."
+#define TMP_HEX 16 /* hex digits of a temporary's random part */
+#define TMP_NAME_MAX 255 /* NAME_MAX of Linux file systems: longer last parts of keys are left out of the name */
 
 struct local {
 	store base; /* first, so a store * is a struct local * */
 	char *root; /* without a trailing "/"; "" for the file system root */
+	mode_t file_mode, dir_mode; /* of what put creates (see the top of this file) */
 	pthread_mutex_t lock;
 	char *dirs[DIR_CACHE_SLOTS]; /* directories known to exist (absolute or root-relative paths) */
 };
@@ -48,6 +61,17 @@ struct local {
 static struct local *local_of(store *st)
 {
 	return (struct local *)st;
+}
+
+/* DRE_TEST_STORE_FAULTS (store/fault.h): true, with errno set, when the system call about to be made at site is
+ * to fail as a disk would make it fail. */
+static bool fault_fails(enum store_fault_site site)
+{
+	int e = store_fault_hit(site);
+	if (e <= 0)
+		return false;
+	errno = e;
+	return true;
 }
 
 /* ---- keys and paths ---- */
@@ -89,7 +113,7 @@ static int fsync_dir(const char *dir)
 	int fd = open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	int rc = fsync(fd);
+	int rc = fault_fails(STORE_FAULT_SYNC_DIR) ? -1 : fsync(fd);
 	int saved = errno;
 	close(fd);
 	if (rc < 0 && saved != EINVAL && saved != EROFS) { /* some file systems cannot sync directories */
@@ -100,11 +124,11 @@ static int fsync_dir(const char *dir)
 }
 
 /*
- * mkdir -p of the first len bytes of path (mode 0755 less umask), fsyncing the parent of each directory it
+ * mkdir -p of the first len bytes of path (mode less umask), fsyncing the parent of each directory it
  * creates (and of the existing directory it stops at) so the entries are durable. Returns 0, or -1 with errno
  * set and *failed (malloc'd, may be NULL) naming the directory that could not be created or synced.
  */
-static int mkdir_p(const char *path, size_t len, char **failed)
+static int mkdir_p(const char *path, size_t len, mode_t mode, char **failed)
 {
 	if (len == 0)
 		return 0; /* "" is the file system root */
@@ -113,13 +137,13 @@ static int mkdir_p(const char *path, size_t len, char **failed)
 		errno = ENOMEM;
 		return -1;
 	}
-	int rc = mkdir(d, 0755);
+	int rc = mkdir(d, mode);
 	if (rc < 0 && errno == ENOENT) {
-		if (mkdir_p(d, dir_len(d), failed) < 0) {
+		if (mkdir_p(d, dir_len(d), mode, failed) < 0) {
 			free(d);
 			return -1;
 		}
-		rc = mkdir(d, 0755);
+		rc = mkdir(d, mode);
 	}
 	if (rc < 0 && errno == EEXIST)
 		rc = 1;
@@ -188,7 +212,7 @@ static int ensure_dir(struct local *l, const char *key, const char *path)
 	if (dir_cached(l, path, n))
 		return 0;
 	char *failed = NULL;
-	if (mkdir_p(path, n, &failed) < 0) {
+	if (mkdir_p(path, n, l->dir_mode, &failed) < 0) {
 		int rc = failed ? err_sys("cannot write object %s (%s): cannot create or sync directory %s", key, path,
 					  *failed ? failed : "/")
 				: err_sys("cannot write object %s (%s)", key, path);
@@ -215,21 +239,26 @@ static void tmp_suffix(char hex[17])
 	snprintf(hex, 17, "%016llx", (unsigned long long)r);
 }
 
-/* Creates "<dir of path>/.tmp.<pid>.<hex>" exclusively; *tmp gets its malloc'd name. */
-static int tmp_create(const char *path, char **tmp)
+/* Creates "<dir of path>/.tmp.<pid>.<hex>.<base>" exclusively with mode (less umask), base being path's last
+ * part (left out, with its ".", when the name would be too long); *tmp gets its malloc'd name. */
+static int tmp_create(const char *path, mode_t mode, char **tmp)
 {
 	size_t n = dir_len(path);
-	char *t = malloc(n + 64);
+	const char *base = path + n + (path[n] == '/');
+	if (strlen(base) + 64 > TMP_NAME_MAX)
+		base = "";
+	size_t cap = 64 + strlen(base);
+	char *t = malloc(n + cap);
 	if (t == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
 	for (int tries = 0;; tries++) {
-		char hex[17];
+		char hex[TMP_HEX + 1];
 		tmp_suffix(hex);
 		memcpy(t, path, n);
-		snprintf(t + n, 64, "/.tmp.%ld.%s", (long)getpid(), hex);
-		int fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		snprintf(t + n, cap, "/" TMP_PREFIX "%ld.%s%s%s", (long)getpid(), hex, *base ? "." : "", base);
+		int fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 		if (fd >= 0) {
 			*tmp = t;
 			return fd;
@@ -246,7 +275,13 @@ static int tmp_create(const char *path, char **tmp)
 static int write_all_at(int fd, const uint8_t *p, size_t len, off_t off)
 {
 	while (len > 0) {
-		ssize_t w = pwrite(fd, p, len < IO_CHUNK ? len : IO_CHUNK, off);
+		size_t n = len < IO_CHUNK ? len : IO_CHUNK;
+		int fault = store_fault_hit(STORE_FAULT_WRITE);
+		if (fault > 0) {
+			errno = fault;
+			return -1;
+		}
+		ssize_t w = pwrite(fd, p, fault == STORE_FAULT_SHORT ? store_fault_short(n) : n, off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -300,6 +335,7 @@ static int place_once(const char *tmp, const char *path)
 		return 0;
 	}
 	int saved = errno;
+	/* NOLINTNEXTLINE(misc-redundant-expression): one value on Linux, two on other systems */
 	if (saved == EPERM || saved == ENOTSUP || saved == EOPNOTSUPP || saved == EMLINK) {
 		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
 			return 0;
@@ -320,14 +356,14 @@ static int local_put(store *st, const char *key, const void *buf, size_t len, un
 	rc = ensure_dir(l, key, path);
 	if (rc < 0)
 		goto out;
-	fd = tmp_create(path, &tmp);
+	fd = fault_fails(STORE_FAULT_CREATE) ? -1 : tmp_create(path, l->file_mode, &tmp);
 	if (fd < 0 && errno == ENOENT) {
 		/* a directory in the cache was removed behind our back: forget it and try once more */
 		dir_cache_set(l, path, dir_len(path), false);
 		rc = ensure_dir(l, key, path);
 		if (rc < 0)
 			goto out;
-		fd = tmp_create(path, &tmp);
+		fd = tmp_create(path, l->file_mode, &tmp);
 	}
 	if (fd < 0) {
 		rc = err_sys("cannot write object %s (%s): cannot create a temporary file", key, path);
@@ -337,10 +373,12 @@ static int local_put(store *st, const char *key, const void *buf, size_t len, un
 		rc = err_sys("cannot write object %s (%s)", key, path);
 		goto out;
 	}
-	if (fsync(fd) < 0) {
+	if (fault_fails(STORE_FAULT_SYNC) || fsync(fd) < 0) {
 		rc = err_sys("cannot write object %s (%s): fsync", key, path);
 		goto out;
 	}
+	if (store_test_point != NULL)
+		store_test_point("store-put-synced"); /* a kill here leaves the temporary behind, as a crash would */
 	int crc = close(fd);
 	fd = -1;
 	if (crc < 0) {
@@ -401,7 +439,7 @@ static int local_get(store *st, const char *key, uint64_t off, size_t len, void 
 	int rc = 0;
 
 	TRY(path_for(l, key, &path));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = fault_fails(STORE_FAULT_OPEN) ? -1 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = errno_missing() ? not_found(l, key) : err_sys("cannot read object %s (%s)", key, path);
 		free(path);
@@ -413,7 +451,12 @@ static int local_get(store *st, const char *key, uint64_t off, size_t len, void 
 	size_t done = 0;
 	while (!short_read && done < len) {
 		size_t want = len - done < IO_CHUNK ? len - done : IO_CHUNK;
-		ssize_t r = pread(fd, p + done, want, (off_t)(off + done));
+		int fault = store_fault_hit(STORE_FAULT_READ);
+		if (fault == STORE_FAULT_SHORT)
+			want = store_fault_short(want);
+		else if (fault > 0)
+			errno = fault;
+		ssize_t r = fault > 0 ? -1 : pread(fd, p + done, want, (off_t)(off + done));
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -450,7 +493,7 @@ static int local_stat(store *st, const char *key, uint64_t *size)
 	int rc = 0;
 
 	TRY(path_for(l, key, &path));
-	if (stat(path, &sb) < 0)
+	if (fault_fails(STORE_FAULT_STAT) || stat(path, &sb) < 0)
 		rc = errno_missing() ? not_found(l, key) : err_sys("cannot stat object %s (%s)", key, path);
 	else if (S_ISDIR(sb.st_mode))
 		rc = not_found(l, key);
@@ -467,6 +510,7 @@ struct walk {
 	const char *prefix;
 	size_t plen;
 	store_list_fn fn;
+	store_upload_fn upload_fn; /* set instead of fn to visit temporaries (uploads) rather than objects */
 	void *arg;
 	char *key; /* the current key, grown as needed */
 	size_t cap;
@@ -486,6 +530,70 @@ static int walk_key_set(struct walk *w, size_t at, const char *name, size_t *kle
 	memcpy(w->key + at, name, nl + 1);
 	*klen = at + nl;
 	return 0;
+}
+
+/* ---- temporaries left by killed puts (uploads, abort_upload) ---- */
+
+/* Whether name is a temporary as tmp_create makes them; *base gets the last part of its key ("" when the name
+ * does not carry it: a long one, or a temporary of a dre before the key was in the name). */
+static bool tmp_name_parse(const char *name, const char **base)
+{
+	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+		return false;
+	const char *p = name + strlen(TMP_PREFIX);
+	const char *digits = p;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == digits || *p++ != '.')
+		return false;
+	for (int i = 0; i < TMP_HEX; i++, p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	if (*p == '\0') {
+		*base = p;
+		return true;
+	}
+	if (*p++ != '.' || *p == '.' || *p == '\0')
+		return false;
+	*base = p;
+	for (; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || *p == '.' || *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* Reports temporary name (found in directory d, whose key prefix is w->key[0..klen)) to w->upload_fn: the key it
+ * was for (its directory's prefix when the name does not say), its path as the ID, its mtime as initiated. */
+static int walk_tmp(struct walk *w, DIR *d, const char *name, size_t klen)
+{
+	const char *base;
+	struct stat sb;
+	if (!tmp_name_parse(name, &base))
+		return 0; /* some other hidden file: not ours to remove */
+	if (fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno_missing())
+			return 0; /* its put finished or gave up meanwhile */
+		w->key[klen] = '\0';
+		return err_sys("cannot list temporary files: cannot stat %s/%s%s", w->l->root, w->key, name);
+	}
+	if (!S_ISREG(sb.st_mode))
+		return 0;
+	char initiated[32];
+	struct tm tm;
+	time_t mtime = sb.st_mtime;
+	if (gmtime_r(&mtime, &tm) == NULL || strftime(initiated, sizeof initiated, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		return 0; /* a time prune could not read anyway */
+	size_t klen_id = 0;
+	TRY(walk_key_set(w, klen, name, &klen_id));
+	char *id = strdup(w->key);
+	if (id == NULL)
+		return err_set(DRE_ENOMEM, "listing temporary files: out of memory");
+	size_t klen_key = klen;
+	int rc = walk_key_set(w, klen, base, &klen_key);
+	if (rc == 0)
+		rc = w->upload_fn(w->arg, w->key, id, initiated);
+	free(id);
+	return rc < 0 ? rc : 0;
 }
 
 /* Lists directory fd (consumed), whose key prefix is w->key[0..klen) ("" or ending with "/"). */
@@ -510,8 +618,11 @@ static int walk_dir(struct walk *w, int fd, size_t klen, int depth)
 			}
 			break;
 		}
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.') {
+			if (w->upload_fn != NULL && (rc = walk_tmp(w, d, e->d_name, klen)) < 0)
+				break;
 			continue; /* ".", ".." and temporaries */
+		}
 		size_t nlen = 0;
 		rc = walk_key_set(w, klen, e->d_name, &nlen);
 		if (rc < 0)
@@ -533,8 +644,8 @@ static int walk_dir(struct walk *w, int fd, size_t klen, int depth)
 			is_reg = S_ISREG(sb.st_mode);
 		}
 		if (is_reg) {
-			if (nlen < w->plen)
-				continue; /* shorter than the prefix */
+			if (nlen < w->plen || w->fn == NULL)
+				continue; /* shorter than the prefix, or looking for temporaries only */
 			rc = w->fn(w->arg, w->key, (uint64_t)sb.st_size);
 			if (rc < 0)
 				break;
@@ -579,7 +690,7 @@ static int local_list(store *st, const char *prefix, store_list_fn fn, void *arg
 		return err_set(DRE_ENOMEM, "listing %s: out of memory", prefix);
 	}
 	int rc = 0;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = fault_fails(STORE_FAULT_LIST) ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		if (!errno_missing())
 			rc = err_sys("cannot list %s (%s)", prefix, dir);
@@ -595,6 +706,67 @@ static int local_list(store *st, const char *prefix, store_list_fn fn, void *arg
 	return rc;
 }
 
+/* Every temporary under the root, as unfinished uploads (store.h). */
+static int local_uploads(store *st, store_upload_fn fn, void *arg)
+{
+	struct local *l = local_of(st);
+	const char *root = *l->root ? l->root : "/";
+	struct walk w = {.l = l, .prefix = "", .upload_fn = fn, .arg = arg, .cap = 256};
+	w.key = malloc(w.cap);
+	if (w.key == NULL)
+		return err_set(DRE_ENOMEM, "listing temporary files in %s: out of memory", root);
+	w.key[0] = '\0';
+	int rc = 0;
+	int fd = fault_fails(STORE_FAULT_LIST) ? -1 : open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (!errno_missing())
+			rc = err_sys("cannot list temporary files in %s", root);
+	} else {
+		rc = walk_dir(&w, fd, 0, 0);
+	}
+	free(w.key);
+	return rc;
+}
+
+/* Removes the temporary upload_id ("packs/3f/.tmp.…", as uploads gave it) of key; one already gone is not an
+ * error. Anything but a temporary's name under the root is refused, so this never removes an object. */
+static int local_abort_upload(store *st, const char *key, const char *upload_id)
+{
+	struct local *l = local_of(st);
+	const char *slash = upload_id ? strrchr(upload_id, '/') : NULL;
+	const char *name = slash ? slash + 1 : upload_id, *base;
+	size_t dlen = slash ? (size_t)(slash - upload_id) : 0;
+	bool ok = upload_id != NULL && tmp_name_parse(name, &base);
+	if (ok && slash != NULL) {
+		char *dir = strndup(upload_id, dlen);
+		if (dir == NULL)
+			return err_set(DRE_ENOMEM, "removing %s: out of memory", upload_id);
+		ok = store_key_check(dir, false) == 0; /* no "..", no leading "/": under the root */
+		free(dir);
+	}
+	/* the key uploads reported with it: the directory's prefix, then the last part the name carries */
+	size_t klen = slash ? dlen + 1 : 0;
+	if (ok && key != NULL)
+		ok = strncmp(key, upload_id, klen) == 0 && strcmp(key + klen, base) == 0;
+	if (!ok)
+		return err_set(DRE_EINVAL, "cannot remove %s%s%s: not a temporary file of a put in %s",
+			       upload_id ? upload_id : "(none)", key ? " for object " : "", key ? key : "",
+			       *l->root ? l->root : "/");
+	char *path = path_join(l, upload_id, strlen(upload_id));
+	if (path == NULL)
+		return err_set(DRE_ENOMEM, "removing %s: out of memory", upload_id);
+	int rc = 0;
+	if ((fault_fails(STORE_FAULT_DELETE) || unlink(path) < 0) && !errno_missing()) {
+		rc = err_sys("cannot remove temporary file %s", path);
+	} else {
+		path[dir_len(path)] = '\0';
+		if (fsync_dir(path) < 0 && !errno_missing())
+			rc = err_sys("cannot remove temporary file %s: cannot sync directory %s", upload_id, path);
+	}
+	free(path);
+	return rc;
+}
+
 /* ---- del, close, open ---- */
 
 static int local_del(store *st, const char *key)
@@ -604,7 +776,7 @@ static int local_del(store *st, const char *key)
 	int rc = 0;
 
 	TRY(path_for(l, key, &path));
-	if (unlink(path) < 0 && !errno_missing()) {
+	if ((fault_fails(STORE_FAULT_DELETE) || unlink(path) < 0) && !errno_missing()) {
 		rc = err_sys("cannot delete object %s (%s)", key, path);
 	} else {
 		/* sync even when it was already gone: an earlier delete may have stopped before its sync */
@@ -634,8 +806,26 @@ static const struct store_driver local_driver = {
 	.stat = local_stat,
 	.list = local_list,
 	.del = local_del,
+	.uploads = local_uploads,
+	.abort_upload = local_abort_upload,
 	.close = local_close,
 };
+
+/* The modes of new files and directories: private, or the config object's when there is one (top of this
+ * file). A config that cannot be stat'ed leaves them private; reading it will report the problem. */
+static void modes_from_config(struct local *l)
+{
+	l->file_mode = 0600;
+	l->dir_mode = 0700;
+	char *cfg = path_join(l, "config", strlen("config"));
+	struct stat sb;
+	if (cfg != NULL && stat(cfg, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		mode_t shared = sb.st_mode & 0066; /* group and others: read and write */
+		l->file_mode |= shared;
+		l->dir_mode |= shared | (shared & 0044) >> 2; /* x wherever r */
+	}
+	free(cfg);
+}
 
 int store_local_open(const char *path, store **out)
 {
@@ -661,6 +851,7 @@ int store_local_open(const char *path, store **out)
 		free(l);
 		return err_set(DRE_ENOMEM, "repository %s: cannot create a mutex", path);
 	}
+	modes_from_config(l);
 	l->base.drv = &local_driver;
 	*out = &l->base;
 	return 0;

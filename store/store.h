@@ -16,6 +16,19 @@
  * The driver table is pgBackRest's StorageInterface shape: store_open() picks a driver from the URL and the
  * commands never know which one they talk to. A driver sets err.h messages that name the key and the cause.
  * Every operation may be called from several threads at once.
+ *
+ * Faults, for tests: with DRE_TEST_STORE_FAULTS set, e.g. "seed=7,rate=0.05,kinds=eio,enospc,short-write,
+ * short-read,fsync,latency-ms=20,stats=FILE", store_open wraps the driver in one (store/fault.c) that gives
+ * that share of store operations a fault of one of the kinds (default all; rate is required, seed defaults to
+ * random; ops=put,get,stat,list,del and match=PREFIX narrow it to those operations and to keys, or list
+ * prefixes, starting with PREFIX). The local driver then fails the system call where that fault happens on a
+ * real disk (creating the temporary file, a pwrite, the fsync of the file or of its directory, open, pread,
+ * stat, opening a directory to list it, unlink) with EIO or ENOSPC, so the error is the one a real failure
+ * gives, message included; short-write and short-read make a pwrite or pread move fewer bytes, which the
+ * driver must finish. latency-ms delays that share of operations on any driver; S3's faults come from
+ * tests/s3/faultproxy.py instead. stats appends a JSON line of operations and faults to FILE as each store
+ * closes. A bad spec fails store_open (DRE_EINVAL); unset, nothing is wrapped and the local driver's check is
+ * one load and a branch.
  */
 #ifndef DRE_STORE_H
 #define DRE_STORE_H
@@ -41,7 +54,10 @@ typedef int (*store_list_fn)(void *arg, const char *key, uint64_t size);
 
 /* Called once per multipart upload that was begun and never completed or aborted (a process killed in the
  * middle of a large put): the key it was for, the server's ID of the upload, and when it began, as the server
- * says ("2026-12-02T03:15:00Z"). */
+ * says ("2026-12-02T03:15:00Z"). The local driver reports the temporary files of puts in the same way: the key
+ * its name carries (when it carries none, the prefix of its directory, "" at the top), its path under the root
+ * as the ID ("packs/3f/.tmp.<pid>.<random>.3f9a…") and its modification time (UTC) as when it began. Either may
+ * still belong to a running put: remove only ones older than any put can last (prune: the lock stale age). */
 typedef int (*store_upload_fn)(void *arg, const char *key, const char *upload_id, const char *initiated);
 
 struct store_driver {
@@ -99,9 +115,10 @@ int store_in_flight(const store *st);
 /* Makes the location ready for a new repository (a no-op for drivers without prepare). */
 int store_prepare(store *st);
 
-/* Lists unfinished multipart uploads (none for drivers whose puts are never in parts). */
+/* Lists unfinished multipart uploads, or a local store's temporary files (none for drivers with neither). */
 int store_uploads(store *st, store_upload_fn fn, void *arg);
-/* Aborts one of them (prune: the parts take space until then). */
+/* Aborts one of them (prune: the parts take space until then); one already gone is not an error. An ID that
+ * is not one of this store's (a local one outside a temporary's name, "..") is refused with DRE_EINVAL. */
 int store_abort_upload(store *st, const char *key, const char *upload_id);
 
 /* Checks a key (or with allow_prefix, a list prefix) against the rules above; DRE_EINVAL names the problem. */
@@ -118,6 +135,10 @@ int store_del(store *st, const char *key);
 int store_load(store *st, const char *key, size_t max, uint8_t **buf, size_t *len);
 /* The same for an object whose size a listing gave: one request (a GET) instead of two. */
 int store_load_sized(store *st, const char *key, uint64_t size, size_t max, uint8_t **buf, size_t *len);
+
+/* For tests (engine/testhook.h): when set, the local driver calls it with "store-put-synced" once an object's
+ * temporary file is written and synced, before it is moved into place, so a test can kill a put there. */
+extern void (*store_test_point)(const char *name);
 
 /* Local directory driver (store/local.c). */
 int store_local_open(const char *path, store **out);

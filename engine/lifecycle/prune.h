@@ -36,7 +36,7 @@ typedef struct prune_result {
 	/* the sweep */
 	size_t packs_kept;  /* planned, then kept in R4: a snapshot committed meanwhile needs them */
 	size_t packs_deleted, packs_written, index_rewritten, index_deleted;
-	size_t uploads_aborted; /* multipart uploads of killed pushes (S3) */
+	size_t uploads_aborted; /* S3 multipart uploads, local temporary files, of killed commands */
 	uint64_t bytes_deleted, bytes_written;
 	size_t index_memory; /* bytes the chunk index took */
 	double seconds;

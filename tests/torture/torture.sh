@@ -174,8 +174,8 @@ EOF
 }
 
 # ---- the points each command can reach (engine/testhook.h) ----
-PUSH_POINTS="push-loaded push-reading pack-sealed pack-before-put pack-after-put push-before-index index-before-put \
-index-after-put push-before-snapshot push-after-snapshot"
+PUSH_POINTS="push-loaded push-reading pack-sealed pack-before-put store-put-synced pack-after-put push-before-index \
+index-before-put index-after-put push-before-snapshot push-after-snapshot"
 [ "$use_s3" = 1 ] && PUSH_POINTS="$PUSH_POINTS upload-before-put upload-after-put"
 declare -A POINTS=(
 	[push-stream]=$PUSH_POINTS
@@ -185,11 +185,11 @@ declare -A POINTS=(
 prune-reindexed pack-sealed pack-before-put pack-after-put index-before-put index-after-put"
 	[copy]="copy-wal-copied copy-snapshot-copied push-loaded pack-sealed pack-before-put pack-after-put \
 push-before-index index-before-put index-after-put push-before-snapshot push-after-snapshot"
-	[wal-push]="wal-push-before-put wal-push-after-put"
+	[wal-push]="wal-push-before-put store-put-synced wal-push-after-put"
 	[wal-fetch]="wal-fetch-before-write wal-fetch-after-write"
 )
 # points reached many times in one command: a kill at a later arrival than the first
-MANY=" push-reading pack-sealed pack-before-put pack-after-put index-before-put index-after-put upload-before-put \
+MANY=" push-reading pack-sealed pack-before-put store-put-synced pack-after-put index-before-put index-after-put upload-before-put \
 upload-after-put prune-deleting forget-removing copy-wal-copied copy-snapshot-copied "
 
 # ---- running one command ----
@@ -305,7 +305,8 @@ op_prune() {
 		[ "$rc" = 0 ] || fail "forget before a prune exited $rc: $(head -n 3 "$T/cmd.err" | tr '\n' ' ')"
 		[ "$rc" = 0 ] || n_next_failed=$((n_next_failed + 1))
 	fi
-	run_cmd prune "$1" "$2" -r "$R1" prune --grace 0 --max-unused 20%
+	# no command runs beside this one, so the temporary files of killed puts may go at once (not after 30 min)
+	DRE_TEST_UPLOAD_AGE_S=0 run_cmd prune "$1" "$2" -r "$R1" prune --grace 0 --max-unused 20%
 	[ "$rc" != 0 ] || freed=0
 }
 op_copy() {
