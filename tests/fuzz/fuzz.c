@@ -91,28 +91,6 @@ void fuzz_write_file(const char *path, const uint8_t *data, size_t len)
 	fuzz_check(localfile_write(path, &v, 1, 0600, false), "writing a scratch file");
 }
 
-const uint8_t *fuzz_take(fuzz_in *in, size_t n)
-{
-	if (in->len < n)
-		return NULL;
-	const uint8_t *p = in->p;
-	in->p += n;
-	in->len -= n;
-	return p;
-}
-
-uint8_t fuzz_u8(fuzz_in *in)
-{
-	const uint8_t *p = fuzz_take(in, 1);
-	return p ? p[0] : 0;
-}
-
-uint32_t fuzz_u32(fuzz_in *in)
-{
-	const uint8_t *p = fuzz_take(in, 4);
-	return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24 : 0;
-}
-
 char *fuzz_strndup(const uint8_t *data, size_t len)
 {
 	char *s = malloc(len + 1);

@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/repo/bytes.h"
 #include "engine/repo/repo.h"
 
 /* What every target defines (libFuzzer's entry point). */
@@ -61,14 +62,13 @@ void fuzz_write_file(const char *path, const uint8_t *data, size_t len);
 /* Stops with a message when a fixture step fails: a broken fixture must not pass for a fuzzing result. */
 void fuzz_check(int rc, const char *what);
 
-/* Splits the input: the next n bytes (NULL when fewer remain). */
-typedef struct fuzz_in {
-	const uint8_t *p;
-	size_t len;
-} fuzz_in;
-const uint8_t *fuzz_take(fuzz_in *in, size_t n);
-uint8_t fuzz_u8(fuzz_in *in);
-uint32_t fuzz_u32(fuzz_in *in);
+/* Targets split their input with engine/repo/bytes.h's reader (rd_make, rd_u8, rd_u32, rd_take); this is what
+ * is left of it, the part a parser then reads. */
+static inline const uint8_t *fuzz_rest(const rd *in, size_t *len)
+{
+	*len = in->len - in->off;
+	return in->p + in->off;
+}
 
 /* A NUL-terminated copy of data (malloc'd). */
 char *fuzz_strndup(const uint8_t *data, size_t len);

@@ -34,19 +34,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check(pack_writer_init_sized(&pw, r, 4u << 20), "a list pack writer");
 		pw_ready = true;
 	}
-	fuzz_in in = {data, size};
-	unsigned k = fuzz_u8(&in) % 17;
+	rd in = rd_make(data, size);
+	unsigned k = rd_u8(&in) % 17;
 	for (unsigned i = 0; i < k; i++) {
-		const uint8_t *id = fuzz_take(&in, CRYPTO_ID_LEN), *lp = fuzz_take(&in, 2), *blob;
+		const uint8_t *id = rd_take(&in, CRYPTO_ID_LEN), *lp = rd_take(&in, 2), *blob;
 		if (id == NULL || lp == NULL)
 			break;
 		size_t len = (size_t)lp[0] | (size_t)lp[1] << 8;
-		if ((blob = fuzz_take(&in, len)) == NULL || pack_writer_full(&pw))
+		if ((blob = rd_take(&in, len)) == NULL || pack_writer_full(&pw))
 			break;
 		fuzz_check(pack_writer_add_list(&pw, id, blob, len), "adding a list blob");
 	}
 	snapshot s;
-	int rc = snap_decode("snapshots/fuzz", in.p, in.len, &s);
+	size_t rest_len;
+	const uint8_t *rest = fuzz_rest(&in, &rest_len);
+	int rc = snap_decode("snapshots/fuzz", rest, rest_len, &s);
 	if (rc == 0 && s.format != SNAP_FORMAT_LISTS)
 		snap_free(&s); /* format 1 has no lists: fuzz_snapshot walks its table */
 	if (rc < 0 || s.format != SNAP_FORMAT_LISTS) {

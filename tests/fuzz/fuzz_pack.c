@@ -35,14 +35,15 @@ static void read_header(const uint8_t *obj, size_t len)
 		free(es);
 }
 
-static void sealed_header(fuzz_in *in)
+static void sealed_header(rd *in)
 {
-	size_t area = fuzz_u32(in) % ((1u << 20) + 1);
-	size_t hlen = in->len, total = area + hlen + CRYPTO_TAG_LEN + PACK_TRAILER_LEN;
+	size_t area = rd_u32(in) % ((1u << 20) + 1), hlen;
+	const uint8_t *header = fuzz_rest(in, &hlen);
+	size_t total = area + hlen + CRYPTO_TAG_LEN + PACK_TRAILER_LEN;
 	uint8_t *obj = calloc(1, total), nonce[CRYPTO_NONCE_LEN], *trailer = obj + total - PACK_TRAILER_LEN;
 	if (obj == NULL)
 		abort();
-	memcpy(obj + area, in->p, hlen);
+	memcpy(obj + area, header, hlen);
 	put_le32(trailer, (uint32_t)(hlen + CRYPTO_TAG_LEN));
 	memcpy(trailer + 4, PACK_MAGIC, 4);
 	memset(nonce, 0xff, sizeof nonce);
@@ -52,24 +53,26 @@ static void sealed_header(fuzz_in *in)
 	free(obj);
 }
 
-static void sealed_blob(fuzz_in *in)
+static void sealed_blob(rd *in)
 {
 	pack_entry e = {.id = {0xb1, 0x0b}, .offset = 0};
-	e.flags = fuzz_u8(in);
-	e.raw_len = fuzz_u32(in);
+	e.flags = rd_u8(in);
+	e.raw_len = rd_u32(in);
+	size_t len;
+	const uint8_t *stored = fuzz_rest(in, &len);
 	if (e.raw_len > pack_blob_max(fuzz_repo(), e.flags) || (e.flags & ~BLOB_FLAGS))
 		return; /* every reader refuses these before it opens a blob (index, list and restore checks) */
-	e.stored_len = (uint32_t)in->len;
+	e.stored_len = (uint32_t)len;
 	uint8_t aad[37], nonce[CRYPTO_NONCE_LEN];
 	memcpy(aad, e.id, CRYPTO_ID_LEN);
 	aad[32] = e.flags;
 	put_le32(aad + 33, e.raw_len);
 	pack_blob_nonce(e.offset, nonce);
-	uint8_t *blob = malloc(in->len + CRYPTO_TAG_LEN), *out = malloc(e.raw_len ? e.raw_len : 1);
+	uint8_t *blob = malloc(len + CRYPTO_TAG_LEN), *out = malloc(e.raw_len ? e.raw_len : 1);
 	if (blob == NULL || out == NULL)
 		abort();
-	memcpy(blob, in->p, in->len);
-	fuzz_check(crypto_seal(cc, subkey, nonce, aad, sizeof aad, blob, in->len, blob + in->len), "sealing a blob");
+	memcpy(blob, stored, len);
+	fuzz_check(crypto_seal(cc, subkey, nonce, aad, sizeof aad, blob, len, blob + len), "sealing a blob");
 	(void)pack_blob_open(cc, zd, subkey, &e, blob, out);
 	free(blob);
 	free(out);
@@ -80,9 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	setup();
-	fuzz_in in = {data + 1, size - 1};
+	rd in = rd_make(data + 1, size - 1);
 	switch (data[0] % 3) {
-	case 0: read_header(in.p, in.len); break;
+	case 0: read_header(data + 1, size - 1); break;
 	case 1: sealed_header(&in); break;
 	default: sealed_blob(&in); break;
 	}
