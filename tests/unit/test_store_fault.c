@@ -24,15 +24,6 @@
 
 static char base_dir[4096];
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 /* Runs fn in a child with DRE_TEST_STORE_FAULTS=spec (unset when NULL) and a fresh base_dir; its failed checks
  * count in the parent. */
 static void in_child(const char *spec, void (*fn)(void))
@@ -57,7 +48,7 @@ static void in_child(const char *spec, void (*fn)(void))
 	int status = 0;
 	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	nftw(base_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(base_dir);
 }
 
 static store *open_store(void)

@@ -34,18 +34,9 @@ static void make_base(void)
 	}
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 static void rm_base(void)
 {
-	nftw(base_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	unit_rm_tree(base_dir);
 }
 
 static void path_in_base(char *out, size_t cap, const char *rel)

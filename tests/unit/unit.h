@@ -6,6 +6,7 @@
 #ifndef DRE_UNIT_H
 #define DRE_UNIT_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +54,21 @@ static inline void unit_fill(unsigned char *p, size_t n, unsigned seed)
 		x ^= x << 5;
 		p[i] = (unsigned char)x;
 	}
+}
+
+static inline int unit_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* Removes a test's scratch directory and everything in it, whatever the modes inside. */
+static inline void unit_rm_tree(const char *dir)
+{
+	nftw(dir, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #ifdef DRE_ENGINE_H /* for the tests of the engine, which include engine/engine.h first */
