@@ -64,14 +64,6 @@ expect_rc 2 "--read-data-subset without a value is a usage error" "$DRE" check -
 if on_s3; then
 	finish
 fi
-flip() { # flip one bit at byte offset $2 of file $1 (keeps its size)
-	"$PY" - "$1" "$2" <<'PYEOF'
-import sys
-p, off = sys.argv[1], int(sys.argv[2])
-b = bytearray(open(p, 'rb').read()); b[off] ^= 0x04
-open(p, 'wb').write(b)
-PYEOF
-}
 # slice_of PACKFILE: which of the $n slices reads it (the rule `dre help check` gives: the first 4 bytes of the
 # pack ID as a big-endian number, in n equal ranges)
 slice_of() { local id; id=$(basename "$1"); echo $(((0x${id:0:8} * n >> 32) + 1)); }

@@ -17,14 +17,6 @@ pack_b=$(ls -t "$R"/packs/*/* | head -1)
 data_b=$(ls -t "$R"/packs/*/* | sed -n 2p)
 index_b=$R/index/$(newest index)
 
-flip() { # flip one bit at byte offset $2 of file $1 (keeps its size)
-	"$PY" - "$1" "$2" <<'PYEOF'
-import sys
-p, off = sys.argv[1], int(sys.argv[2])
-b = bytearray(open(p, 'rb').read()); b[off if off >= 0 else len(b) + off] ^= 0x04
-open(p, 'wb').write(b)
-PYEOF
-}
 truncate_by() { truncate -s $(($(stat -c %s "$1") - $2)) "$1"; }
 save() { cp -a "$1" "$T/saved"; }
 put_back() { chmod u+w "$1" 2>/dev/null; cp -a "$T/saved" "$1"; }

@@ -64,4 +64,15 @@ json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 # stored_new NAME: bytes the newest snapshot NAME added to the store.
 stored_new() { "$DRE" snapshots --json | json "[s for s in d if s['name']=='$1'][-1]['stored_new']"; }
 
+# flip FILE OFFSET: flips one bit of the byte at OFFSET (from the end when negative), keeping the file's size.
+# Damage must change the byte: writing a fixed value leaves 1 object in 256 as it was.
+flip() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import sys
+p, off = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, 'rb').read()); b[off if off >= 0 else len(b) + off] ^= 0x04
+open(p, 'wb').write(b)
+PYEOF
+}
+
 finish() { exit "$failed"; }

@@ -94,7 +94,7 @@ printf 'not the password\n' >"$T/wrong"
 check "decoder refuses a wrong password" decode_fails "$R" "$T/wrong" list
 cp -a "$R" "$T/damaged"
 pack=$(find "$T/damaged/packs" -type f | head -1)
-printf '\x5a' | dd of="$pack" bs=1 seek=20 conv=notrunc status=none
+flip "$pack" 20
 check "decoder verify notices a damaged pack" decode_fails "$T/damaged" "$DRE_PASSWORD_FILE" verify
 cp -a "$R" "$T/swapped"
 (cd "$T/swapped/snapshots" && mv "$stream_id" x && mv "$tree_id" "$stream_id" && mv x "$tree_id")
@@ -106,7 +106,7 @@ awk '$1 == "list"' "$T/cmd.out" >"$T/lists"
 check "some of them are list blobs" test -s "$T/lists"
 cp -a "$R" "$T/listdamaged"
 while read -r _ key off len _; do
-	printf '\x5a' | dd of="$T/listdamaged/$key" bs=1 seek=$((off + len / 2)) conv=notrunc status=none
+	flip "$T/listdamaged/$key" $((off + len / 2))
 done <"$T/lists"
 check "decoder verify notices damaged list blobs" decode_fails "$T/listdamaged" "$DRE_PASSWORD_FILE" verify
 check "... naming a list blob" grep -q "list blob .*authentication failed" "$T/cmd.err"
