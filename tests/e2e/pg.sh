@@ -467,7 +467,7 @@ if ! on_s3; then
 		fetch_gone --pgdata "$C1/data" "$seg_b" "$W/x"
 	sys=$(ls "$DRE_REPOSITORY/wal")
 	obj=$DRE_REPOSITORY/wal/$sys/$(echo "${seg_b:0:8}" | tr A-F a-f)/$(echo "$seg_b" | tr A-F a-f)
-	flip "$obj" 5000
+	flip "$obj" $(($(stat -c %s "$obj") / 2))
 	expect_rc 133 "f: wal-fetch of a damaged object exits 133 (128 + 5)" dre1 wal-fetch --pgdata "$C1/data" "$seg_b" "$W/x"
 	check "f: ... naming the object" err_has "$(basename "$obj")"
 	check "f: ... and writes nothing" test ! -e "$W/x"
