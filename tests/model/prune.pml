@@ -28,7 +28,9 @@
  *            R1  LIST prune/ and read every plan (adopted: their packs are avoided as locations, the plans are
  *                deleted in R5); load the index; LIST packs/; walk the snapshots; LIST locks/ (packs before
  *                locks). C's location is a pack holding it that R1's index names, one outside the adopted plans
- *                when there is one (chosen nondeterministically: the engine takes one). Doomed: dead = listed,
+ *                when there is one (chosen nondeterministically: the engine takes one, and since issue 15 one in a
+ *                listed pack when there is one, by reading the index again: a choice among these, so its
+ *                behaviours are a subset of the model's, which also tries the unlisted ones). Doomed: dead = listed,
  *                indexed, not the location of a referenced chunk; orphan = listed, in no index object, doomed
  *                only when the locks/ listing showed no live write lock. Missing = indexed, not listed. §16.3 is
  *                silent on a referenced chunk located only in a pack the listing lacks (or in none): the prune
