@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""An independent reader of the dre repository format (versions 1 to 4).
+"""An independent reader of the dre repository format (versions 1 to 5).
 
 Written from format-spec.md alone, without looking at dre's C sources: if it reads what dre writes, the spec is
 enough to write a compatible reader. Section numbers (§n) below refer to format-spec.md. It reads format 1
@@ -54,7 +54,7 @@ ZERO_NONCE = bytes(12)
 ENTRY = struct.Struct("<32sIIIB")  # blob ID, offset, stored length, raw length, flags (§8)
 KINDS = {1: "stream", 2: "files", 3: "wal", 4: "pgbase", 5: "pgdump"}
 PGDUMP_COUNTS = ("exact", "estimate", "none")  # pg-dump.count (§10.5)
-STREAM, FILE, DIR, SYMLINK = 1, 2, 3, 4
+STREAM, FILE, DIR, SYMLINK, CHARDEV, BLOCKDEV = 1, 2, 3, 4, 5, 6
 ZSTD, LIST = 1, 2  # blob flag bits (§8)
 CHUNK_LIST, NODE_LIST = 1, 2  # list blob kinds (§10.2)
 LIST_BLOB_MAX = 81920  # plaintext bytes of a list blob
@@ -163,28 +163,45 @@ def cut_points(data, params, gear):
 # §10.3, §10.4: node records
 
 def read_node(c, fmt):
-    """One node record from cursor c: the §10.3 layout (format 2) or a §10.4 node table entry (format 1, whose
-    chunk IDs follow inline and are read here too)."""
+    """One node record from cursor c: the §10.3 layout (formats 2 and 3) or a §10.4 node table entry (format 1,
+    whose chunk IDs follow inline and are read here too)."""
     node = {"type": c.u("B"), "path": c.str16()}
     node["mode"], node["uid"], node["gid"], node["mtime"], node["size"] = c.unpack("IIIqQ")
     node["xxh3"], node["target"] = c.take(16), c.str16()
     node["nchunks"] = c.u("I" if fmt == 1 else "Q")
     if fmt == 1:
         node["chunks"] = [c.take(32) for _ in range(node["nchunks"])]
+    node["xattrs"] = []
+    if fmt == 3:
+        node["ctime"], node["dev"], node["ino"], node["nlink"], node["rdev"] = c.unpack("qQQIQ")
+        for _ in range(c.u("H")):
+            name = c.take(c.u("H"))
+            node["xattrs"].append((name, c.take(c.u("I"))))
     check_node(node, c.what, fmt)
     return node
 
 
 def check_node(node, where, fmt):
     t, path, target = node["type"], node["path"], node["target"]
-    check(t in (STREAM, FILE, DIR, SYMLINK), f"{where}: unknown node type {t}")
+    check(t in ((STREAM, FILE, DIR, SYMLINK, CHARDEV, BLOCKDEV) if fmt == 3 else (STREAM, FILE, DIR, SYMLINK)),
+          f"{where}: unknown node type {t}")
+    if fmt == 3:
+        names = [n for n, _ in node["xattrs"]]
+        check(all(1 <= len(n) <= 255 and b"\0" not in n for n in names), f"{where}: a bad attribute name")
+        check(names == sorted(set(names)), f"{where}: attribute names not in strictly increasing order")
+        check(all(len(v) <= 65536 for _, v in node["xattrs"]), f"{where}: an attribute value over 64 KiB")
+        check(node["rdev"] == 0 or t in (CHARDEV, BLOCKDEV), f"{where}: a device number on a {t} node")
+        if t not in (STREAM, FILE):
+            check(node["size"] == 0, f"{where}: a node without content has a size")
+        if t == STREAM:
+            check(not node["xattrs"], f"{where}: a stream with attributes")
     check_path(path, where, t)
     where = f"{where}: {path}"
     if fmt >= 2:
         check(len(path.encode()) <= PATH_MAX, f"{where}: path longer than {PATH_MAX} bytes")
         check(len(target.encode()) <= PATH_MAX, f"{where}: symlink target longer than {PATH_MAX} bytes")
-    if t in (DIR, SYMLINK):
-        check(node["nchunks"] == 0, f"{where}: a {'directory' if t == DIR else 'symlink'} with chunks")
+    if t not in (STREAM, FILE):
+        check(node["nchunks"] == 0, f"{where}: a node of type {t} with chunks")
     if t == SYMLINK:
         check(target != "", f"{where}: symlink with an empty target")
     else:
@@ -391,7 +408,7 @@ class Repo:
         pt = self.envelope("config", b"C")
         check(len(pt) == 64, f"config: {len(pt)} bytes, not 64")
         version, repo_id, lo, avg, hi, pack_size, comp, level, zero, ctime = struct.unpack("<I32s4I2BHq", pt)
-        check(version in (1, 2, 3, 4), f"config: unknown repository format version {version}")
+        check(version in (1, 2, 3, 4, 5), f"config: unknown repository format version {version}")
         check(avg & (avg - 1) == 0 and 1024 <= lo < avg < hi <= 64 << 20, f"config: bad chunker sizes {lo}/{avg}/{hi}")
         check(1 << 20 <= pack_size <= 1 << 30 and pack_size >= hi, f"config: bad pack size {pack_size}")
         check(comp == 1 and 1 <= level <= 19 and zero == 0, "config: bad compression fields")
@@ -617,7 +634,9 @@ class Repo:
         """The header of a snapshot; a format 1 snapshot (§10.4) also has its nodes, with their chunk IDs."""
         c = Cursor(self.envelope(key, b"S"), key)
         fmt, kind, zero, start, end = c.unpack("BBHqq")
-        check(fmt in (1, 2), f"{key}: unknown snapshot format {fmt}")
+        check(fmt in (1, 2, 3), f"{key}: unknown snapshot format {fmt}")
+        check(fmt != 3 or self.config["version"] >= 5, f"{key}: snapshot format 3 in a version "
+              f"{self.config['version']} repository")
         check(fmt == 1 or self.config["version"] >= 3,
               f"{key}: snapshot format {fmt} in a version {self.config['version']} repository")
         check(zero == 0, f"{key}: reserved bytes not zero")
@@ -657,7 +676,7 @@ class Repo:
         size = 0
         for i, record in enumerate(self.read_list(snap["node_list"], NODE_LIST, where)):
             c = Cursor(record, f"{where}: node record {i}")
-            node = read_node(c, 2)
+            node = read_node(c, snap["format"])
             c.end()
             node["chunks"] = list(itertools.islice(chunk_ids, node["nchunks"]))
             check(len(node["chunks"]) == node["nchunks"],
@@ -720,6 +739,8 @@ def cmd_restore(repo, snap_id, outdir):
                 os.utime(dest, ns=(node["mtime"], node["mtime"]), follow_symlinks=False)
             except OSError:
                 pass
+        elif node["type"] in (CHARDEV, BLOCKDEV):  # needs root: this reader leaves them out
+            print(f"{path}: a device node, not restored by this reader")
         else:  # a stream or a file (a path pushed twice is written again)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
@@ -820,7 +841,7 @@ def cmd_verify(repo):
         kind, _ = repo.read_wal(key)
         wal_files += kind == "file"
     orphans = len(present - set(repo.pack_entries))
-    formats = ", ".join(f"{sum(s['format'] == f for s in snaps)} of format {f}" for f in (1, 2)
+    formats = ", ".join(f"{sum(s['format'] == f for s in snaps)} of format {f}" for f in (1, 2, 3)
                         if any(s["format"] == f for s in snaps))
     print(f"keys: {len(key_objects)} intact, {opened} opened by this password")
     print(f"config: version {repo.config['version']}, chunker min/avg/max {repo.config['chunker']}, zstd level {repo.config['level']}")

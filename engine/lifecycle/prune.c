@@ -233,7 +233,7 @@ static int walk_snapshot(struct prune *p, const snapshot *s)
 {
 	char idhex[17], what[400];
 	short_hex(s->id, idhex);
-	if (s->format == SNAP_FORMAT_LISTS) {
+	if (s->format != SNAP_FORMAT_TABLE) {
 		snprintf(what, sizeof what, "snapshot %.8s (%s) chunk list", idhex, s->name);
 		TRY(walk_list(p, LIST_CHUNKS, &s->chunks, what));
 		snprintf(what, sizeof what, "snapshot %.8s (%s) node list", idhex, s->name);

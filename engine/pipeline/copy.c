@@ -394,7 +394,7 @@ int engine_copy(repo *src, repo *dst, const copy_opts *o, copy_result *res)
 	meter_start(&clock, NULL);
 	if (memcmp(src->repo_id, dst->repo_id, REPO_ID_LEN) == 0)
 		return err_set(DRE_EINVAL, "the source and the target are the same repository");
-	if (dst->format < REPO_FORMAT_PRUNE)
+	if (dst->format < REPO_FORMAT_NODES)
 		return err_set(DRE_EUNSUPP, "the target repository has format version %u, which this dre reads but does "
 					    "not write. HINT: 'dre migrate' upgrades it to version %d",
 			       dst->format, REPO_FORMAT_VERSION);

@@ -18,7 +18,7 @@
 #include "store/store.h"
 
 /* The version new repositories get; dre reads every version from the minimum on (format-spec.md §13). */
-#define REPO_FORMAT_VERSION 4
+#define REPO_FORMAT_VERSION 5
 #define REPO_FORMAT_MIN_VERSION 1
 /* The first version whose snapshots keep their content in list blobs; an older repository is read as it is,
  * and written to only after `dre migrate` (format-spec.md §13). */
@@ -26,6 +26,10 @@
 /* The first version with locks and prune plans (format-spec.md §16): forget and prune need it, and a push into an
  * older repository is refused, since a dre of that version would not follow the plans of a prune. */
 #define REPO_FORMAT_PRUNE 4
+/* The first version whose snapshots (format 3) keep what a later push compares to skip an unchanged file, hard
+ * links, device nodes and extended attributes: every push writes format 3, so a push into an older repository is
+ * refused until `dre migrate` (a dre of that version could not read the snapshot). */
+#define REPO_FORMAT_NODES 5
 #define REPO_ID_LEN 32
 
 /* Largest sizes dre accepts for whole-object reads: a damaged store cannot make it allocate without bound. */

@@ -36,6 +36,8 @@ const char *snap_node_type_name(uint8_t t)
 	case NODE_FILE: return "file";
 	case NODE_DIR: return "dir";
 	case NODE_SYMLINK: return "symlink";
+	case NODE_CHARDEV: return "chardev";
+	case NODE_BLOCKDEV: return "blockdev";
 	}
 	return "unknown";
 }
@@ -85,9 +87,9 @@ static bool list_ref_empty_ok(const list_ref *l)
 
 int snap_encode(const snapshot *s, buf *out)
 {
-	if (s->table != NULL)
-		return err_set(DRE_EINVAL, "internal: a format 1 snapshot is never written");
-	buf_u8(out, SNAP_FORMAT_LISTS);
+	if (s->table != NULL || (s->format != SNAP_FORMAT_LISTS && s->format != SNAP_FORMAT_NODES))
+		return err_set(DRE_EINVAL, "internal: a format %u snapshot is never written", s->format);
+	buf_u8(out, s->format);
 	buf_u8(out, s->kind);
 	buf_u16(out, 0);
 	buf_u64(out, (uint64_t)s->time_ns);
@@ -200,9 +202,9 @@ int snap_decode(const char *key, const uint8_t *p, size_t len, snapshot *s)
 	rd in = rd_make(p, len);
 	memset(s, 0, sizeof *s);
 	s->format = rd_u8(&in);
-	if (s->format != SNAP_FORMAT_TABLE && s->format != SNAP_FORMAT_LISTS)
-		return err_set(DRE_EUNSUPP, "snapshot %s has format %u, this dre reads %d and %d", key, s->format,
-			       SNAP_FORMAT_TABLE, SNAP_FORMAT_LISTS);
+	if (s->format < SNAP_FORMAT_TABLE || s->format > SNAP_FORMAT_NODES)
+		return err_set(DRE_EUNSUPP, "snapshot %s has format %u, this dre reads %d to %d", key, s->format,
+			       SNAP_FORMAT_TABLE, SNAP_FORMAT_NODES);
 	s->kind = rd_u8(&in);
 	rd_u16(&in);
 	s->time_ns = (int64_t)rd_u64(&in);
@@ -213,7 +215,7 @@ int snap_decode(const char *key, const uint8_t *p, size_t len, snapshot *s)
 	s->stored_new = rd_u64(&in);
 	s->chunks_total = rd_u64(&in);
 	s->chunks_new = rd_u64(&in);
-	if (s->format == SNAP_FORMAT_LISTS) {
+	if (s->format != SNAP_FORMAT_TABLE) { /* formats 2 and 3 differ only in their node records */
 		s->nnodes = rd_u64(&in);
 		decode_meta(&in, s);
 		list_ref_get(&in, &s->nodes);
@@ -238,18 +240,61 @@ int snap_decode(const char *key, const uint8_t *p, size_t len, snapshot *s)
 	return 0;
 }
 
-/* ---- node records (format 2) ---- */
+/* ---- node records (formats 2 and 3) ---- */
 
-int snap_node_encode(const snap_node *n, uint8_t *out, size_t cap, size_t *len)
+/* The fixed part of a record: everything but the path, the target and format 3's attributes. */
+#define NODE_FIXED_V2 57
+#define NODE_FIXED_V3 (NODE_FIXED_V2 + 38)
+#define XATTR_VALUE_MAX 65536 /* Linux's XATTR_SIZE_MAX */
+
+int snap_xattr_append(uint8_t *out, size_t cap, size_t *used, const char *name, const void *value, size_t len)
+{
+	size_t nlen = strlen(name);
+	if (nlen == 0 || nlen > SNAP_XATTR_NAME_MAX)
+		return err_set(DRE_EINVAL, "extended attribute name of %zu bytes", nlen);
+	if (len > XATTR_VALUE_MAX)
+		return err_set(DRE_EINVAL, "extended attribute %s has %zu bytes, more than %d", name, len,
+			       XATTR_VALUE_MAX);
+	if (2 + nlen + 4 + len > cap - *used)
+		return err_set(DRE_EINVAL, "extended attribute %s (%zu bytes) does not fit in the node's record", name,
+			       len);
+	uint8_t *p = out + *used;
+	put_le16(p, (uint16_t)nlen), p += 2;
+	memcpy(p, name, nlen), p += nlen;
+	put_le32(p, (uint32_t)len), p += 4;
+	if (len)
+		memcpy(p, value, len);
+	*used += 2 + nlen + 4 + len;
+	return 0;
+}
+
+int snap_xattr_next(const snap_node *n, size_t *pos, char name[SNAP_XATTR_NAME_MAX + 1], const uint8_t **value,
+		    size_t *len)
+{
+	if (*pos >= n->xattr_len)
+		return 0;
+	const uint8_t *p = n->xattrs + *pos;
+	size_t nlen = get_le16(p);
+	memcpy(name, p + 2, nlen);
+	name[nlen] = '\0';
+	*len = get_le32(p + 2 + nlen);
+	*value = p + 2 + nlen + 4;
+	*pos += 2 + nlen + 4 + *len;
+	return 1;
+}
+
+int snap_node_encode(uint8_t format, const snap_node *n, uint8_t *out, size_t cap, size_t *len)
 {
 	size_t plen = strlen(n->path), llen = n->link ? strlen(n->link) : 0;
 	if (plen == 0 || plen > SNAP_PATH_MAX)
 		return err_set(DRE_EINVAL, "path %s is longer than %d bytes", n->path, SNAP_PATH_MAX);
 	if (llen > SNAP_PATH_MAX)
 		return err_set(DRE_EINVAL, "the target of symlink %s is longer than %d bytes", n->path, SNAP_PATH_MAX);
-	size_t need = 57 + plen + llen;
+	if (format != SNAP_FORMAT_NODES && (n->type > NODE_SYMLINK || n->nxattr != 0))
+		return err_set(DRE_EINVAL, "internal: %s cannot be written in snapshot format %u", n->path, format);
+	size_t need = (format == SNAP_FORMAT_NODES ? NODE_FIXED_V3 + n->xattr_len : NODE_FIXED_V2) + plen + llen;
 	if (need > cap)
-		return err_set(DRE_EINVAL, "internal: node record of %zu bytes", need);
+		return err_set(DRE_EINVAL, "the record of %s would have %zu bytes, more than %zu", n->path, need, cap);
 	uint8_t *p = out;
 	*p++ = n->type;
 	put_le16(p, (uint16_t)plen), p += 2;
@@ -263,6 +308,16 @@ int snap_node_encode(const snap_node *n, uint8_t *out, size_t cap, size_t *len)
 	put_le16(p, (uint16_t)llen), p += 2;
 	memcpy(p, n->link ? n->link : "", llen), p += llen;
 	put_le64(p, n->nchunks), p += 8;
+	if (format == SNAP_FORMAT_NODES) {
+		put_le64(p, (uint64_t)n->ctime_ns), p += 8;
+		put_le64(p, n->dev), p += 8;
+		put_le64(p, n->ino), p += 8;
+		put_le32(p, n->nlink), p += 4;
+		put_le64(p, n->rdev), p += 8;
+		put_le16(p, n->nxattr), p += 2;
+		if (n->xattr_len)
+			memcpy(p, n->xattrs, n->xattr_len), p += n->xattr_len;
+	}
 	*len = (size_t)(p - out);
 	return 0;
 }
@@ -279,7 +334,33 @@ static bool rd_name(rd *in, char *out)
 	return true;
 }
 
-int snap_node_decode(const uint8_t *p, size_t len, snap_node *n, char *path, char *link)
+/* Format 3's attribute block: count entries, each a name of 1..255 bytes without NUL, names in strictly
+ * increasing byte order, values of at most 64 KiB, filling the record exactly. */
+static bool rd_xattrs(rd *in, snap_node *n)
+{
+	const uint8_t *prev = NULL;
+	size_t prev_len = 0;
+	n->xattrs = in->p + in->off;
+	size_t start = in->off;
+	for (uint16_t i = 0; i < n->nxattr; i++) {
+		uint16_t nlen = rd_u16(in);
+		const uint8_t *name = rd_take(in, nlen);
+		uint32_t vlen = rd_u32(in);
+		if (name == NULL || rd_take(in, vlen) == NULL || nlen == 0 || nlen > SNAP_XATTR_NAME_MAX ||
+		    memchr(name, 0, nlen) != NULL || vlen > XATTR_VALUE_MAX)
+			return false;
+		if (prev != NULL) {
+			int c = memcmp(prev, name, prev_len < nlen ? prev_len : nlen);
+			if (c > 0 || (c == 0 && prev_len >= nlen))
+				return false;
+		}
+		prev = name, prev_len = nlen;
+	}
+	n->xattr_len = in->off - start;
+	return !in->failed;
+}
+
+int snap_node_decode(uint8_t format, const uint8_t *p, size_t len, snap_node *n, char *path, char *link)
 {
 	rd in = rd_make(p, len);
 	memset(n, 0, sizeof *n);
@@ -297,9 +378,22 @@ int snap_node_decode(const uint8_t *p, size_t len, snap_node *n, char *path, cha
 	ok = ok && rd_name(&in, link);
 	n->link = link[0] ? link : NULL;
 	n->nchunks = rd_u64(&in);
-	if (!ok || in.failed || in.off != len || path[0] == '\0' || n->type < NODE_STREAM || n->type > NODE_SYMLINK ||
-	    (n->link != NULL) != (n->type == NODE_SYMLINK) ||
-	    ((n->type == NODE_DIR || n->type == NODE_SYMLINK) && n->nchunks != 0))
+	uint8_t last_type = NODE_SYMLINK;
+	if (format == SNAP_FORMAT_NODES) {
+		n->ctime_ns = (int64_t)rd_u64(&in);
+		n->dev = rd_u64(&in);
+		n->ino = rd_u64(&in);
+		n->nlink = rd_u32(&in);
+		n->rdev = rd_u64(&in);
+		n->nxattr = rd_u16(&in);
+		ok = ok && rd_xattrs(&in, n);
+		last_type = NODE_BLOCKDEV;
+	}
+	bool no_content = n->type != NODE_STREAM && n->type != NODE_FILE;
+	bool device = n->type == NODE_CHARDEV || n->type == NODE_BLOCKDEV;
+	if (!ok || in.failed || in.off != len || path[0] == '\0' || n->type < NODE_STREAM || n->type > last_type ||
+	    (n->link != NULL) != (n->type == NODE_SYMLINK) || (no_content && (n->nchunks != 0 || (last_type == NODE_BLOCKDEV && n->size != 0))) ||
+	    (!device && n->rdev != 0) || (n->type == NODE_STREAM && n->nxattr != 0))
 		return err_set(DRE_ECORRUPT, "a malformed node record");
 	return 0;
 }
@@ -420,7 +514,7 @@ int snap_walk_next(snap_walk *w, snap_node *n)
 		TRY(rc);
 		if (rc == 0)
 			return walk_end(w);
-		if (snap_node_decode(e, len, n, w->path, w->link) < 0)
+		if (snap_node_decode(w->s->format, e, len, n, w->path, w->link) < 0)
 			return err_set(DRE_ECORRUPT, "%s is damaged: node %" PRIu64 " is malformed", w->what_nodes,
 				       w->nodes_seen);
 	}
@@ -611,9 +705,14 @@ static json_t *json_time(int64_t ns)
 
 static json_t *json_hex(const uint8_t *p, size_t len)
 {
-	char hex[129];
+	char small[129], *hex = len <= 64 ? small : malloc(2 * len + 1); /* an attribute's value: up to 64 KiB */
+	if (hex == NULL)
+		return json_null();
 	hex_encode(p, len, hex);
-	return json_string(hex);
+	json_t *j = json_string(hex);
+	if (hex != small)
+		free(hex);
+	return j;
 }
 
 void *snap_summary_json(const snapshot *s)
@@ -656,5 +755,22 @@ void *snap_node_json(const snap_node *n)
 	if (n->link)
 		json_object_set_new(j, "link", json_string(n->link));
 	json_object_set_new(j, "nchunks", json_integer((json_int_t)n->nchunks));
+	if (n->ctime_ns != 0 || n->ino != 0) { /* format 3 */
+		json_object_set_new(j, "ctime", json_time(n->ctime_ns));
+		json_object_set_new(j, "dev", json_integer((json_int_t)n->dev));
+		json_object_set_new(j, "ino", json_integer((json_int_t)n->ino));
+		json_object_set_new(j, "nlink", json_integer(n->nlink));
+	}
+	if (n->type == NODE_CHARDEV || n->type == NODE_BLOCKDEV)
+		json_object_set_new(j, "rdev", json_integer((json_int_t)n->rdev));
+	if (n->nxattr > 0) {
+		json_t *x = json_object();
+		char name[SNAP_XATTR_NAME_MAX + 1];
+		const uint8_t *value;
+		size_t pos = 0, len;
+		while (snap_xattr_next(n, &pos, name, &value, &len) == 1)
+			json_object_set_new(x, name, json_hex(value, len));
+		json_object_set_new(j, "xattrs", x);
+	}
 	return j;
 }

@@ -19,10 +19,20 @@
 #include "engine/repo/repo.h"
 
 enum snap_kind { SNAP_STREAM = 1, SNAP_FILES = 2, SNAP_WAL = 3, SNAP_PG_BASE = 4, SNAP_PG_DUMP = 5 };
-enum snap_node_type { NODE_STREAM = 1, NODE_FILE = 2, NODE_DIR = 3, NODE_SYMLINK = 4 };
+enum snap_node_type {
+	NODE_STREAM = 1,
+	NODE_FILE = 2,
+	NODE_DIR = 3,
+	NODE_SYMLINK = 4,
+	NODE_CHARDEV = 5, /* device nodes: snapshot format 3 (repository version 5) */
+	NODE_BLOCKDEV = 6,
+};
 
-/* Format 3 bounds a node's path and symlink target (format-spec.md §10). */
+/* Repository version 3 bounds a node's path and symlink target (format-spec.md §10). */
 #define SNAP_PATH_MAX 4095
+/* Extended attributes (snapshot format 3): a name is at most 255 bytes (Linux's XATTR_NAME_MAX), and a node's
+ * whole record, attributes included, at most LIST_ENTRY_MAX bytes. */
+#define SNAP_XATTR_NAME_MAX 255
 
 /* One stream, file, directory or symlink of a snapshot. path and link belong to whoever produced the node (the
  * walk below: valid until its next call). */
@@ -35,7 +45,34 @@ typedef struct snap_node {
 	uint8_t xxh128[16]; /* XXH3-128 of the plaintext, canonical (big-endian) form; zero for dirs and links */
 	char *link;         /* symlink target, else NULL */
 	uint64_t nchunks;
+	/* snapshot format 3 (zero in older ones): what a later push compares to skip an unchanged file, what makes
+	 * hard links (regular files of one snapshot with nlink > 1 and the same dev and ino are one file), a device
+	 * node's number, and the extended attributes (POSIX ACLs are the system.posix_acl_* ones) */
+	int64_t ctime_ns;
+	uint64_t dev, ino;
+	uint32_t nlink;
+	uint64_t rdev;
+	uint16_t nxattr;
+	const uint8_t *xattrs; /* nxattr encoded attributes (snap_xattr_next reads them), xattr_len bytes, owned
+				* like path */
+	size_t xattr_len;
 } snap_node;
+
+/* The next extended attribute of n: *pos starts at 0; 1 with name (a NUL-terminated copy), value and len, 0 at
+ * the end. The record was checked when decoded, so this cannot fail. */
+int snap_xattr_next(const snap_node *n, size_t *pos, char name[SNAP_XATTR_NAME_MAX + 1], const uint8_t **value,
+		    size_t *len);
+/* Appends an attribute to an encoded block of *used bytes in out (cap bytes), in the order given: names must
+ * come in strictly increasing byte order (so the same file makes the same record). DRE_EINVAL when it does not
+ * fit or the name is bad. */
+int snap_xattr_append(uint8_t *out, size_t cap, size_t *used, const char *name, const void *value, size_t len);
+
+/* Meta keys any kind may carry (format-spec.md §10): the paths a files push was given, as given (a JSON array of
+ * strings); its tags (a JSON array of strings); the number of entries a push could not read and left out (decimal,
+ * absent when it read everything). */
+#define SNAP_META_PATHS "paths"
+#define SNAP_META_TAGS "tags"
+#define SNAP_META_INCOMPLETE "incomplete"
 
 typedef struct snap_meta {
 	char *key;
@@ -43,9 +80,12 @@ typedef struct snap_meta {
 } snap_meta;
 
 /* Snapshot object formats: 1 holds the whole node table and chunk lists (repository versions 1 and 2, read
- * only); 2 is a header that refers to two content lists (list.h), whatever the input size. */
+ * only); 2 is a header that refers to two content lists (list.h), whatever the input size; 3 (repository version
+ * 5) has the same header, and node records that also hold ctime, device, inode, link count, a device number and
+ * extended attributes. */
 #define SNAP_FORMAT_TABLE 1
 #define SNAP_FORMAT_LISTS 2
+#define SNAP_FORMAT_NODES 3
 
 struct snap_table; /* format 1's decoded node table */
 
@@ -76,10 +116,11 @@ int snap_encode(const snapshot *s, buf *out);
 int snap_decode(const char *key, const uint8_t *p, size_t len, snapshot *out);
 void snap_free(snapshot *s);
 
-/* One node record of a format-2 node list (format-spec.md §10.3). The encoder refuses paths and targets
- * longer than SNAP_PATH_MAX; decode's path and link point into the caller's buffers of SNAP_PATH_MAX + 1. */
-int snap_node_encode(const snap_node *n, uint8_t *out, size_t cap, size_t *len);
-int snap_node_decode(const uint8_t *p, size_t len, snap_node *n, char *path, char *link);
+/* One node record of a node list of snapshot format 2 or 3 (format-spec.md §10.3). The encoder refuses paths and
+ * targets longer than SNAP_PATH_MAX; decode's path and link point into the caller's buffers of SNAP_PATH_MAX + 1,
+ * and its xattrs into p. */
+int snap_node_encode(uint8_t format, const snap_node *n, uint8_t *out, size_t cap, size_t *len);
+int snap_node_decode(uint8_t format, const uint8_t *p, size_t len, snap_node *n, char *path, char *link);
 
 /*
  * Walks a snapshot's nodes in order, and with chunks set, each node's chunk IDs: after snap_walk_next gave a

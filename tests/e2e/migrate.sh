@@ -36,19 +36,19 @@ check "  ... naming dre migrate" err_has "dre migrate"
 check "  ... and storing nothing" sh -c "[ \$('$DRE' snapshots --json | '$PY' -c 'import json,sys; print(len(json.load(sys.stdin)))') = 2 ]"
 
 expect_rc 0 "migrate" "$DRE" migrate
-check "  ... says it upgraded from 2 to 4" grep -q "from format version 2 to 4" "$T/cmd.out"
+check "  ... says it upgraded from 2 to 5" grep -q "from format version 2 to 5" "$T/cmd.out"
 expect_rc 0 "migrate again" "$DRE" migrate
 check "  ... has nothing to do" grep -q "nothing to do" "$T/cmd.out"
-expect_rc 0 "cat config says version 4" "$DRE" cat config --json
-check "  ... it does" sh -c "'$PY' -c 'import json; assert json.load(open(\"$T/cmd.out\"))[\"version\"] == 4'"
+expect_rc 0 "cat config says version 5" "$DRE" cat config --json
+check "  ... it does" sh -c "'$PY' -c 'import json; assert json.load(open(\"$T/cmd.out\"))[\"version\"] == 5'"
 
-expect_rc 0 "version 4: push the same stream again" "$DRE" push numbers <"$T/stream.txt"
+expect_rc 0 "version 5: push the same stream again" "$DRE" push numbers <"$T/stream.txt"
 new=$(stored_new numbers)
 check "  ... stores only its lists, $new bytes (the chunks are the old snapshot's)" test "$new" -lt 4096
-expect_rc 0 "version 4: the old snapshot still restores" "$DRE" restore "$(
+expect_rc 0 "version 5: the old snapshot still restores" "$DRE" restore "$(
 	"$DRE" snapshots --json | json "[s['id'] for s in d if s['name']=='numbers'][0]")" --target "$T/out3"
 check "  ... byte for byte" cmp "$T/stream.txt" "$T/out3/numbers"
-expect_rc 0 "version 4: the new snapshot restores" "$DRE" restore numbers --target "$T/out4"
+expect_rc 0 "version 5: the new snapshot restores" "$DRE" restore numbers --target "$T/out4"
 check "  ... byte for byte" cmp "$T/stream.txt" "$T/out4/numbers"
 expect_rc 0 "a mixed repository: check --read-data is clean" "$DRE" check --read-data
 if "$PY" -c 'import cryptography, zstandard, xxhash' 2>/dev/null; then

@@ -74,8 +74,8 @@ check "spec chunker cuts each file as dre did" decode chunks "$tree_id"
 
 check "decoder verifies every object" decode verify
 check "verify summary says OK" grep -q "verify: OK" "$T/cmd.out"
-check "verify read both snapshots as format 2, their lists and list blobs" \
-	grep -qE "^snapshots: 2 \(2 of format 2\), .*lists up to level" "$T/cmd.out"
+check "verify read both snapshots as format 3, their lists and list blobs" \
+	grep -qE "^snapshots: 2 \(2 of format 3\), .*lists up to level" "$T/cmd.out"
 check "verify opened list blobs in the packs" grep -qE "^packs: .* chunks and [1-9][0-9]* list blobs" "$T/cmd.out"
 
 # a generated key (dre key generate): its key object uses HKDF instead of scrypt (§5, KDF 2)
@@ -305,14 +305,14 @@ planned_packs() { awk '$1 == "pack" { print $2, $3, $4 }' "$T/cmd.out" | sort; }
 # no_plan_objects: nothing under $R4/prune/ but temporaries
 no_plan_objects() { [ -z "$(find "$R4/prune" -type f ! -name '.*' 2>/dev/null)" ]; }
 
-expect_rc 0 "init a version 4 repository for locks and plans" \
+expect_rc 0 "init a repository (version 5, with version 4's locks and plans) for locks and plans" \
 	"$DRE" -r "$R4" init --pack-size 1MiB --chunk-min 8K --chunk-avg 32K --chunk-max 128K
 head -c 2M /dev/urandom >"$T/keep"
 head -c 2M /dev/urandom >"$T/gone"
 expect_rc 0 "push keep" "$DRE" -r "$R4" push keep <"$T/keep"
 expect_rc 0 "push gone" "$DRE" -r "$R4" push gone <"$T/gone"
 check "decoder verifies it: no locks, no plans" decode4 verify
-check "  ... says so" sh -c "grep -q '^config: version 4' '$T/cmd.out' && grep -q '^locks: 0 ' '$T/cmd.out' &&
+check "  ... says so" sh -c "grep -q '^config: version 5' '$T/cmd.out' && grep -q '^locks: 0 ' '$T/cmd.out' &&
 	grep -q '^prune: 0 plans, naming 0 packs' '$T/cmd.out'"
 packs_before=$(pack_ids)
 

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] & 1) {
 		static char path[SNAP_PATH_MAX + 1], link[SNAP_PATH_MAX + 1];
 		snap_node n;
-		if (snap_node_decode(data + 1, size - 1, &n, path, link) == 0)
+		uint8_t format = data[0] & 2 ? SNAP_FORMAT_NODES : SNAP_FORMAT_LISTS;
+		if (snap_node_decode(format, data + 1, size - 1, &n, path, link) == 0)
 			json_decref(snap_node_json(&n));
 		return 0;
 	}

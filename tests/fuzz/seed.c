@@ -210,7 +210,7 @@ static void seed_snapshots(void)
 		emit1("snapshot", name, 0, p, len);
 		snapshot s;
 		check(snap_decode(ks.o[i].k, p, len, &s), ks.o[i].k);
-		if (s.format == SNAP_FORMAT_LISTS)
+		if (s.format != SNAP_FORMAT_TABLE)
 			seed_lists(&s, p, len, i);
 		snap_free(&s);
 		free(p);

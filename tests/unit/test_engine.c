@@ -229,6 +229,7 @@ static void test_snapshot_codec(void)
 {
 	snapshot s, d;
 	memset(&s, 0, sizeof s);
+	s.format = SNAP_FORMAT_NODES;
 	s.kind = SNAP_FILES;
 	s.name = "models";
 	s.host = "db1";
@@ -245,7 +246,7 @@ static void test_snapshot_codec(void)
 	CHECK_RC(snap_encode(&s, &b));
 	CHECK(b.len < 300); /* a header, whatever the input size */
 	CHECK_RC(snap_decode("t", b.data, b.len, &d));
-	CHECK(d.format == SNAP_FORMAT_LISTS && d.kind == SNAP_FILES && strcmp(d.name, "models") == 0 &&
+	CHECK(d.format == SNAP_FORMAT_NODES && d.kind == SNAP_FILES && strcmp(d.name, "models") == 0 &&
 	      d.time_ns == s.time_ns);
 	CHECK(d.nnodes == 2 && d.chunks.count == 2 && d.chunks.level == 1 && d.chunks.id[31] == 7);
 	CHECK(d.nmeta == 1 && strcmp(d.meta[0].value, "0/3000028") == 0);
@@ -266,20 +267,59 @@ static void test_snapshot_codec(void)
 	char path[SNAP_PATH_MAX + 1], link[SNAP_PATH_MAX + 1];
 	size_t len;
 	snap_node m;
-	CHECK_RC(snap_node_encode(&n, rec, sizeof rec, &len));
-	CHECK_RC(snap_node_decode(rec, len, &m, path, link));
+	CHECK_RC(snap_node_encode(SNAP_FORMAT_NODES, &n, rec, sizeof rec, &len));
+	CHECK_RC(snap_node_decode(SNAP_FORMAT_NODES, rec, len, &m, path, link));
 	CHECK(m.type == NODE_SYMLINK && strcmp(m.path, "a/b") == 0 && strcmp(m.link, "../c") == 0 && m.mtime_ns == -5);
 	for (size_t cut = 0; cut < len; cut++)
-		CHECK(snap_node_decode(rec, cut, &m, path, link) < 0);
+		CHECK(snap_node_decode(SNAP_FORMAT_NODES, rec, cut, &m, path, link) < 0);
+	/* format 3's attributes: a hard-linked file with two extended attributes */
+	uint8_t xa[256];
+	size_t xlen = 0;
+	CHECK_RC(snap_xattr_append(xa, sizeof xa, &xlen, "system.posix_acl_access", "\x02\0\0\0", 4));
+	CHECK_RC(snap_xattr_append(xa, sizeof xa, &xlen, "user.a", "", 0));
+	CHECK(snap_xattr_append(xa, sizeof xa, &xlen, "user.big", xa, sizeof xa) == DRE_EINVAL);
+	snap_node f = {.type = NODE_FILE, .path = "f", .mode = 0640, .ctime_ns = 7, .dev = 8, .ino = 9, .nlink = 2,
+		       .nxattr = 2, .xattrs = xa, .xattr_len = xlen};
+	CHECK_RC(snap_node_encode(SNAP_FORMAT_NODES, &f, rec, sizeof rec, &len));
+	CHECK_RC(snap_node_decode(SNAP_FORMAT_NODES, rec, len, &m, path, link));
+	CHECK(m.ctime_ns == 7 && m.dev == 8 && m.ino == 9 && m.nlink == 2 && m.nxattr == 2);
+	char xname[SNAP_XATTR_NAME_MAX + 1];
+	const uint8_t *xv;
+	size_t xpos = 0, xvlen;
+	CHECK(snap_xattr_next(&m, &xpos, xname, &xv, &xvlen) == 1 && strcmp(xname, "system.posix_acl_access") == 0 &&
+	      xvlen == 4 && xv[0] == 2);
+	CHECK(snap_xattr_next(&m, &xpos, xname, &xv, &xvlen) == 1 && strcmp(xname, "user.a") == 0 && xvlen == 0);
+	CHECK(snap_xattr_next(&m, &xpos, xname, &xv, &xvlen) == 0);
+	for (size_t cut = 0; cut < len; cut++)
+		CHECK(snap_node_decode(SNAP_FORMAT_NODES, rec, cut, &m, path, link) < 0);
+	/* a format 3 record is not a format 2 one, nor the reverse */
+	CHECK(snap_node_decode(SNAP_FORMAT_LISTS, rec, len, &m, path, link) == DRE_ECORRUPT);
+	/* attributes out of order, and a device number on a file, are refused */
+	f.nxattr = 2;
+	xlen = 0;
+	CHECK_RC(snap_xattr_append(xa, sizeof xa, &xlen, "user.b", "1", 1));
+	CHECK_RC(snap_xattr_append(xa, sizeof xa, &xlen, "user.a", "1", 1));
+	f.xattr_len = xlen;
+	CHECK_RC(snap_node_encode(SNAP_FORMAT_NODES, &f, rec, sizeof rec, &len));
+	CHECK(snap_node_decode(SNAP_FORMAT_NODES, rec, len, &m, path, link) == DRE_ECORRUPT);
+	f.nxattr = 0, f.xattr_len = 0, f.rdev = 5;
+	CHECK_RC(snap_node_encode(SNAP_FORMAT_NODES, &f, rec, sizeof rec, &len));
+	CHECK(snap_node_decode(SNAP_FORMAT_NODES, rec, len, &m, path, link) == DRE_ECORRUPT);
+	f.type = NODE_CHARDEV; /* a device node keeps it */
+	CHECK_RC(snap_node_encode(SNAP_FORMAT_NODES, &f, rec, sizeof rec, &len));
+	CHECK_RC(snap_node_decode(SNAP_FORMAT_NODES, rec, len, &m, path, link));
+	CHECK(m.type == NODE_CHARDEV && m.rdev == 5);
+	/* format 2 has no device nodes */
+	CHECK(snap_node_encode(SNAP_FORMAT_LISTS, &f, rec, sizeof rec, &len) == DRE_EINVAL);
 	n.type = NODE_DIR; /* a directory with a link target */
-	CHECK_RC(snap_node_encode(&n, rec, sizeof rec, &len));
-	CHECK(snap_node_decode(rec, len, &m, path, link) == DRE_ECORRUPT);
+	CHECK_RC(snap_node_encode(SNAP_FORMAT_NODES, &n, rec, sizeof rec, &len));
+	CHECK(snap_node_decode(SNAP_FORMAT_NODES, rec, len, &m, path, link) == DRE_ECORRUPT);
 	char longp[SNAP_PATH_MAX + 2];
 	memset(longp, 'x', sizeof longp - 1);
 	longp[sizeof longp - 1] = '\0';
 	n.path = longp;
 	n.link = NULL;
-	CHECK(snap_node_encode(&n, rec, sizeof rec, &len) == DRE_EINVAL);
+	CHECK(snap_node_encode(SNAP_FORMAT_NODES, &n, rec, sizeof rec, &len) == DRE_EINVAL);
 }
 
 static void test_index_table(void)

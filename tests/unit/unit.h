@@ -117,13 +117,15 @@ static inline int unit_save_snapshot(repo *r, snapshot *s, const snap_node *node
 	uint8_t rec[LIST_ENTRY_MAX];
 	size_t len;
 	uint64_t size;
+	if (s->format != SNAP_FORMAT_LISTS) /* format 2 when asked for, else what dre writes */
+		s->format = SNAP_FORMAT_NODES;
 	int rc = pack_writer_init_sized(&u.pw, r, 1u << 20);
 	if (rc == 0)
 		rc = list_writer_init(&nw, r, LIST_NODES, unit_list_sink, &u);
 	if (rc == 0)
 		rc = list_writer_init(&cw, r, LIST_CHUNKS, unit_list_sink, &u);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = snap_node_encode(&nodes[i], rec, sizeof rec, &len);
+		rc = snap_node_encode(s->format, &nodes[i], rec, sizeof rec, &len);
 		if (rc == 0)
 			rc = list_writer_add(&nw, rec, len);
 	}
