@@ -86,6 +86,8 @@ static int store_opt(const match *m, const char *val, cli_ctx *ctx, cli_args *a)
 	uint64_t n;
 	if (!m->global) {
 		a->opt[m->idx] = val;
+		if (m->o->has_arg) /* one argument each at least, so argc bounds them (a flag may come bundled) */
+			a->vals[a->nvals++] = (struct cli_optval){m->idx, val};
 		return 0;
 	}
 	switch (m->idx) {
@@ -169,7 +171,8 @@ int cli_parse(int argc, char **argv, int *i, const cli_opt *opts, cli_ctx *ctx, 
 	memset(a, 0, sizeof *a);
 	a->dashdash = SIZE_MAX;
 	a->pos = calloc((size_t)argc + 1, sizeof *a->pos);
-	if (a->pos == NULL)
+	a->vals = calloc((size_t)argc + 1, sizeof *a->vals);
+	if (a->pos == NULL || a->vals == NULL)
 		return err_set(DRE_ENOMEM, "out of memory");
 	for (; *i < argc; (*i)++) {
 		char *arg = argv[*i];
@@ -191,7 +194,29 @@ int cli_parse(int argc, char **argv, int *i, const cli_opt *opts, cli_ctx *ctx, 
 void cli_args_free(cli_args *a)
 {
 	free(a->pos);
+	free(a->vals);
 	a->pos = NULL;
+	a->vals = NULL;
+}
+
+int cli_opt_all(const cli_args *a, int idx, const char ***out, size_t *n)
+{
+	size_t k = 0;
+	*out = NULL;
+	*n = 0;
+	for (size_t i = 0; i < a->nvals; i++)
+		k += a->vals[i].idx == idx;
+	if (k == 0)
+		return 0;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, each sizeof **out */
+	const char **v = calloc(k, sizeof *v);
+	if (v == NULL)
+		return err_set(DRE_ENOMEM, "out of memory");
+	for (size_t i = 0; i < a->nvals; i++)
+		if (a->vals[i].idx == idx)
+			v[(*n)++] = a->vals[i].val;
+	*out = v;
+	return 0;
 }
 
 int cli_want_args(const cli_args *a, size_t min, size_t max, const char *what)

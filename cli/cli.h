@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "engine/engine.h"
+#include "engine/repo/select.h"
 
 #define DRE_VERSION "0.1.0"
 
@@ -86,6 +87,13 @@ typedef struct cli_args {
 	char **pos;                    /* positional arguments, NULL-terminated */
 	size_t npos;
 	size_t dashdash; /* positionals seen before "--", or SIZE_MAX when there was no "--" */
+	/* every value of the command's options that take one, in the order given: opt[] keeps the last,
+	 * cli_opt_all() gives all of an option that may be given more than once (--tag a --tag b) */
+	struct cli_optval {
+		int idx;
+		const char *val;
+	} *vals;
+	size_t nvals;
 } cli_args;
 
 typedef struct cli_command {
@@ -140,6 +148,9 @@ int cli_as_usage(int rc);
 int cli_parse(int argc, char **argv, int *i, const cli_opt *opts, cli_ctx *ctx, cli_args *a,
 	      bool stop_at_positional);
 void cli_args_free(cli_args *a);
+/* The values of the command's option idx, each time it was given, in order: *n of them in *out (malloc'd; NULL
+ * when there are none). */
+int cli_opt_all(const cli_args *a, int idx, const char ***out, size_t *n);
 /* Checks that there are between min and max positionals; what names the missing one. */
 int cli_want_args(const cli_args *a, size_t min, size_t max, const char *what);
 /* Numbers of option --opt (its name without dashes): "123"; sizes also "64K", "8MiB", "1g" (binary). */
@@ -169,6 +180,15 @@ int cli_with_repo(cli_ctx *ctx, cli_repo_fn fn, void *arg);
 /* The same with the snapshot `what` names (snap_find; before_ns -1 for the newest) loaded for fn. */
 typedef int (*cli_snap_fn)(cli_ctx *ctx, repo *r, const snapshot *s, void *arg);
 int cli_with_snapshot(cli_ctx *ctx, const char *what, int64_t before_ns, cli_snap_fn fn, void *arg);
+/* The same with the newest snapshot that f also selects (snap_find_filtered; f may be NULL). */
+int cli_with_snapshot_filtered(cli_ctx *ctx, const char *what, int64_t before_ns, const snap_filter *f,
+			       cli_snap_fn fn, void *arg);
+
+/* select.c — --tag, --host and --path (engine/repo/select.h): every value of the options at these indexes of
+ * the command's table (-1: it has no such option), checked (a usage error names the option). The arrays are
+ * malloc'd: cli_filter_free() f whatever the result. */
+int cli_filter_parse(const cli_args *a, int tag, int host, int path, snap_filter *f);
+void cli_filter_free(snap_filter *f);
 
 /* output.c — formatting and hooks. */
 void fmt_size(uint64_t n, char out[32]);
@@ -177,6 +197,10 @@ void fmt_time_local(int64_t ns, char out[32]);
 void fmt_time_utc(int64_t ns, char out[40]); /* "2026-11-21 14:30:00+00", as PostgreSQL reads it */
 void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9]);
 double mb_per_s(uint64_t bytes, double seconds);
+/* A name as one line shows it: control characters as C escapes (\n, \t, \x1b) and a backslash as \\, so a
+ * newline in a file name cannot break a line-per-entry format. cli_escape's copy is malloc'd (NULL: no memory). */
+void cli_fputs_escaped(const char *s, FILE *f);
+char *cli_escape(const char *s);
 /* Prints j (taking the reference) indented, with a newline. */
 int cli_print_json(FILE *f, json_t *j);
 /* Prints s as JSON on stdout (snap_summary_json, then every node walked, with its chunk IDs when asked). */

@@ -395,7 +395,7 @@ static int drill_run(cli_ctx *ctx, const cli_args *a)
 		if (a->opt[D_SQL_DB])
 			return cli_usage("--sql-db is for --pg drills: a pg-dump's checks run in the restored database");
 		if (a->opt[D_TIME])
-			TRY(cli_as_usage(engine_parse_time(a->opt[D_TIME], &j.before_ns)));
+			TRY(cli_as_usage(engine_parse_time_until(a->opt[D_TIME], &j.before_ns)));
 	}
 	o->conninfo = a->opt[D_DBNAME];
 	o->checks_db = a->opt[D_SQL_DB];

@@ -18,9 +18,10 @@ static const cli_opt forget_opts_table[] = {
 	{"keep-within", 0, true},        {"keep-within-hourly", 0, true},  {"keep-within-daily", 0, true},
 	{"keep-within-weekly", 0, true}, {"keep-within-monthly", 0, true}, {"keep-within-yearly", 0, true},
 	{"host", 0, true},               {"kind", 0, true},                {"group-by", 0, true},
-	{"pitr-window", 0, true},        {"dry-run", 'n', false},          {0},
+	{"pitr-window", 0, true},        {"dry-run", 'n', false},          {"tag", 0, true},
+	{"path", 0, true},               {0},
 };
-enum { F_HOST = RET_NEWEST, F_KIND, F_GROUP_BY, F_PITR_WINDOW, F_DRY_RUN, F_NOPTS };
+enum { F_HOST = RET_NEWEST, F_KIND, F_GROUP_BY, F_PITR_WINDOW, F_DRY_RUN, F_TAG, F_PATH, F_NOPTS };
 _Static_assert(F_NOPTS <= CLI_MAX_OPTS, "cli_args.opt has a slot per option");
 _Static_assert(RET_NEWEST == 12, "the --keep-* options are the rules before RET_NEWEST");
 
@@ -89,8 +90,7 @@ static bool looks_like_id(const char *s)
 static int parse_forget(const cli_args *a, forget_opts *o)
 {
 	TRY(parse_policy(a, &o->policy));
-	if (a->opt[F_HOST] != NULL)
-		o->host = a->opt[F_HOST];
+	TRY(cli_filter_parse(a, F_TAG, F_HOST, F_PATH, &o->filter));
 	if (a->opt[F_KIND] != NULL)
 		TRY(parse_kind(a->opt[F_KIND], &o->kind));
 	if (a->opt[F_GROUP_BY] != NULL)
@@ -115,9 +115,9 @@ static int parse_forget(const cli_args *a, forget_opts *o)
 					 "hex digits): to apply a policy to the snapshots named %s, give --keep-last N "
 					 "or another --keep-* option",
 					 a->pos[i], a->pos[i]);
-	if (o->host != NULL || o->kind != 0 || o->group_by != 0)
-		return cli_usage("--host, --kind and --group-by choose what a policy applies to; snapshot IDs "
-				 "name exactly what to remove");
+	if (!snap_filter_empty(&o->filter) || o->kind != 0 || o->group_by != 0)
+		return cli_usage("--tag, --host, --path, --kind and --group-by choose what a policy applies to; "
+				 "snapshot IDs name exactly what to remove");
 	o->ids = (const char *const *)a->pos;
 	o->nids = a->npos;
 	return 0;
@@ -308,8 +308,11 @@ static int forget_run(cli_ctx *ctx, const cli_args *a)
 {
 	forget_opts o = {0};
 	ctx->run.dry_run = a->opt[F_DRY_RUN] != NULL; /* changes nothing: not a forget to record */
-	TRY(parse_forget(a, &o));
-	return cli_with_repo(ctx, forget_in_repo, &o);
+	int rc = parse_forget(a, &o);
+	if (rc == 0)
+		rc = cli_with_repo(ctx, forget_in_repo, &o);
+	cli_filter_free(&o.filter);
+	return rc;
 }
 
 const cli_command cmd_forget = {
@@ -319,7 +322,8 @@ const cli_command cmd_forget = {
 	.run = forget_run,
 	.metric = CLI_METRIC_LIFECYCLE,
 	.usage =
-		"usage: dre forget [NAME...] [--keep-* ...] [--host H] [--kind K] [--group-by G] [--dry-run]\n"
+		"usage: dre forget [NAME...] [--keep-* ...] [--tag T] [--host H] [--path P] [--kind K] [--group-by G]\n"
+		"                  [--dry-run]\n"
 		"       dre forget ID...\n"
 		"\n"
 		"Removes the snapshots a policy does not keep, or exactly the snapshots named by ID (a full ID or a\n"
@@ -340,7 +344,11 @@ const cli_command cmd_forget = {
 		"D is a calendar duration: numbers with units y, m (months), w, d, h, as in 7d, 2w, 1y6m, 36h.\n"
 		"\n"
 		"  NAME...                apply the policy to these names only\n"
-		"  --host H, --kind K     only snapshots of this host, of this kind (stream, files, pg-base)\n"
+		"  --kind K               only snapshots of this kind (stream, files, pg-base)\n"
+		"  --tag T[,T...]         only snapshots with every tag of the list (given more than once: any of\n"
+		"                         the lists; --tag '' the snapshots without tags)\n"
+		"  --host H               only snapshots of host H (given more than once: any of them)\n"
+		"  --path P               only snapshots of a files push given the path P (every path given)\n"
 		"  --group-by G           name, host, or name,host (the default)\n"
 		"  --pitr-window D        keep the WAL to restore to any time in the last D (below)\n"
 		"  -n, --dry-run          show what would be removed; remove nothing\n"

@@ -74,6 +74,7 @@ int cli_with_repo(cli_ctx *ctx, cli_repo_fn fn, void *arg)
 struct with_snapshot {
 	const char *what;
 	int64_t before_ns;
+	const snap_filter *filter;
 	cli_snap_fn fn;
 	void *arg;
 };
@@ -82,7 +83,7 @@ static int find_and_run(cli_ctx *ctx, repo *r, void *arg)
 {
 	struct with_snapshot *w = arg;
 	snapshot s;
-	TRY(snap_find(r, w->what, w->before_ns, &s));
+	TRY(snap_find_filtered(r, w->what, w->before_ns, w->filter, &s));
 	int rc = w->fn(ctx, r, &s, w->arg);
 	snap_free(&s);
 	return rc;
@@ -90,6 +91,12 @@ static int find_and_run(cli_ctx *ctx, repo *r, void *arg)
 
 int cli_with_snapshot(cli_ctx *ctx, const char *what, int64_t before_ns, cli_snap_fn fn, void *arg)
 {
-	struct with_snapshot w = {what, before_ns, fn, arg};
+	return cli_with_snapshot_filtered(ctx, what, before_ns, NULL, fn, arg);
+}
+
+int cli_with_snapshot_filtered(cli_ctx *ctx, const char *what, int64_t before_ns, const snap_filter *f,
+			       cli_snap_fn fn, void *arg)
+{
+	struct with_snapshot w = {what, before_ns, f, fn, arg};
 	return cli_with_repo(ctx, find_and_run, &w);
 }

@@ -58,6 +58,46 @@ void fmt_id_short(const uint8_t id[CRYPTO_ID_LEN], char out[9])
 	hex_encode(id, 4, out);
 }
 
+/* One byte as it is printed: control characters and the backslash as C escapes; out gets up to 4 bytes + NUL. */
+static size_t escape_byte(unsigned char c, char out[5])
+{
+	static const char named[] = {['\a'] = 'a', ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n',
+				     ['\v'] = 'v', ['\f'] = 'f', ['\r'] = 'r'};
+	if (c == '\\')
+		return (size_t)snprintf(out, 5, "\\\\");
+	if (c < sizeof named && named[c] != 0)
+		return (size_t)snprintf(out, 5, "\\%c", named[c]);
+	if (c < 32 || c == 127)
+		return (size_t)snprintf(out, 5, "\\x%02x", c);
+	out[0] = (char)c;
+	out[1] = '\0';
+	return 1;
+}
+
+void cli_fputs_escaped(const char *s, FILE *f)
+{
+	char e[5];
+	for (; *s != '\0'; s++) {
+		size_t n = escape_byte((unsigned char)*s, e);
+		fwrite(e, 1, n, f);
+	}
+}
+
+char *cli_escape(const char *s)
+{
+	char e[5];
+	size_t len = 0;
+	for (const char *p = s; *p != '\0'; p++)
+		len += escape_byte((unsigned char)*p, e);
+	char *out = malloc(len + 1), *o = out;
+	if (out == NULL)
+		return NULL;
+	for (; *s != '\0'; s++)
+		o += escape_byte((unsigned char)*s, o);
+	*o = '\0';
+	return out;
+}
+
 double mb_per_s(uint64_t bytes, double seconds)
 {
 	return seconds > 0 ? (double)bytes / 1e6 / seconds : 0.0;

@@ -28,12 +28,60 @@ int engine_open(const char *url, const store_opts *so, const char *pass, repo **
 	return rc;
 }
 
+/* Whether key is one a repository's store holds (format-spec.md §2). */
+static bool repo_layout_key(const char *key)
+{
+	static const char *const dirs[] = {"keys/", "packs/", "index/", "snapshots/", "wal/", "locks/", "prune/"};
+	if (strcmp(key, "config") == 0)
+		return true;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (strncmp(key, dirs[i], strlen(dirs[i])) == 0)
+			return true;
+	return false;
+}
+
+struct foreign_key {
+	bool found;
+	char key[256];
+};
+
+static int find_foreign(void *arg, const char *key, uint64_t size)
+{
+	struct foreign_key *f = arg;
+	(void)size;
+	if (repo_layout_key(key))
+		return 0;
+	f->found = true;
+	snprintf(f->key, sizeof f->key, "%s", key);
+	return DRE_EEXIST; /* one is enough: stops the listing */
+}
+
+/* init writes into a location that holds nothing, a repository (repo_init says it exists) or what an interrupted
+ * init left there; never among other files, such as the tree the user meant to back up. The listing stops at
+ * the first object that is not a repository's (on S3, one request when it is there). */
+static int check_init_location(store *st)
+{
+	uint64_t size;
+	struct foreign_key f = {0};
+	if (store_stat(st, "config", &size) == 0)
+		return 0;
+	int rc = store_list(st, "", find_foreign, &f);
+	if (f.found)
+		return err_set(DRE_EEXIST,
+			       "%s is not empty and is not a repository (it holds %s): refusing to write a repository "
+			       "among its files. HINT: give a new or empty directory (or bucket prefix) for the repository",
+			       st->url, f.key);
+	return rc;
+}
+
 int engine_init(const char *url, const store_opts *so, const char *pass, const repo_params *p, repo **out)
 {
 	store *st;
 	pthread_once(&store_hook_once, store_hook_set);
 	TRY(store_open(url, so, &st));
 	int rc = store_prepare(st);
+	if (rc == 0)
+		rc = check_init_location(st);
 	if (rc == 0)
 		rc = repo_init(st, pass, p, out);
 	if (rc < 0)
@@ -129,6 +177,19 @@ int engine_check_name(const char *name)
 	return 0;
 }
 
+int engine_check_tag(const char *tag)
+{
+	size_t n = strlen(tag);
+	if (n == 0 || n > 255)
+		return err_set(DRE_EINVAL, "a tag must be 1 to 255 bytes long");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)tag[i];
+		if (ch < 32 || ch == 127 || ch == ',')
+			return err_set(DRE_EINVAL, "tag '%s' contains ',' or a control character", tag);
+	}
+	return 0;
+}
+
 /* Reads exactly `digits` digits. */
 static bool take_num(const char **s, int digits, int *out)
 {
@@ -143,7 +204,10 @@ static bool take_num(const char **s, int digits, int *out)
 	return true;
 }
 
-int engine_parse_time(const char *text, int64_t *ns)
+/* How much of a time the text gave: what engine_parse_time_until extends it by. */
+enum time_precision { TIME_DAY, TIME_MINUTE, TIME_SECOND, TIME_FRACTION };
+
+static int parse_time(const char *text, int64_t *ns, enum time_precision *prec)
 {
 	const char *s = text;
 	struct tm tm;
@@ -155,16 +219,20 @@ int engine_parse_time(const char *text, int64_t *ns)
 	memset(&tm, 0, sizeof tm);
 	if (!take_num(&s, 4, &year) || *s++ != '-' || !take_num(&s, 2, &mon) || *s++ != '-' || !take_num(&s, 2, &day))
 		goto bad;
+	*prec = TIME_DAY;
 	if (*s == ' ' || *s == 'T' || *s == 't') {
 		s++;
 		if (!take_num(&s, 2, &hour) || *s++ != ':' || !take_num(&s, 2, &min))
 			goto bad;
+		*prec = TIME_MINUTE;
 		if (*s == ':') {
 			s++;
 			if (!take_num(&s, 2, &sec))
 				goto bad;
+			*prec = TIME_SECOND;
 			if (*s == '.') {
 				s++;
+				*prec = TIME_FRACTION;
 				long scale = 100000000;
 				while (*s >= '0' && *s <= '9') {
 					frac_ns += (*s - '0') * scale;
@@ -215,6 +283,40 @@ bad:
 		       "cannot read time '%s'. HINT: use \"YYYY-MM-DD HH:MM[:SS]\" (local time) or RFC 3339, e.g. "
 		       "2026-11-21T12:00:00Z",
 		       text);
+}
+
+int engine_parse_time(const char *text, int64_t *ns)
+{
+	enum time_precision prec;
+	return parse_time(text, ns, &prec);
+}
+
+int engine_parse_time_until(const char *text, int64_t *ns)
+{
+	enum time_precision prec;
+	int64_t start, span = 0, end;
+	TRY(parse_time(text, &start, &prec));
+	switch (prec) {
+	case TIME_FRACTION: end = start; break;
+	case TIME_SECOND: span = 1000000000; break;
+	case TIME_MINUTE: span = 60 * (int64_t)1000000000; break;
+	default: {
+		/* the next local midnight, however long this day is across a DST change */
+		time_t t = (time_t)(start / 1000000000);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		tm.tm_mday++;
+		tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+		tm.tm_isdst = -1;
+		time_t next = mktime(&tm);
+		end = next > t && next < INT64_MAX / 1000000000 ? (int64_t)next * 1000000000 - 1 : INT64_MAX;
+		break;
+	}
+	}
+	if (span > 0) /* the last nanosecond of that second or minute; after 2262 there is none */
+		end = start <= INT64_MAX - span ? start + (span - 1) : INT64_MAX;
+	*ns = end;
+	return 0;
 }
 
 void engine_vwarnf(engine_warn_fn fn, void *arg, const char *fmt, va_list ap)

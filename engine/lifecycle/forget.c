@@ -47,7 +47,7 @@ static int sel_cmp(const void *a, const void *b)
 
 static bool selected(const forget_opts *o, const snapshot *s)
 {
-	if (o->host != NULL && strcmp(s->host, o->host) != 0)
+	if (!snap_filter_match(&o->filter, s))
 		return false;
 	if (o->kind != 0 && s->kind != o->kind)
 		return false;
@@ -66,7 +66,9 @@ static void warn_unmatched_names(const forget_opts *o, const snap_list *l)
 			any = strcmp(l->items[i].name, o->names[k]) == 0 && selected(o, &l->items[i]);
 		if (!any)
 			warnf(o, "no snapshot named %s%s", o->names[k],
-			      o->host != NULL || o->kind != 0 ? " matches the --host and --kind given" : "");
+			      !snap_filter_empty(&o->filter) || o->kind != 0
+				      ? " matches the --tag, --host, --path and --kind given"
+				      : "");
 	}
 }
 
@@ -345,6 +347,7 @@ int engine_forget(repo *r, const forget_opts *o, forget_result *res)
 	if (o->nids == 0 && retention_policy_empty(&o->policy))
 		return err_set(DRE_EINVAL, "no snapshot IDs and no keep rule given: forget would keep only the newest "
 					   "snapshot of each group. HINT: give --keep-last N or another --keep-* option");
+	TRY(snap_filter_check(&o->filter));
 	if (!o->dry_run)
 		TRY(lock_acquire(r, REPO_LOCK_DELETE, "forget", &l));
 	int rc = forget_locked(r, o, res, l);

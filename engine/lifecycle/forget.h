@@ -7,10 +7,10 @@
  * needs no plan and no grace time). It runs under a delete lock (lock.h), so two forgets or a forget and a
  * prune never work at once; a dry run takes no lock and deletes nothing, and computes the same plan.
  *
- * With a policy, the snapshots selected (by name, host and kind) are grouped, by default by (name, host), and
- * the policy applies to each group on its own: the newest snapshot of a group is never removed. With IDs,
- * exactly the snapshots named are removed, the newest of a name included; an ID may name a snapshot object
- * that cannot be read (a damaged one `dre check` reported), which is then removed as well.
+ * With a policy, the snapshots selected (by name and kind, and by tag, host and path: select.h) are grouped, by
+ * default by (name, host), and the policy applies to each group on its own: the newest snapshot of a group is
+ * never removed. With IDs, exactly the snapshots named are removed, the newest of a name included; an ID may
+ * name a snapshot object that cannot be read (a damaged one `dre check` reported), which is then removed as well.
  *
  * WAL expiry runs after the snapshots are removed, when a base backup (kind pg-base) was among them or a PITR
  * window was given, with every base backup that remains (whatever its name or host) as the kept set. It is
@@ -25,6 +25,7 @@
 
 #include "engine/repo/repo.h"
 #include "engine/lifecycle/retention.h"
+#include "engine/repo/select.h"
 #include "engine/repo/snapshot.h"
 
 /* What snapshots are grouped by: both bits (the default, 0 means the same), or one of them. */
@@ -35,8 +36,8 @@ typedef struct forget_opts {
 	retention_policy policy;
 	const char *const *names; /* only these names (nnames 0: every name) */
 	size_t nnames;
-	const char *host; /* only this host; NULL: every host */
-	uint8_t kind;     /* only this kind (enum snap_kind); 0: every kind */
+	snap_filter filter; /* only the snapshots it selects, by tag, host and path (select.h); empty: all */
+	uint8_t kind;       /* only this kind (enum snap_kind); 0: every kind */
 	unsigned group_by; /* enum forget_group_by bits; 0: name and host */
 	/* With nids > 0: remove exactly these, each a full ID or a unique prefix of 4 or more lowercase hex digits.
 	 * The policy and the selection above are then not used. */

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +47,26 @@ static char **env_merge(char *const env[])
 	for (size_t j = 0; j < k; j++)
 		all[a++] = env[j];
 	return all;
+}
+
+/* Why exec of cmd failed with errno e, in the words a user looks for: "command not found" first of all. */
+static const char *exec_failure(const char *cmd, int e)
+{
+	struct stat st;
+	bool path = strchr(cmd, '/') != NULL; /* else execvpe searched PATH and there is no one file to look at */
+	switch (e) {
+	case ENOENT:
+		/* a script whose #! interpreter is missing fails with ENOENT too, though the script is there */
+		if (path && stat(cmd, &st) == 0)
+			return "its interpreter (the #! line) was not found";
+		return "command not found";
+	case EACCES:
+		if (path && stat(cmd, &st) == 0 && S_ISDIR(st.st_mode))
+			return "is a directory, not a command";
+		return "not executable (permission denied)";
+	case ENOTDIR: return "command not found (a part of its path is not a directory)";
+	default: return strerror(e);
+	}
 }
 
 int producer_start(char *const argv[], char *const env[], producer *out)
@@ -99,8 +120,8 @@ int producer_start(char *const argv[], char *const env[], producer *out)
 		close(out_pipe[0]);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		return err_set(DRE_EPRODUCER, "cannot run producer '%s': %s%s", argv[0], strerror(e),
-			       e == ENOENT ? " (command not found)" : "");
+		return err_set(DRE_EPRODUCER, "producer '%s': %s: no snapshot recorded", argv[0],
+			       exec_failure(argv[0], e));
 	}
 	*out = (producer){.pid = pid, .fd = out_pipe[0], .name = argv[0]};
 	meter_start(&out->clock, NULL);
