@@ -362,10 +362,10 @@ const cli_command cmd_wal_show = {
 
 /* ---- pg-backup ---- */
 
-enum { PB_PGDATA, PB_DBNAME, PB_NAME, PB_FAST, PB_TIMEOUT };
+enum { PB_PGDATA, PB_DBNAME, PB_NAME, PB_FAST, PB_TIMEOUT, PB_FORCE_READ };
 static const cli_opt pg_backup_table[] = {
 	{"pgdata", 0, true}, {"dbname", 'd', true}, {"name", 0, true}, {"fast", 0, false}, {"archive-timeout", 0, true},
-	{0},
+	{"force-read", 0, false}, {0},
 };
 
 static int pg_backup_in_repo(cli_ctx *ctx, repo *r, void *arg)
@@ -387,20 +387,27 @@ static int pg_backup_in_repo(cli_ctx *ctx, repo *r, void *arg)
 	wal_lsn_format(res.info.stop_lsn, stop);
 	if (ctx->json)
 		return cli_print_json(
-			stdout, json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:s, s:s, s:i, s:s, s:s, s:f}", "id", id, "name",
-					  o->name ? o->name : "pg", "size", (json_int_t)res.push.size, "stored_new",
-					  (json_int_t)res.push.stored_new, "files", (json_int_t)res.push.files, "seconds",
+			stdout, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s?, s:f, s:s, s:s, s:i, s:s, s:s, s:f}", "id",
+					  id, "name", o->name ? o->name : "pg", "size", (json_int_t)res.push.size,
+					  "stored_new", (json_int_t)res.push.stored_new, "files", (json_int_t)res.push.files,
+					  "files_skipped", (json_int_t)res.push.files_skipped, "bytes_skipped",
+					  (json_int_t)res.push.bytes_skipped, "parent",
+					  res.push.parent[0] ? res.push.parent : NULL, "seconds",
 					  res.push.seconds, "start_lsn", start, "stop_lsn", stop, "timeline",
 					  (int)res.info.timeline, "start_wal", res.info.start_wal, "stop_wal",
 					  res.info.stop_wal, "wal_wait_seconds", res.wal_wait_seconds));
 	if (!ctx->quiet) {
-		char size[32], stored[32];
+		char size[32], stored[32], skipped[32];
 		fmt_size(res.push.size, size);
 		fmt_size(res.push.stored_new, stored);
+		fmt_size(res.push.bytes_skipped, skipped);
 		printf("base backup %.8s saved: %s in %zu files, %s new stored, %.1f MB/s, %.2f s; timeline %u, "
 		       "LSN %s .. %s, WAL %s .. %s archived\n",
 		       id, size, res.push.files, stored, mb_per_s(res.push.size, res.push.seconds), res.push.seconds,
 		       res.info.timeline, start, stop, res.info.start_wal, res.info.stop_wal);
+		if (res.push.parent[0])
+			printf("%zu files (%s) unchanged since base backup %.8s: not read\n", res.push.files_skipped,
+			       skipped, res.push.parent);
 	}
 	return 0;
 }
@@ -410,7 +417,8 @@ static int pg_backup_run(cli_ctx *ctx, const cli_args *a)
 	pg_backup_opts o = {.pgdata = a->opt[PB_PGDATA] ? a->opt[PB_PGDATA] : ctx->config.pgdata,
 			    .conninfo = a->opt[PB_DBNAME] ? a->opt[PB_DBNAME] : ctx->config.dbname,
 			    .name = a->opt[PB_NAME],
-			    .fast = a->opt[PB_FAST] != NULL};
+			    .fast = a->opt[PB_FAST] != NULL,
+			    .force_read = a->opt[PB_FORCE_READ] != NULL};
 	ctx->run.name = o.name ? o.name : "pg"; /* the metrics' name, even when it fails */
 	TRY(cli_want_args(a, 0, 0, ""));
 	if (o.name)
@@ -430,7 +438,7 @@ const cli_command cmd_pg_backup = {
 	.run = pg_backup_run,
 	.metric = CLI_METRIC_BACKUP,
 	.usage = "usage: dre pg-backup [--pgdata DIR] [--dbname CONNINFO] [--name NAME] [--fast]\n"
-		 "                     [--archive-timeout SECONDS]\n"
+		 "                     [--archive-timeout SECONDS] [--force-read]\n"
 		 "\n"
 		 "Connects with libpq, runs pg_backup_start, backs up the data directory and its tablespaces through\n"
 		 "the dedup pipeline (leaving out pg_wal, postmaster.pid, temporary files and the rest PostgreSQL's\n"
@@ -438,12 +446,19 @@ const cli_command cmd_pg_backup = {
 		 "backup's start to its end is in this repository's archive (so archive_command must be\n"
 		 "'dre wal-push %p' into it). Only then is the snapshot (kind pg-base) recorded.\n"
 		 "\n"
+		 "A file is not read when the newest base backup of the same name and cluster recorded it with the\n"
+		 "same size, mtime, ctime, inode and device, and its mtime is more than 2 s older than that backup's\n"
+		 "start (a file written during or after it is always read); its chunks are taken from that backup.\n"
+		 "--force-read reads every file: run one regularly (e.g. weekly), since a change that keeps all of\n"
+		 "these (a restored file system image, a clock set back) is only seen by reading.\n"
+		 "\n"
 		 "Options (also the config file's pgdata and dbname):\n"
 		 "  --pgdata DIR           the data directory (default: the server's data_directory)\n"
 		 "  -d, --dbname CONNINFO  a libpq connection string or URI (default: PGHOST, PGPORT, PGUSER, ...)\n"
 		 "  --name NAME            the snapshot name (default pg)\n"
 		 "  --fast                 an immediate checkpoint at the start (default: a spread one)\n"
-		 "  --archive-timeout S    how long to wait for the WAL to be archived (default 60)\n",
+		 "  --archive-timeout S    how long to wait for the WAL to be archived (default 60)\n"
+		 "  --force-read           read every file, whatever the previous base backup recorded\n",
 };
 
 /* ---- pg-restore ---- */

@@ -14,16 +14,20 @@
 static struct {
 	char kill_name[128]; /* "" when no kill point is set (or its value is malformed) */
 	unsigned long kill_n;
+	char fail_name[128]; /* the same for DRE_TEST_FAIL_AT */
+	unsigned long fail_n;
 	const char *kill_log;
 	const char *pause_dir, *pause_at;
 } hook;
 static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
 static atomic_ulong kill_hits; /* times a thread reached hook.kill_name */
+static atomic_ulong fail_hits;
 
-static void hook_read_env(void)
+/* "name:N" or "name" (N = 1) from variable var into name (128 bytes) and *count; nothing when malformed. */
+static void parse_point(const char *var, char *name, unsigned long *count)
 {
-	const char *v = getenv("DRE_TEST_KILL_AT");
-	if (v != NULL && v[0] != '\0' && strlen(v) < sizeof hook.kill_name) {
+	const char *v = getenv(var);
+	if (v != NULL && v[0] != '\0' && strlen(v) < 128) {
 		const char *colon = strrchr(v, ':');
 		size_t name_len = colon ? (size_t)(colon - v) : strlen(v);
 		unsigned long n = 1;
@@ -34,11 +38,17 @@ static void hook_read_env(void)
 				n = 0;
 		}
 		if (n > 0 && name_len > 0) {
-			memcpy(hook.kill_name, v, name_len);
-			hook.kill_name[name_len] = '\0';
-			hook.kill_n = n;
+			memcpy(name, v, name_len);
+			name[name_len] = '\0';
+			*count = n;
 		}
 	}
+}
+
+static void hook_read_env(void)
+{
+	parse_point("DRE_TEST_KILL_AT", hook.kill_name, &hook.kill_n);
+	parse_point("DRE_TEST_FAIL_AT", hook.fail_name, &hook.fail_n);
 	hook.kill_log = getenv("DRE_TEST_KILL_LOG");
 	hook.pause_dir = getenv("DRE_TEST_PAUSE");
 	hook.pause_at = getenv("DRE_TEST_PAUSE_AT");
@@ -92,4 +102,11 @@ void test_pause(const char *name)
 	struct timespec tick = {0, 20 * 1000 * 1000};
 	for (int i = 0; i < 30000 && access(path, F_OK) != 0; i++)
 		nanosleep(&tick, NULL);
+}
+
+bool test_fail(const char *name)
+{
+	pthread_once(&hook_once, hook_read_env);
+	return hook.fail_name[0] != '\0' && strcmp(name, hook.fail_name) == 0 &&
+	       atomic_fetch_add(&fail_hits, 1) + 1 == hook.fail_n;
 }

@@ -10,6 +10,10 @@
  * DRE_TEST_KILL_LOG=FILE is set, the line "name N" is appended to FILE first, so a test knows where it died. A
  * value whose N is not a positive number names no point, and nothing is killed.
  *
+ * Fail (an input error where none can be made on demand: a read error in the middle of a file): with
+ * DRE_TEST_FAIL_AT=name:N, test_fail("name") is true the N-th time any thread asks, and the caller fails as it
+ * would on a real error there.
+ *
  * The environment is read once per process; a point that is not named costs a comparison of its name.
  * The store has one point of its own, store-put-synced (store.h's store_test_point, which engine_open points
  * here): a local put's temporary file written and fsynced, not yet renamed.
@@ -17,6 +21,9 @@
 #ifndef DRE_TESTHOOK_H
 #define DRE_TESTHOOK_H
 
+#include <stdbool.h>
+
 void test_pause(const char *name);
+bool test_fail(const char *name);
 
 #endif

@@ -233,8 +233,11 @@ static int backup_meta(push_session *ps, const pg_base_info *in, const char *pgd
 static int backup_run(repo *r, const pg_backup_opts *o, PGconn *c, const struct server *sv, const char *pgdata,
 		      pg_backup_result *res)
 {
+	char system[24];
+	snprintf(system, sizeof system, "%" PRIu64, sv->system_id);
 	push_opts po = {.name = o->name ? o->name : "pg", .threads = o->threads, .hooks = o->hooks,
-			.lock_command = "pg-backup"};
+			.lock_command = "pg-backup", .force_read = o->force_read, .parent_key = "pg.system-id",
+			.parent_value = system};
 	push_session *ps = NULL;
 	PGresult *q;
 	struct stat pst;
@@ -843,7 +846,8 @@ int engine_pg_restore(repo *r, const pg_restore_opts *o, pg_restore_result *res)
 		rc = tablespaces_plan(o, snap, ts);
 	if (rc == 0) {
 		restore_opts ro = {.target = o->pgdata, .relocate = ts->rl, .nrelocate = ts->n, .out_fd = -1,
-				   .threads = o->threads, .hooks = o->hooks};
+				   .threads = o->threads, .hooks = o->hooks,
+				   .overwrite = o->force ? RESTORE_ALWAYS : RESTORE_REFUSE};
 		rc = engine_restore(r, snap, &ro, &res->restore);
 	}
 	/* the cluster's owner: the restored global/ directory has it (restore sets owners when run as root) */

@@ -34,6 +34,8 @@ typedef struct pg_backup_opts {
 	const char *name;     /* snapshot name; NULL: "pg" */
 	bool fast;            /* an immediate checkpoint instead of a spread one */
 	int archive_timeout;  /* seconds to wait for the backup's WAL to reach the archive; 0: 60 */
+	bool force_read;      /* read every file; else a relation file unchanged since the newest backup of this name
+			       * and system (push_opts: size, mtime older than its start, ctime, inode) is not read */
 	int threads;
 	engine_hooks hooks;
 } pg_backup_opts;

@@ -26,8 +26,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 #include "engine/engine.h"
@@ -35,6 +37,7 @@
 #include "engine/repo/list.h"
 #include "engine/repo/lock.h"
 #include "engine/pipeline/meter.h"
+#include "engine/pipeline/pattern.h"
 #include "engine/repo/pack.h"
 #include "engine/repo/plan.h"
 #include "engine/pipeline/producer.h"
@@ -49,6 +52,8 @@
 #define INDEX_FLUSH_ENTRIES 65536 /* write an index object at least this often, bounding the builder */
 #define LIST_PACK_SIZE (4u << 20) /* list blobs are 0.03 % of a push at 128 KiB chunks: small packs do */
 
+/* A chunk of the job's data, or with len 0 a chunk a parent snapshot names (its ID already in ids[]): a file
+ * taken without reading it. */
 struct cut {
 	uint32_t off, len;
 };
@@ -60,7 +65,17 @@ struct job {
 	struct cut *cuts;
 	size_t ncuts, cuts_cap;
 	uint8_t (*ids)[CRYPTO_ID_LEN];
-	bool in_use; /* being filled, or outstanding in the pool */
+	bool in_use;  /* being filled, or outstanding in the pool */
+	uint64_t seq; /* which filling this is: a job is used again and again */
+};
+
+/* The snapshot a files push or base backup compares with, walked beside the input in the same order. */
+struct parent {
+	snapshot snap;
+	snap_walk *w;     /* NULL: no parent (none, --force-read, or its walk failed) */
+	snap_node n;      /* the parent's next node, when have */
+	bool have;
+	int64_t read_after_ns; /* a file with an mtime from this on is read whatever it matches */
 };
 
 struct worker {
@@ -99,6 +114,24 @@ struct push {
 	meter clock;
 	const push_tree *tree; /* a session's filter, NULL for engine_push_paths */
 
+	/* rewinding a file that cannot be read to its end: the chunk IDs collect() drops, by their position among
+	 * all cuts (p->cuts_total counts cuts handed to jobs, p->ids_seen the IDs collected) */
+	uint64_t cuts_total, ids_seen, drop_from, drop_to, job_seq;
+	uint64_t node_first_cut, node_job_seq; /* where the current node's cuts begin */
+	size_t node_job_off;
+
+	struct parent par;
+	size_t files_skipped;
+	uint64_t bytes_skipped;
+
+	/* files pushes */
+	bool tolerant;        /* an entry that cannot be read is reported and left out, the push goes on */
+	size_t left_out;
+	char abs_prefix[4096]; /* what an entry's relative path is appended to for its absolute path (patterns) */
+	dev_t root_dev;        /* --one-file-system: the device of the path given */
+	uint8_t xattrs[LIST_ENTRY_MAX];
+	char xnames[65536];
+	uint8_t xvalue[65536];
 	repo_lock *lock;  /* a write lock (format-spec.md §16.1) */
 	plan_guard guard; /* the prune plans read before the index (§16.3 W1) */
 };
@@ -161,6 +194,8 @@ static int worker_run(void *ctx, void *job)
 	for (size_t k = 0; k < j->ncuts; k++) {
 		const uint8_t *chunk = j->data + j->cuts[k].off;
 		size_t len = j->cuts[k].len;
+		if (len == 0)
+			continue; /* a parent's chunk: its ID is known, and index_use checked it is stored */
 		TRY(crypto_hmac(w->cc, p->r->id_key, chunk, len, j->ids[k]));
 		pthread_mutex_lock(&p->mu);
 		int fresh = index_reserve(p->idx, j->ids[k]);
@@ -204,8 +239,9 @@ static int collect(struct push *p, bool wait)
 	int rc;
 	while ((rc = workq_next(p->q, wait, &done)) == 1) {
 		struct job *j = done;
-		for (size_t k = 0; k < j->ncuts; k++)
-			TRY(list_writer_add(&p->ids, j->ids[k], CRYPTO_ID_LEN));
+		for (size_t k = 0; k < j->ncuts; k++, p->ids_seen++)
+			if (p->ids_seen < p->drop_from || p->ids_seen >= p->drop_to)
+				TRY(list_writer_add(&p->ids, j->ids[k], CRYPTO_ID_LEN));
 		j->in_use = false;
 		wait = false;
 	}
@@ -220,6 +256,7 @@ static int job_get_free(struct push *p, struct job **out)
 				struct job *j = &p->jobs[i];
 				j->in_use = true;
 				j->len = j->ncuts = 0;
+				j->seq = ++p->job_seq;
 				*out = j;
 				return 0;
 			}
@@ -290,6 +327,7 @@ static int feed_bytes(struct push *p, struct feed *f, size_t got, bool eof)
 			break;
 		TRY(job_add_cut(j, f->chunked, cut));
 		p->cur.nchunks++;
+		p->cuts_total++;
 		f->chunked += cut;
 	}
 	if (j->len == j->cap) {
@@ -306,22 +344,95 @@ static int feed_bytes(struct push *p, struct feed *f, size_t got, bool eof)
 	return collect(p, false);
 }
 
-static int feed_input(struct push *p, struct feed *f, int fd, bool regular, const char *name)
+/* Where the current node's cuts begin, so that node_abandon can take them back. */
+static void node_mark(struct push *p, const struct feed *f)
+{
+	p->node_first_cut = p->cuts_total;
+	p->node_job_seq = f->j->seq;
+	p->node_job_off = f->j->len;
+}
+
+/* The current node could not be read to its end: its cuts leave the job being filled, the chunk IDs of its cuts
+ * that went out in earlier jobs are dropped as those come back (the pipeline is drained for it: a rare event),
+ * and its bytes leave the totals. The chunks already stored stay in their packs, unreferenced until a prune. */
+static int node_abandon(struct push *p, struct feed *f)
+{
+	struct job *j = f->j;
+	uint64_t here = j->seq == p->node_job_seq ? p->cuts_total - p->node_first_cut : j->ncuts;
+	j->len = j->seq == p->node_job_seq ? p->node_job_off : 0;
+	j->ncuts -= here;
+	f->chunked = j->len;
+	p->cuts_total -= here;
+	p->bytes_in -= p->cur.size;
+	p->cur.size = p->cur.nchunks = 0;
+	if (p->cuts_total > p->node_first_cut) {
+		p->drop_from = p->node_first_cut;
+		p->drop_to = p->cuts_total;
+		while (workq_outstanding(p->q) > 0)
+			TRY(collect(p, true));
+		p->drop_from = p->drop_to = 0;
+	}
+	return 0;
+}
+
+/* Streams fd as the current node's content. With read_failed set, a failure of the input itself (not of the
+ * pipeline) sets it, and the caller may abandon the node. */
+static int feed_input(struct push *p, struct feed *f, int fd, bool regular, const char *name, bool *read_failed)
 {
 	uint64_t pos = 0;
 	bool eof = false;
 
 	XXH3_128bits_reset(p->xxh);
+	node_mark(p, f);
 	while (!eof) {
 		struct job *j = f->j;
 		size_t got = 0;
-		TRY(reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name));
+		int rc = reader_fill(p->rd, fd, regular, &pos, j->data + j->len, j->cap - j->len, &got, &eof, name);
+		if (rc == 0 && test_fail("push-read"))
+			rc = err_set(DRE_EIO, "cannot read %s: Input/output error (DRE_TEST_FAIL_AT)", name);
+		if (rc < 0 && read_failed != NULL)
+			*read_failed = true;
+		TRY(rc);
 		test_pause("push-reading");
 		TRY(feed_bytes(p, f, got, eof));
 	}
 	XXH128_hash_t h = XXH3_128bits_digest(p->xxh);
 	XXH128_canonicalFromHash((XXH128_canonical_t *)p->cur.xxh128, h);
 	return 0;
+}
+
+/* A meta key/value pair for the snapshot's header (format-spec.md §10). */
+static int meta_add(snapshot *sn, const char *key, const char *value)
+{
+	void *m = realloc(sn->meta, (sn->nmeta + 1) * sizeof *sn->meta);
+	if (m == NULL)
+		return err_set(DRE_ENOMEM, "cannot add %s to the snapshot", key);
+	sn->meta = m;
+	sn->meta[sn->nmeta].key = strdup(key);
+	sn->meta[sn->nmeta].value = strdup(value);
+	sn->nmeta++;
+	if (sn->meta[sn->nmeta - 1].key == NULL || sn->meta[sn->nmeta - 1].value == NULL)
+		return err_set(DRE_ENOMEM, "cannot add %s to the snapshot", key);
+	return 0;
+}
+
+/* The meta "tags": the tags given, checked. */
+static int tags_meta(snapshot *sn, const push_opts *o)
+{
+	if (o->ntags == 0)
+		return 0;
+	json_t *a = json_array();
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < o->ntags; i++) {
+		rc = engine_check_tag(o->tags[i]);
+		json_array_append_new(a, json_string(o->tags[i]));
+	}
+	char *text = rc == 0 ? json_dumps(a, JSON_COMPACT) : NULL;
+	json_decref(a);
+	if (rc == 0)
+		rc = text ? meta_add(sn, SNAP_META_TAGS, text) : err_set(DRE_ENOMEM, "cannot record the tags");
+	free(text);
+	return rc;
 }
 
 static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
@@ -332,21 +443,26 @@ static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
 	meter_start(&p->clock, &o->hooks);
 	pthread_mutex_init(&p->mu, NULL);
 	TRY(engine_check_name(o->name));
-	if (r->format < REPO_FORMAT_PRUNE)
+	if (r->format < REPO_FORMAT_NODES)
 		return err_set(DRE_EUNSUPP, "the repository has format version %u, which this dre reads but does not "
 					    "write. HINT: 'dre migrate' upgrades it to version %d (older dre versions then "
 					    "cannot read it)",
 			       r->format, REPO_FORMAT_VERSION);
 
+	p->snap.format = SNAP_FORMAT_NODES;
 	p->snap.kind = kind;
 	p->snap.time_ns = meter_now_ns();
 	p->snap.name = strdup(o->name);
 	char host[256] = "";
-	gethostname(host, sizeof host - 1);
-	p->snap.host = strdup(host);
+	if (o->host != NULL && (strlen(o->host) == 0 || strlen(o->host) > 255))
+		return err_set(DRE_EINVAL, "a host name must be 1 to 255 bytes long");
+	if (o->host == NULL)
+		gethostname(host, sizeof host - 1);
+	p->snap.host = strdup(o->host ? o->host : host);
 	p->xxh = XXH3_createState();
 	if (p->snap.name == NULL || p->snap.host == NULL || p->xxh == NULL)
 		return err_set(DRE_ENOMEM, "cannot start the push");
+	TRY(tags_meta(&p->snap, o));
 
 	TRY(index_new(&p->idx));
 	TRY(reader_new(&p->rd));
@@ -419,6 +535,8 @@ static void push_free(struct push *p)
 	list_writer_free(&p->ids);
 	pack_writer_free(&p->lpw);
 	snap_free(&p->snap);
+	snap_walk_free(p->par.w);
+	snap_free(&p->par.snap);
 	plan_guard_free(&p->guard);
 	lock_release(p->lock, p->o->hooks.warn, p->o->hooks.arg);
 	pthread_mutex_destroy(&p->mu);
@@ -443,7 +561,7 @@ static int node_end(struct push *p)
 {
 	uint8_t rec[LIST_ENTRY_MAX];
 	size_t len;
-	TRY(snap_node_encode(&p->cur, rec, sizeof rec, &len));
+	TRY(snap_node_encode(p->snap.format, &p->cur, rec, sizeof rec, &len));
 	TRY(list_writer_add(&p->nodes, rec, len));
 	p->snap.chunks_total += p->cur.nchunks;
 	p->files += p->cur.type == NODE_FILE || p->cur.type == NODE_STREAM;
@@ -468,7 +586,7 @@ static void push_cache_save(struct push *p)
  */
 static int push_finish(struct push *p, struct feed *f, int rc, bool record, push_result *res)
 {
-	if (rc == 0 && f->j != NULL && f->j->len > 0)
+	if (rc == 0 && f->j != NULL && (f->j->len > 0 || f->j->ncuts > 0))
 		rc = workq_submit(p->q, f->j);
 	f->j = NULL;
 	while (rc == 0 && p->q != NULL && workq_outstanding(p->q) > 0)
@@ -498,6 +616,11 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 
 	if (s->end_time_ns == 0) /* else a copy's, from push_session_set_origin */
 		s->end_time_ns = meter_now_ns();
+	if (p->left_out > 0) {
+		char count[24];
+		snprintf(count, sizeof count, "%zu", p->left_out);
+		TRY(meta_add(s, SNAP_META_INCOMPLETE, count));
+	}
 	s->size = p->bytes_in;
 	s->stored_new = p->stored_new;
 	s->chunks_new = p->chunks_new;
@@ -532,6 +655,15 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 	res->chunks_new = s->chunks_new;
 	res->lists_new = p->lists_new;
 	res->files = p->files;
+	res->files_skipped = p->files_skipped;
+	res->bytes_skipped = p->bytes_skipped;
+	res->left_out = p->left_out;
+	res->parent[0] = '\0';
+	if (p->par.snap.name != NULL) {
+		char hex[65];
+		hex_encode(p->par.snap.id, CRYPTO_ID_LEN, hex);
+		snprintf(res->parent, sizeof res->parent, "%.16s", hex);
+	}
 	res->seconds = meter_seconds(&p->clock);
 	res->workers = p->nworkers;
 	return 0;
@@ -548,7 +680,7 @@ static int feed_stream(struct push *p, struct feed *f, const char *path, int fd,
 	p->cur.mode = 0600;
 	p->cur.mtime_ns = 0;
 	p->sniff = true;
-	TRY(feed_input(p, f, fd, fstat(fd, &st) == 0 && S_ISREG(st.st_mode), what));
+	TRY(feed_input(p, f, fd, fstat(fd, &st) == 0 && S_ISREG(st.st_mode), what, NULL));
 	return node_end(p);
 }
 
@@ -568,6 +700,10 @@ static int push_stream(repo *r, const push_opts *o, int fd, push_result *res, pr
 		if (rc == 0)
 			rc = prc;
 	}
+	/* an empty stream is nearly always a producer that failed quietly; restore would return it as the latest */
+	if (rc == 0 && p.bytes_in == 0 && !o->allow_empty)
+		rc = err_set(DRE_EINVAL, "%s gave no data (0 bytes): no snapshot recorded. HINT: --allow-empty records "
+					 "an empty stream", pr ? pr->name : "standard input");
 	rc = push_finish(&p, &f, rc, rc == 0, res);
 	push_free(&p);
 	return rc;
@@ -584,6 +720,177 @@ int engine_push_command(repo *r, const push_opts *o, char *const argv[], push_re
 	TRY(engine_check_name(o->name));
 	TRY(producer_start(argv, NULL, &pr));
 	return push_stream(r, o, -1, res, &pr);
+}
+
+/* ---- the parent: files taken without reading them ---- */
+
+/* Walk order (format-spec.md §10.3): a directory before what is in it, names in byte order; as one comparison,
+ * component by component, the end of a path before "/" before any other byte. */
+static int walk_cmp(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int ca = *a == '\0' ? 0 : *a == '/' ? 1 : (unsigned char)*a + 2;
+		int cb = *b == '\0' ? 0 : *b == '/' ? 1 : (unsigned char)*b + 2;
+		if (ca != cb || ca == 0)
+			return ca - cb;
+	}
+}
+
+static void parent_close(struct push *p)
+{
+	snap_walk_free(p->par.w);
+	p->par.w = NULL;
+	p->par.have = false;
+}
+
+/* A parent that cannot be read costs speed, not the push: every file is read. */
+static void parent_lost(struct push *p, const char *why)
+{
+	char hex[65], msg[1400];
+	hex_encode(p->par.snap.id, CRYPTO_ID_LEN, hex);
+	snprintf(msg, sizeof msg, "parent snapshot %.16s cannot be read (%s): the remaining files are read", hex, why);
+	if (p->o->hooks.warn)
+		p->o->hooks.warn(p->o->hooks.arg, msg);
+	parent_close(p);
+}
+
+/* Chooses the parent (push_opts.parent, else the newest snapshot of the same name, kind and host) and starts
+ * walking it. Called once the index is loaded: its list blobs are found through it. */
+static int parent_open(struct push *p)
+{
+	const push_opts *o = p->o;
+	struct parent *par = &p->par;
+	if (o->force_read)
+		return 0;
+	if (o->parent != NULL) {
+		int rc = snap_find(p->r, o->parent, -1, &par->snap);
+		if (rc < 0)
+			return err_set(rc, "--parent: %s", err_msg());
+		if (par->snap.kind != p->snap.kind)
+			return err_set(DRE_EINVAL, "--parent %s is a %s snapshot, this push makes a %s one", o->parent,
+				       snap_kind_name(par->snap.kind), snap_kind_name(p->snap.kind));
+	} else {
+		snap_list l;
+		size_t pick = SIZE_MAX;
+		TRY(snap_list_load(p->r, &l, NULL, NULL));
+		for (size_t i = 0; i < l.n; i++) { /* oldest first: the last that fits is the newest */
+			const snapshot *c = &l.items[i];
+			const char *v = o->parent_key ? snap_meta_get(c, o->parent_key) : NULL;
+			if (c->kind == p->snap.kind && strcmp(c->name, p->snap.name) == 0 &&
+			    strcmp(c->host, p->snap.host) == 0 && (o->parent_key == NULL || (v && strcmp(v, o->parent_value) == 0)))
+				pick = i;
+		}
+		if (pick != SIZE_MAX) {
+			par->snap = l.items[pick];
+			memset(&l.items[pick], 0, sizeof l.items[pick]);
+		}
+		snap_list_free(&l);
+		if (pick == SIZE_MAX)
+			return 0;
+	}
+	par->read_after_ns = par->snap.time_ns - SKIP_MARGIN_NS;
+	pthread_mutex_lock(&p->mu); /* the walk finds list blobs in the index the workers add to */
+	int rc = snap_walk_open(p->r, p->idx, &par->snap, true, &par->w);
+	pthread_mutex_unlock(&p->mu);
+	if (rc < 0)
+		parent_lost(p, err_msg());
+	return 0;
+}
+
+/* Whether the parent has a node at rel: the walk moves past the parent's nodes that come before rel in walk order
+ * and stops at rel (p->par.n) or past it. A parent whose order differs from this push's (paths given in another
+ * order) only finds fewer matches. */
+static bool parent_seek(struct push *p, const char *rel)
+{
+	struct parent *par = &p->par;
+	while (par->w != NULL) {
+		if (!par->have) {
+			pthread_mutex_lock(&p->mu);
+			int rc = snap_walk_next(par->w, &par->n);
+			pthread_mutex_unlock(&p->mu);
+			if (rc < 0)
+				parent_lost(p, err_msg());
+			if (rc <= 0) {
+				parent_close(p);
+				return false;
+			}
+			par->have = true;
+		}
+		int c = walk_cmp(par->n.path, rel);
+		if (c >= 0)
+			return c == 0;
+		par->have = false;
+	}
+	return false;
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/* The skip rule: what the parent recorded for the path matches what lstat says now, and the file was last
+ * written well before the parent started reading (a write in the same clock tick as its read is not seen by
+ * mtime). --ignore-ctime and --ignore-inode leave those out, for file systems that do not keep them. */
+static bool parent_unchanged(const struct push *p, const snap_node *old, const struct stat *st)
+{
+	int64_t mtime = ts_ns(&st->st_mtim);
+	if (old->type != NODE_FILE || old->size != (uint64_t)st->st_size || old->mtime_ns != mtime ||
+	    mtime >= p->par.read_after_ns)
+		return false;
+	if (!p->o->ignore_ctime && old->ctime_ns != ts_ns(&st->st_ctim))
+		return false;
+	return p->o->ignore_inode || (old->ino == (uint64_t)st->st_ino && old->dev == (uint64_t)st->st_dev);
+}
+
+/* A chunk the parent names, into the job being filled; a job whose cut list is full goes out as it is (its data
+ * is all cut: this happens between files). */
+static int job_add_reused(struct push *p, struct feed *f, const uint8_t id[CRYPTO_ID_LEN])
+{
+	struct job *j = f->j;
+	if (j->ncuts == j->cuts_cap) {
+		TRY(workq_submit(p->q, j));
+		TRY(job_get_free(p, &f->j));
+		f->chunked = 0;
+		j = f->j;
+	}
+	j->cuts[j->ncuts].off = j->cuts[j->ncuts].len = 0;
+	memcpy(j->ids[j->ncuts], id, CRYPTO_ID_LEN);
+	j->ncuts++;
+	p->cuts_total++;
+	p->cur.nchunks++;
+	return 0;
+}
+
+/* The current node takes the content of the parent's node p->par.n: 1 when taken; 0 when one of its chunks is not
+ * in the index any more (a damaged repository, or a prune deleting its pack), and then nothing was taken. */
+static int node_reuse(struct push *p, struct feed *f)
+{
+	const snap_node *old = &p->par.n;
+	node_mark(p, f);
+	for (uint64_t k = 0; k < old->nchunks; k++) {
+		uint8_t id[CRYPTO_ID_LEN];
+		pthread_mutex_lock(&p->mu);
+		int rc = snap_walk_chunk(p->par.w, id);
+		int found = rc == 0 ? index_use(p->idx, id) : rc;
+		pthread_mutex_unlock(&p->mu);
+		if (found < 0 && rc < 0)
+			parent_lost(p, err_msg());
+		TRY(found < 0 && rc == 0 ? found : 0);
+		if (found <= 0) {
+			p->par.have = false;
+			TRY(node_abandon(p, f));
+			return 0;
+		}
+		TRY(job_add_reused(p, f, id));
+	}
+	p->par.have = false;
+	p->cur.size = old->size;
+	memcpy(p->cur.xxh128, old->xxh128, sizeof old->xxh128);
+	p->bytes_in += old->size;
+	p->files_skipped++;
+	p->bytes_skipped += old->size;
+	return 1;
 }
 
 /* ---- files and directories ---- */
@@ -603,13 +910,36 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void warn(struct push *p, const char *fmt, const char *arg)
+{
+	char msg[1200];
+	snprintf(msg, sizeof msg, fmt, arg);
+	if (p->o->hooks.warn)
+		p->o->hooks.warn(p->o->hooks.arg, msg);
+}
+
+/* An entry a files push cannot read (or that changed while it was read, then kept as read): reported, and the
+ * snapshot says it is incomplete. A base backup (not tolerant) fails instead: it is no backup without every file.
+ * rc is the failure, its message set. */
+static int problem(struct push *p, const char *outcome, int rc)
+{
+	if (!p->tolerant || rc == DRE_ENOMEM)
+		return rc;
+	char msg[1400];
+	snprintf(msg, sizeof msg, "%s: %s", err_msg(), outcome);
+	if (p->o->hooks.warn)
+		p->o->hooks.warn(p->o->hooks.arg, msg);
+	p->left_out++;
+	return 0;
+}
+
 static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const char *rel)
 {
 	DIR *d = opendir(fs_path);
 	if (d == NULL && p->tree && p->tree->vanish_ok && errno == ENOENT)
 		return 0; /* removed during the walk: recorded as empty */
 	if (d == NULL)
-		return err_sys("cannot open directory %s", fs_path);
+		return problem(p, "its contents left out", err_sys("cannot open directory %s", fs_path));
 	char **names = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
@@ -624,6 +954,8 @@ static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const c
 		}
 		n++;
 	}
+	if (rc == 0 && errno != 0) /* the entries read so far are backed up */
+		rc = problem(p, "the rest left out", err_sys("cannot list directory %s to its end", fs_path));
 	closedir(d);
 	if (n > 1) /* deterministic order: same tree, same snapshot */
 		qsort(names, n, sizeof *names, name_cmp);
@@ -641,31 +973,123 @@ static int feed_dir(struct push *p, struct feed *f, const char *fs_path, const c
 	return rc;
 }
 
-static void warn(struct push *p, const char *fmt, const char *arg)
-{
-	char msg[1200];
-	snprintf(msg, sizeof msg, fmt, arg);
-	if (p->o->hooks.warn)
-		p->o->hooks.warn(p->o->hooks.arg, msg);
-}
-
 static void node_attrs(snap_node *n, const struct stat *st)
 {
 	n->mode = st->st_mode & 07777;
 	n->uid = st->st_uid;
 	n->gid = st->st_gid;
-	n->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	n->mtime_ns = ts_ns(&st->st_mtim);
+	n->ctime_ns = ts_ns(&st->st_ctim);
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->nlink = (uint32_t)st->st_nlink;
+	n->rdev = S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? st->st_rdev : 0;
+}
+
+/* The entry's extended attributes (POSIX ACLs among them) into the current node, names sorted, as many as fit
+ * its record; a file system without them has none. */
+static int node_xattrs(struct push *p, const char *fs_path)
+{
+	snap_node *n = &p->cur;
+	ssize_t len = llistxattr(fs_path, p->xnames, sizeof p->xnames);
+	if (len < 0 && (errno == ENOTSUP || errno == ENOENT))
+		return 0;
+	if (len < 0)
+		return problem(p, "attributes left out", err_sys("cannot list the extended attributes of %s", fs_path));
+	const char *names[1024];
+	size_t count = 0;
+	for (ssize_t i = 0; i < len && count < 1024; i += (ssize_t)strlen(p->xnames + i) + 1)
+		names[count++] = p->xnames + i;
+	if (count > 1)
+		qsort(names, count, sizeof *names, name_cmp);
+	size_t fixed = 95 + strlen(n->path) + (n->link ? strlen(n->link) : 0); /* snapshot.c's NODE_FIXED_V3 */
+	size_t used = 0, cap = sizeof p->xattrs - fixed;
+	for (size_t i = 0; i < count; i++) {
+		ssize_t vlen = lgetxattr(fs_path, names[i], p->xvalue, sizeof p->xvalue);
+		if (vlen < 0 && errno == ENODATA)
+			continue; /* removed since it was listed */
+		int rc = vlen < 0 ? err_sys("cannot read extended attribute %s of %s", names[i], fs_path)
+				  : snap_xattr_append(p->xattrs, cap, &used, names[i], p->xvalue, (size_t)vlen);
+		if (rc < 0) {
+			if (vlen >= 0) {
+				char why[1024];
+				snprintf(why, sizeof why, "%s", err_msg());
+				rc = err_set(rc, "%s: %s", fs_path, why);
+			}
+			TRY(problem(p, "attribute left out", rc));
+			continue;
+		}
+		n->nxattr++;
+	}
+	n->xattrs = p->xattrs;
+	n->xattr_len = used;
+	return 0;
+}
+
+static int node_type_of(mode_t mode)
+{
+	return S_ISREG(mode) ? NODE_FILE : S_ISDIR(mode) ? NODE_DIR : S_ISLNK(mode) ? NODE_SYMLINK
+	     : S_ISCHR(mode) ? NODE_CHARDEV : S_ISBLK(mode) ? NODE_BLOCKDEV : 0;
+}
+
+/* The content of the regular file at fs_path (the current node): the parent's when it is unchanged, else read.
+ * A file that cannot be read, or that changes while it is read, is reported (left_out). */
+static int feed_file(struct push *p, struct feed *f, const char *fs_path, const char *rel, const struct stat *st)
+{
+	const push_tree *t = p->tree;
+	if (parent_seek(p, rel) && parent_unchanged(p, &p->par.n, st)) {
+		int taken = node_reuse(p, f);
+		TRY(taken);
+		if (taken)
+			return node_end(p);
+	}
+	int fd = open(fs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && t && t->vanish_ok && errno == ENOENT)
+		return 0; /* removed since lstat(): as if the walk had not seen it */
+	if (fd < 0)
+		return problem(p, "left out", err_sys("cannot open %s", fs_path));
+	bool read_failed = false;
+	int rc = feed_input(p, f, fd, true, fs_path, &read_failed);
+	struct stat after;
+	if (rc == 0 && p->tolerant && fstat(fd, &after) == 0 &&
+	    (after.st_size != st->st_size || ts_ns(&after.st_mtim) != ts_ns(&st->st_mtim) ||
+	     ts_ns(&after.st_ctim) != ts_ns(&st->st_ctim))) {
+		/* kept as read, with the attributes from before the read, so the next push reads it again */
+		rc = problem(p, "kept as read, which may be inconsistent",
+			     err_set(DRE_EIO, "%s changed while it was read", fs_path));
+	}
+	close(fd);
+	if (rc < 0 && read_failed && p->tolerant) {
+		rc = problem(p, "left out", rc);
+		if (rc == 0)
+			return node_abandon(p, f);
+	}
+	return rc < 0 ? rc : node_end(p);
 }
 
 static int feed_path(struct push *p, struct feed *f, const char *fs_path, const char *rel)
 {
 	struct stat st;
 	const push_tree *t = p->tree;
-	if (lstat(fs_path, &st) < 0)
-		return t && t->vanish_ok && errno == ENOENT ? 0 : err_sys("cannot read %s", fs_path);
+	if (lstat(fs_path, &st) < 0) {
+		if (t && t->vanish_ok && errno == ENOENT)
+			return 0;
+		int rc = errno == ENOENT ? err_set(DRE_ENOTFOUND, "%s vanished before it was read", fs_path)
+					 : err_sys("cannot read %s", fs_path);
+		return *rel && strcmp(rel, ".") != 0 ? problem(p, "left out", rc) : rc; /* a path given is not left out */
+	}
 	push_verdict v = t ? t->filter(t->arg, rel, &st) : PUSH_TAKE;
 	if (v == PUSH_SKIP)
 		return 0;
+	if (t == NULL && p->o->exclude != NULL) {
+		char abs[8300];
+		snprintf(abs, sizeof abs, "%s/%s", p->abs_prefix, rel);
+		if (pattern_set_match(p->o->exclude, abs, S_ISDIR(st.st_mode))) {
+			/* an excluded directory with re-included entries below it is recorded, to hold them */
+			if (!S_ISDIR(st.st_mode) || !pattern_set_may_unmatch_below(p->o->exclude, abs))
+				return 0;
+		}
+	}
 	if (v == PUSH_FOLLOW && stat(fs_path, &st) < 0)
 		return err_sys("cannot read %s (where the symlink %s points)", fs_path, rel);
 	if (v == PUSH_DIR_ONLY) {
@@ -675,37 +1099,33 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 		node_attrs(&p->cur, &st);
 		return node_end(p);
 	}
-	uint8_t type = S_ISREG(st.st_mode) ? NODE_FILE : S_ISDIR(st.st_mode) ? NODE_DIR : S_ISLNK(st.st_mode) ? NODE_SYMLINK : 0;
+	int type = node_type_of(st.st_mode);
 	if (type == 0) {
-		warn(p, "%s is not a regular file, directory or symlink: not backed up", fs_path);
+		warn(p, "%s is a FIFO or socket: not backed up", fs_path);
 		return 0;
 	}
-	TRY(node_begin(p, type, *rel ? rel : "."));
+	TRY(node_begin(p, (uint8_t)type, *rel ? rel : "."));
 	snap_node *n = &p->cur;
 	node_attrs(n, &st);
 	if (type == NODE_SYMLINK) {
 		ssize_t len = readlink(fs_path, p->cur_link, sizeof p->cur_link);
 		if (len < 0)
-			return err_sys("cannot read symlink %s", fs_path);
+			return problem(p, "left out", err_sys("cannot read symlink %s", fs_path));
 		if ((size_t)len >= sizeof p->cur_link)
-			return err_set(DRE_EINVAL, "the target of symlink %s is longer than %d bytes", fs_path,
-				       SNAP_PATH_MAX);
+			return problem(p, "left out", err_set(DRE_EINVAL, "the target of symlink %s is longer than %d bytes",
+						   fs_path, SNAP_PATH_MAX));
 		p->cur_link[len] = '\0';
 		n->link = p->cur_link;
+	}
+	TRY(node_xattrs(p, fs_path));
+	if (type == NODE_FILE)
+		return feed_file(p, f, fs_path, rel, &st);
+	if (type != NODE_DIR)
 		return node_end(p);
-	}
-	if (type == NODE_DIR) {
-		TRY(node_end(p)); /* parents before their children */
-		return feed_dir(p, f, fs_path, rel);
-	}
-	int fd = open(fs_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && t && t->vanish_ok && errno == ENOENT)
-		return 0; /* removed since lstat(): as if the walk had not seen it */
-	if (fd < 0)
-		return err_sys("cannot open %s", fs_path);
-	int rc = feed_input(p, f, fd, true, fs_path);
-	close(fd);
-	return rc < 0 ? rc : node_end(p);
+	TRY(node_end(p)); /* parents before their children */
+	if (t == NULL && p->o->one_file_system && st.st_dev != p->root_dev)
+		return 0; /* a mount point: recorded, its contents are another file system's */
+	return feed_dir(p, f, fs_path, rel);
 }
 
 /* "/srv/models/" → "srv/models", "./a//b" → "a/b", "/" → "" ; ".." components are refused. */
@@ -736,6 +1156,33 @@ static int relative_name(const char *path, char *out, size_t cap)
 	return 0;
 }
 
+/* The meta "paths": the paths given, as given. */
+static int paths_meta(struct push *p, char *const paths[], size_t npaths)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < npaths; i++)
+		json_array_append_new(a, json_string(paths[i]));
+	char *text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	int rc = text ? meta_add(&p->snap, SNAP_META_PATHS, text) : err_set(DRE_ENOMEM, "cannot record the paths");
+	free(text);
+	return rc;
+}
+
+/* Where a path given starts for patterns: its absolute form without "." and "//" (the walk appends names). */
+static int root_prefix(struct push *p, const char *path)
+{
+	char cwd[4096] = "";
+	if (path[0] != '/' && getcwd(cwd, sizeof cwd) == NULL)
+		return err_sys("cannot tell the current directory (for the exclude patterns)");
+	size_t n = strlen(cwd);
+	while (n > 0 && cwd[n - 1] == '/')
+		cwd[--n] = '\0';
+	if (snprintf(p->abs_prefix, sizeof p->abs_prefix, "%s", cwd) >= (int)sizeof p->abs_prefix)
+		return err_set(DRE_EINVAL, "the current directory's path is too long");
+	return 0;
+}
+
 int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t npaths, push_result *res)
 {
 	struct push p;
@@ -745,10 +1192,21 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 		return err_set(DRE_EINVAL, "no paths given");
 	int rc = push_start(&p, r, o, SNAP_FILES);
 	res->reader = p.rd ? reader_backend(p.rd) : "read(2)";
+	p.tolerant = true;
 	if (rc == 0)
 		rc = job_get_free(&p, &f.j);
+	if (rc == 0)
+		rc = paths_meta(&p, paths, npaths);
+	if (rc == 0)
+		rc = parent_open(&p);
 	for (size_t i = 0; rc == 0 && i < npaths; i++) {
+		struct stat st;
 		rc = relative_name(paths[i], rel, sizeof rel);
+		if (rc == 0)
+			rc = root_prefix(&p, paths[i]);
+		if (rc == 0 && lstat(paths[i], &st) < 0)
+			rc = err_sys("cannot read %s", paths[i]);
+		p.root_dev = st.st_dev;
 		if (rc == 0)
 			rc = feed_path(&p, &f, paths[i], rel);
 	}
@@ -772,6 +1230,8 @@ int push_session_start(repo *r, const push_opts *o, uint8_t kind, push_session *
 	int rc = push_start(&s->p, r, o, kind);
 	if (rc == 0)
 		rc = job_get_free(&s->p, &s->f.j);
+	if (rc == 0 && kind == SNAP_PG_BASE)
+		rc = parent_open(&s->p);
 	if (rc < 0) {
 		push_free(&s->p);
 		free(s);
@@ -809,7 +1269,7 @@ int push_session_add_data(push_session *s, const char *rel, const void *data, si
 		snap_node *n = &s->p.cur;
 		node_attrs(n, like);
 		n->mtime_ns = meter_now_ns();
-		rc = feed_input(&s->p, &s->f, fd, true, rel);
+		rc = feed_input(&s->p, &s->f, fd, true, rel, NULL);
 	}
 	if (rc == 0)
 		rc = node_end(&s->p);
@@ -824,17 +1284,7 @@ int push_session_add_stream(push_session *s, const char *path, int fd, const cha
 
 int push_session_add_meta(push_session *s, const char *key, const char *value)
 {
-	snapshot *sn = &s->p.snap;
-	void *m = realloc(sn->meta, (sn->nmeta + 1) * sizeof *sn->meta);
-	if (m == NULL)
-		return err_set(DRE_ENOMEM, "cannot add %s to the snapshot", key);
-	sn->meta = m;
-	sn->meta[sn->nmeta].key = strdup(key);
-	sn->meta[sn->nmeta].value = strdup(value);
-	sn->nmeta++;
-	if (sn->meta[sn->nmeta - 1].key == NULL || sn->meta[sn->nmeta - 1].value == NULL)
-		return err_set(DRE_ENOMEM, "cannot add %s to the snapshot", key);
-	return 0;
+	return meta_add(&s->p.snap, key, value);
 }
 
 int push_session_end(push_session *s, int rc, bool record, push_result *res)
@@ -892,8 +1342,10 @@ static int feed_read(struct push *p, struct feed *f, push_read_fn read, void *ar
 int push_session_add_node(push_session *s, const snap_node *n, push_read_fn read, void *arg)
 {
 	struct push *p = &s->p;
-	if (n->type < NODE_STREAM || n->type > NODE_SYMLINK)
+	if (n->type < NODE_STREAM || n->type > NODE_BLOCKDEV)
 		return err_set(DRE_EINVAL, "%s: node type %u is not one dre writes", n->path, n->type);
+	if (n->xattr_len > sizeof p->xattrs)
+		return err_set(DRE_EINVAL, "%s: extended attributes of %zu bytes", n->path, n->xattr_len);
 	size_t llen = n->type == NODE_SYMLINK && n->link ? strlen(n->link) : 0;
 	if (n->type == NODE_SYMLINK && (llen == 0 || llen > SNAP_PATH_MAX))
 		return err_set(DRE_EINVAL, "symlink %s has no target or one longer than %d bytes", n->path,
@@ -905,12 +1357,22 @@ int push_session_add_node(push_session *s, const snap_node *n, push_read_fn read
 	p->cur.uid = n->uid;
 	p->cur.gid = n->gid;
 	p->cur.mtime_ns = n->mtime_ns;
+	p->cur.ctime_ns = n->ctime_ns;
+	p->cur.dev = n->dev;
+	p->cur.ino = n->ino;
+	p->cur.nlink = n->nlink;
+	p->cur.rdev = n->rdev;
+	p->cur.nxattr = n->nxattr;
+	if (n->xattr_len)
+		memcpy(p->xattrs, n->xattrs, n->xattr_len);
+	p->cur.xattrs = p->xattrs;
+	p->cur.xattr_len = n->xattr_len;
 	if (n->type == NODE_SYMLINK) {
 		memcpy(p->cur_link, n->link, llen + 1);
 		p->cur.link = p->cur_link;
 		return node_end(p);
 	}
-	if (n->type == NODE_DIR)
+	if (n->type != NODE_FILE && n->type != NODE_STREAM)
 		return node_end(p);
 	TRY(feed_read(p, &s->f, read, arg));
 	if (p->cur.size != n->size || memcmp(p->cur.xxh128, n->xxh128, sizeof n->xxh128) != 0) {

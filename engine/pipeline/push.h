@@ -51,7 +51,8 @@ int push_session_set_origin(push_session *s, const snapshot *src);
 /* Gives up to cap bytes of a node's content in buf; *got = 0 at its end. */
 typedef int (*push_read_fn)(void *arg, uint8_t *buf, size_t cap, size_t *got);
 
-/* Adds a node with exactly n's type, path and attributes (mode, uid, gid, mtime; a symlink's target). A stream
+/* Adds a node with exactly n's type, path and attributes (mode, uid, gid, mtime, format 3's ctime, dev, ino, nlink,
+ * rdev and extended attributes; a symlink's target). A stream
  * or file takes its content from read, which must give n->size bytes whose XXH3-128 is n->xxh128, else
  * DRE_ECORRUPT naming the path (the session must then end without recording). read is not called for a
  * directory or a symlink (it may be NULL). */

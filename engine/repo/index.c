@@ -569,6 +569,15 @@ int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
 	return index_insert(idx, &e);
 }
 
+int index_use(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN])
+{
+	slot *s = find_slot(idx, id);
+	if (s == NULL || pack_excluded(idx, s->pack))
+		return 0;
+	TRY(note_used(idx, s->pack));
+	return 1;
+}
+
 int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *pe)
 {
 	slot *s = find_slot(idx, pe->id);

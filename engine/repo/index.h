@@ -66,6 +66,11 @@ int index_insert(chunk_index *idx, const index_entry *e);
  * 0 when it is known or already reserved by another worker. */
 int index_reserve(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]);
 
+/* Push, for a chunk a parent snapshot names (a file reused without reading it): 1 when the index holds it outside
+ * the packs a prune is deleting, or this push reserved it, and its pack then counts as relied on like
+ * index_reserve's; 0 when not (nothing is reserved: the caller reads the file instead). */
+int index_use(chunk_index *idx, const uint8_t id[CRYPTO_ID_LEN]);
+
 /* Push: a reserved chunk's pack has been written; its entry gets the location. */
 int index_commit(chunk_index *idx, uint32_t pack_no, const pack_entry *e);
 

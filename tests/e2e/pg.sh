@@ -189,8 +189,8 @@ check "a: postgresql.auto.conf names the target time" grep -q "recovery_target_t
 if ! on_s3; then
 	check "a: the spec decoder verifies the repository (the base backup's lists and files, the WAL archive)" \
 		spec_decoder verify
-	check "a: ... one snapshot, of format 2, and archived WAL files" \
-		sh -c "grep -qE '^snapshots: 1 \(1 of format 2\)' '$T/dec.out' && grep -qE '^wal: [1-9][0-9]* archived' '$T/dec.out'"
+	check "a: ... one snapshot, of format 3, and archived WAL files" \
+		sh -c "grep -qE '^snapshots: 1 \(1 of format 3\)' '$T/dec.out' && grep -qE '^wal: [1-9][0-9]* archived' '$T/dec.out'"
 	check "a: the spec decoder lists the base backup as pgbase" spec_decoder list
 	base=$(awk '$3 == "pgbase" { print $1 }' "$T/dec.out")
 	check "a: the spec decoder restores the base backup ${base:0:8}" spec_decoder restore "${base:-none}" "$T/dec-base"
@@ -387,6 +387,11 @@ new2=$(json "d['stored_new']" <"$T/cmd.out" 2>/dev/null)
 check "f: the second backup ($size2 bytes) stores under 1 % new ($new2 bytes)" \
 	test -n "$new2" -a "${new2:-1}" -lt "$(( ${size2:-0} / 100 ))"
 check "f: both backups read the same data directory (${size1:-?} and ${size2:-?} bytes)" test -n "$size1" -a -n "$size2"
+skipped2=$(json "d['files_skipped']" <"$T/cmd.out" 2>/dev/null)
+check "f: the second takes the files unchanged since the first from it, unread (${skipped2:-?} of them)" \
+	test "${skipped2:-0}" -gt 0 -a "$(json "d['parent'] is not None" <"$T/cmd.out" 2>/dev/null)" = True
+expect_rc 0 "f: pg-backup --force-read" dre1 --json pg-backup --fast --force-read --dbname "$CONNINFO"
+check "f: reads every file" test "$(json "(d['files_skipped'], d['parent'])" <"$T/cmd.out" 2>/dev/null)" = "(0, None)"
 expect_rc 0 "f: check --read-data, with the WAL archive" dre1 --json check --read-data
 check "f: check read the archived WAL files" test "$(json "d['wal_files'] > 10 and d['errors'] == 0" <"$T/cmd.out" 2>&1)" = True
 

@@ -19,7 +19,8 @@ expect_rc 0 "push dump-like text" "$DRE" push mydb <"$T/dump.sql"
 check "dump round trip is byte-identical" cmp -s "$T/dump.sql" "$T/dump.out"
 check "dump compressed in the store" test "$(stored_new mydb)" -lt $((40 * 1024 * 1024 / 2))
 
-expect_rc 0 "push empty input" "$DRE" push empty </dev/null
+expect_rc 1 "push empty input is refused" "$DRE" push empty </dev/null
+expect_rc 0 "push empty input with --allow-empty" "$DRE" push empty --allow-empty </dev/null
 "$DRE" restore empty >"$T/empty.out"
 check "empty input restores empty" test ! -s "$T/empty.out"
 
