@@ -765,8 +765,11 @@ int bench_pipeline(const bench_opts *o, bench_report *rep)
 	snprintf(first, sizeof first, "%s", rc < 0 ? err_msg() : "");
 	int rm = localfile_remove_tree(rep->dir);
 	bench_guard_end();
-	if (rc < 0 && rm < 0)
-		return err_set(rc, "%s; and %s", first, err_msg());
+	if (rc < 0 && rm < 0) {
+		char second[1024];
+		snprintf(second, sizeof second, "%s", err_msg()); /* err_set must not format from its own buffer */
+		return err_set(rc, "%s; and %s", first, second);
+	}
 	if (rc < 0)
 		return err_set(rc, "%s", first);
 	return rm;

@@ -642,8 +642,11 @@ static int push_finish(struct push *p, struct feed *f, int rc, bool record, push
 		char key[80], saved[1024];
 		snprintf(saved, sizeof saved, "%s", err_msg());
 		repo_object_key("snapshots/", s->id, key);
-		if (store_del(p->r->st, key) < 0)
-			return err_set(rc4, "%s; and snapshot %s could not be removed: %s", saved, key, err_msg());
+		if (store_del(p->r->st, key) < 0) {
+			char why[1024];
+			snprintf(why, sizeof why, "%s", err_msg()); /* err_set must not format from its own buffer */
+			return err_set(rc4, "%s; and snapshot %s could not be removed: %s", saved, key, why);
+		}
 		return err_set(rc4, "%s", saved);
 	}
 	progress(p, true);
@@ -764,8 +767,11 @@ static int parent_open(struct push *p)
 		return 0;
 	if (o->parent != NULL) {
 		int rc = snap_find(p->r, o->parent, -1, &par->snap);
-		if (rc < 0)
-			return err_set(rc, "--parent: %s", err_msg());
+		if (rc < 0) {
+			char why[1024];
+			snprintf(why, sizeof why, "%s", err_msg()); /* err_set must not format from its own buffer */
+			return err_set(rc, "--parent: %s", why);
+		}
 		if (par->snap.kind != p->snap.kind)
 			return err_set(DRE_EINVAL, "--parent %s is a %s snapshot, this push makes a %s one", o->parent,
 				       snap_kind_name(par->snap.kind), snap_kind_name(p->snap.kind));
@@ -1128,34 +1134,6 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 	return feed_dir(p, f, fs_path, rel);
 }
 
-/* "/srv/models/" → "srv/models", "./a//b" → "a/b", "/" → "" ; ".." components are refused. */
-static int relative_name(const char *path, char *out, size_t cap)
-{
-	size_t o = 0;
-	const char *s = path;
-	while (*s) {
-		while (*s == '/')
-			s++;
-		const char *e = strchrnul(s, '/');
-		size_t len = (size_t)(e - s);
-		if (len == 0)
-			break;
-		if (len == 2 && s[0] == '.' && s[1] == '.')
-			return err_set(DRE_EINVAL, "path %s contains '..': give the directory itself instead", path);
-		if (!(len == 1 && s[0] == '.')) {
-			if (o + len + 2 > cap)
-				return err_set(DRE_EINVAL, "path %s is too long", path);
-			if (o)
-				out[o++] = '/';
-			memcpy(out + o, s, len);
-			o += len;
-		}
-		s = e;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 /* The meta "paths": the paths given, as given. */
 static int paths_meta(struct push *p, char *const paths[], size_t npaths)
 {
@@ -1201,7 +1179,7 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 		rc = parent_open(&p);
 	for (size_t i = 0; rc == 0 && i < npaths; i++) {
 		struct stat st;
-		rc = relative_name(paths[i], rel, sizeof rel);
+		rc = snap_path_of(paths[i], rel, sizeof rel);
 		if (rc == 0)
 			rc = root_prefix(&p, paths[i]);
 		if (rc == 0 && lstat(paths[i], &st) < 0)

@@ -188,34 +188,6 @@ static int worker_run(void *ctx, void *job)
 
 /* ---- which nodes, and where they go ---- */
 
-/* --from as a node path: "/srv/models/" → "srv/models", "./a//b" → "a/b", "/" → "" (the whole snapshot). */
-static int from_path(const char *text, char *out, size_t cap)
-{
-	size_t o = 0;
-	const char *s = text;
-	while (*s) {
-		while (*s == '/')
-			s++;
-		const char *e = strchrnul(s, '/');
-		size_t len = (size_t)(e - s);
-		if (len == 0)
-			break;
-		if (len == 2 && s[0] == '.' && s[1] == '.')
-			return err_set(DRE_EINVAL, "--from %s: a path inside the snapshot has no '..'", text);
-		if (!(len == 1 && s[0] == '.')) {
-			if (o + len + 2 > cap)
-				return err_set(DRE_EINVAL, "--from %s: the path is too long", text);
-			if (o)
-				out[o++] = '/';
-			memcpy(out + o, s, len);
-			o += len;
-		}
-		s = e;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 static bool in_from(const struct restore *rs, const char *path)
 {
 	return rs->whole || (strncmp(path, rs->from, rs->from_len) == 0 &&
@@ -1081,8 +1053,9 @@ int engine_restore(repo *r, const snapshot *s, const restore_opts *o, restore_re
 	if (o->delete_extra && o->overwrite != RESTORE_ALWAYS && o->overwrite != RESTORE_IF_CHANGED)
 		return err_set(DRE_EINVAL, "--delete removes what the target holds beyond the snapshot: give it with "
 					   "--overwrite always or --overwrite if-changed");
-	if (o->from != NULL)
-		TRY(from_path(o->from, rs.from, sizeof rs.from));
+	if (o->from != NULL && snap_path_of(o->from, rs.from, sizeof rs.from) < 0) /* "/" → "": the whole snapshot */
+		return err_set(DRE_EINVAL, "--from %s: a path inside the snapshot, without '..', of at most %zu bytes",
+			       o->from, sizeof rs.from - 1);
 	rs.from_len = strlen(rs.from);
 	rs.whole = rs.from_len == 0;
 

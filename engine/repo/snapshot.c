@@ -322,6 +322,33 @@ int snap_node_encode(uint8_t format, const snap_node *n, uint8_t *out, size_t ca
 	return 0;
 }
 
+int snap_path_of(const char *path, char *out, size_t cap)
+{
+	size_t o = 0;
+	const char *s = path;
+	while (*s) {
+		while (*s == '/')
+			s++;
+		const char *e = strchrnul(s, '/');
+		size_t len = (size_t)(e - s);
+		if (len == 0)
+			break;
+		if (len == 2 && s[0] == '.' && s[1] == '.')
+			return err_set(DRE_EINVAL, "path %s contains '..': give the directory itself instead", path);
+		if (!(len == 1 && s[0] == '.')) {
+			if (o + len + 2 > cap)
+				return err_set(DRE_EINVAL, "path %s is too long", path);
+			if (o)
+				out[o++] = '/';
+			memcpy(out + o, s, len);
+			o += len;
+		}
+		s = e;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 /* A u16-length string into a buffer of SNAP_PATH_MAX + 1: false when too long or holding a NUL. */
 static bool rd_name(rd *in, char *out)
 {

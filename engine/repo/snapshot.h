@@ -116,6 +116,10 @@ int snap_encode(const snapshot *s, buf *out);
 int snap_decode(const char *key, const uint8_t *p, size_t len, snapshot *out);
 void snap_free(snapshot *s);
 
+/* The node path of a path given to a push, or of one inside a snapshot (format-spec.md §10.3): "/srv/models/" →
+ * "srv/models", "./a//b" → "a/b", "/" → "". DRE_EINVAL for a ".." component or more than cap - 1 bytes. */
+int snap_path_of(const char *path, char *out, size_t cap);
+
 /* One node record of a node list of snapshot format 2 or 3 (format-spec.md §10.3). The encoder refuses paths and
  * targets longer than SNAP_PATH_MAX; decode's path and link point into the caller's buffers of SNAP_PATH_MAX + 1,
  * and its xattrs into p. */

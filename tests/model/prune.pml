@@ -18,7 +18,10 @@
  *   Push i   W1  write lock put; LIST prune/ and read every plan (seen; their packs are excluded); load the index
  *            W2  deduplicate C against a pack that W1's index locates it in and no plan excludes, or store it
  *                anew in a pack of its own, N_i (chosen nondeterministically: a push may store a known chunk
- *                again, as two pushes storing the same new chunk do); w2 is the pack relied on
+ *                again, as two pushes storing the same new chunk do); w2 is the pack relied on. A file taken
+ *                from a parent snapshot without reading it (push.c's node_reuse, format version 5) relies on the
+ *                packs of its chunks the same way: index_use finds each in W1's index outside excluded packs and
+ *                counts its pack as relied on, or the file is read and stored as here
  *            W3  (push_guard) LIST prune/: a plan not read in W1 naming the W2 pack fails the push ("busy") —
  *                before the index put {N_i} (when it wrote N_i) and before the snapshot put S_i
  *            W4  after the snapshot put: LIST prune/ under the same rule (plan_guard_check), then LIST packs/:
