@@ -3,7 +3,7 @@
 #   make            build ./dre
 #   make test       install missing build dependencies, build, run every test
 #   make asan       the same tests against an AddressSanitizer + UBSan build (build-asan/)
-#   make demo       build, push and restore a generated dump on the default repository
+#   make demo       build, push and restore a generated dump on a repository of the demo's own (~/.cache/dre/demo)
 #   make bench      `dre bench`: speed of each stage and of whole push/restore on generated data
 #   make bench-s3   push/restore on local and S3 stores side by side (starts a Ceph gateway)
 #   make bench-wal  wal-push latency per 16 MiB segment, dre against pgBackRest, and pg-backup speed
@@ -14,6 +14,9 @@
 #                   of daily dumps, copy to a second repository (installs faketime; bench/README.md)
 #   make bench-drill  pg-dump (row counts' cost) and restore drills of a dump and of a base backup to a time, on
 #                   a private PostgreSQL 15 database of 1.1 GB (bench/drillbench; bench/README.md)
+#   make bench-skip  unchanged files: a 10,000-file 5 GiB tree pushed again, ten model files of which one changed,
+#                   pg-backup of a 5 GB pgbench cluster after its writes; dre skipping them against --force-read,
+#                   restic and pgBackRest incremental (installs both; about 12 minutes; bench/skip.sh, bench/README.md)
 #   make install    PREFIX=/usr/local, DESTDIR=: $(PREFIX)/bin/dre, the manual page dre.1 made from dre's own help
 #                   (contrib/man/mkman) in $(PREFIX)/share/man/man1, contrib/ in $(PREFIX)/share/doc/dre/contrib
 #   make uninstall  removes exactly what install put there
@@ -137,6 +140,12 @@ bench-lifecycle: deps all
 # pg-dump with and without row counts, then drills (dump, base backup + WAL to a time) with each phase's time
 bench-drill: deps all
 	DRE=$(BUILD)/dre bench/drillbench
+
+# unchanged files taken from the parent snapshot without reading them: dre against dre --force-read, restic and
+# pgBackRest on the same tree, model directory and PostgreSQL cluster (bench/skip.sh; bench/README.md)
+.PHONY: bench-skip
+bench-skip: deps all $(BUILD)/dre-genmodel
+	bench/skip.sh --build $(BUILD)
 
 clean:
 	rm -rf build build-asan build-fuzz dre

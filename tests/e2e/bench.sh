@@ -138,4 +138,63 @@ expect_rc 2 "bench --store s3:// without a bucket fails" "$DRE" bench --store s3
 check "s3:// without a bucket: the error says what is wrong" err_has "bucket"
 expect_rc 1 "bench --store of a file fails" "$DRE" bench --store "$T/small.sql" --object-size 4K --size 1
 check "store that is a file: the error says so" err_has "store directory .*: not a directory"
+
+# bench/skip.sh (make bench-skip) at tiny sizes, dre alone: every case's rows are there, and the figures say what
+# skipping means: the unchanged tree is not read at all, of the model directory only the changed file is, a base
+# backup after pgbench writes reads less than --force-read; the script itself checks that each skipping push
+# restores to its data. It runs a PostgreSQL cluster as postgres, which must reach its temporary directory in T.
+chmod o+x "$T"
+check "dre-genmodel builds" cc -O2 -o "$T/dre-genmodel" "$DRE_SRC/bench/genmodel.c"
+skip_bench=("$DRE_SRC/bench/skip.sh" --dre "$DRE" --gendump "$GENDUMP" --genmodel "$T/dre-genmodel")
+expect_rc 0 "bench/skip.sh --small --no-peers" "${skip_bench[@]}" --small --no-peers --json "$T/skip.json"
+for c in "tree: 200 files, unchanged" "model: 2 files, one of them fine-tuned" "pg: base backups after pgbench"; do
+	check "skip bench: a table for '$c'" grep -qF -- "$c" "$T/cmd.out"
+done
+check "skip bench: table rows have figures" \
+	grep -qE '^\| push again \| dre \| [0-9.]+ \| [0-9]+ \| [0-9.]+ \|' "$T/cmd.out"
+for c in tree model; do
+	check "skip bench, $c: the skipping push restored to its data" \
+		grep -qx "$c: the second dre push restores to the data, byte for byte" "$T/cmd.out"
+done
+# skip_json EXPR: EXPR holds over rows (every row) and r (dre's rows by case and step)
+skip_json() { "$PY" -c "import json,sys
+rows = json.load(open('$T/skip.json'))['rows']
+r = {(x['case'], x['step']): x for x in rows if x['tool'] == 'dre'}
+sys.exit(0 if ($1) else 1)"; }
+check "skip bench: the rows are dre's three steps of each case" skip_json "len(rows) == 9 and \
+all((c, s) in r for c in ('tree', 'model') for s in ('first push', 'push again', 'push again, --force-read')) and \
+all(('pg', s) in r for s in ('first backup', 'backup again', 'backup again, --force-read'))"
+check "skip bench, tree: the unchanged tree pushed again reads nothing, skips its 200 files" skip_json \
+	"r['tree', 'push again']['bytes_read_reported'] == 0 and r['tree', 'push again']['files_skipped'] == 200"
+check "skip bench, tree: --force-read reads the whole tree and skips nothing" skip_json \
+	"r['tree', 'push again, --force-read']['bytes_read_reported'] == r['tree', 'first push']['size'] == 16 << 20 and \
+r['tree', 'push again, --force-read']['files_skipped'] == 0"
+check "skip bench, tree: neither stores the data again" skip_json \
+	"all(r['tree', s]['stored_new'] < (16 << 20) // 100 for s in ('push again', 'push again, --force-read'))"
+check "skip bench, model: of the changed directory only the changed file is read" skip_json \
+	"r['model', 'push again']['bytes_read_reported'] == r['model', 'push again']['size'] // 2 and \
+r['model', 'push again']['files_skipped'] == 1"
+check "skip bench, model: --force-read reads both files" skip_json \
+	"r['model', 'push again, --force-read']['bytes_read_reported'] == r['model', 'first push']['size']"
+check "skip bench, model: both store the re-drawn tensor, not the file" skip_json \
+	"all(0 < r['model', s]['stored_new'] < r['model', s]['size'] // 4 for s in ('push again', 'push again, --force-read'))"
+check "skip bench, pg: the second base backup skips files and reads less than --force-read" skip_json \
+	"r['pg', 'backup again']['files_skipped'] > 0 and r['pg', 'backup again, --force-read']['files_skipped'] == 0 and \
+r['pg', 'backup again']['bytes_read_reported'] < r['pg', 'backup again, --force-read']['bytes_read_reported']"
+check "skip bench: no temporary directory is left behind" sh -c "! ls -d '$T'/skipbench.* 2>/dev/null"
+expect_rc 2 "skip bench: an unknown option is a usage error" "${skip_bench[@]}" --bogus
+check "unknown option: the error names it" err_has "unknown argument '--bogus'"
+expect_rc 2 "skip bench: --model-mb below 40 is a usage error" "${skip_bench[@]}" --model-mb 8
+check "--model-mb 8: the error says why" err_has "at least 40"
+expect_rc 2 "skip bench: an unknown case is a usage error" "${skip_bench[@]}" --cases tree,disk
+check "unknown case: the error names it" err_has "unknown case 'disk'"
+expect_rc 2 "skip bench: --files 0 is a usage error" "${skip_bench[@]}" --files 0
+check "--files 0: the error says what it wants" err_has "at least 1, not '0'"
+expect_rc 1 "skip bench: a missing dre binary is an error" "${skip_bench[@]}" --dre "$T/no-such-dre" --small
+check "missing dre: the error names the path" err_has "no dre binary at $T/no-such-dre"
+printf '#!/bin/sh\necho "usage: dre push NAME PATH..."\n' >"$T/old-dre"
+chmod 755 "$T/old-dre"
+expect_rc 1 "skip bench: a dre that cannot skip unchanged files is refused" \
+	"${skip_bench[@]}" --dre "$T/old-dre" --small
+check "old dre: the error says why" err_has "has no push --force-read"
 finish
