@@ -1184,9 +1184,10 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 			rc = root_prefix(&p, paths[i]);
 		if (rc == 0 && lstat(paths[i], &st) < 0)
 			rc = err_sys("cannot read %s", paths[i]);
-		p.root_dev = st.st_dev;
-		if (rc == 0)
+		if (rc == 0) {
+			p.root_dev = st.st_dev;
 			rc = feed_path(&p, &f, paths[i], rel);
+		}
 	}
 	rc = push_finish(&p, &f, rc, rc == 0, res);
 	push_free(&p);
