@@ -50,7 +50,7 @@ expect_rc 0 "the same with --ignore-ctime: nothing tells, the file is taken from
 	"$DRE" push files "$S" --ignore-ctime --json
 check "  ... all skipped" test "$(field files_skipped)" = "$nfiles"
 expect_rc 0 "  ... so it restores the parent's content" "$DRE" restore files --target "$T/r3"
-check "  ... (the old bytes, as the README warns)" cmp -s "$T/m3.new" "$T/r3$S/models/m3.bin"
+check "  ... (the old bytes, as docs/files.md warns)" cmp -s "$T/m3.new" "$T/r3$S/models/m3.bin"
 expect_rc 0 "--force-read reads every file" "$DRE" push files "$S" --force-read --json
 check "  ... none skipped, no parent" sh -c "[ $(field files_skipped) = 0 ] && [ $(field parent) = None ]"
 expect_rc 0 "  ... and has the new content" "$DRE" restore files --target "$T/r4"
