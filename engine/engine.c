@@ -164,30 +164,29 @@ int engine_key_passwd(repo *r, const char *new_pass, char new_name[80])
 	return rc;
 }
 
-int engine_check_name(const char *name)
+/* A label a user gives (a snapshot name, a tag): 1..255 bytes, no control character and not the byte that
+ * separates it from others where it is written (a path's "/", a tag list's ","). */
+static int check_label(const char *text, const char *what, char separator)
 {
-	size_t n = name ? strlen(name) : 0;
+	size_t n = text ? strlen(text) : 0;
 	if (n == 0 || n > 255)
-		return err_set(DRE_EINVAL, "snapshot name must be 1 to 255 bytes long");
+		return err_set(DRE_EINVAL, "%s must be 1 to 255 bytes long", what);
 	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)name[i];
-		if (ch < 32 || ch == 127 || ch == '/')
-			return err_set(DRE_EINVAL, "snapshot name '%s' contains '/' or a control character", name);
+		unsigned char ch = (unsigned char)text[i];
+		if (ch < 32 || ch == 127 || ch == (unsigned char)separator)
+			return err_set(DRE_EINVAL, "%s '%s' contains '%c' or a control character", what, text, separator);
 	}
 	return 0;
 }
 
+int engine_check_name(const char *name)
+{
+	return check_label(name, "snapshot name", '/');
+}
+
 int engine_check_tag(const char *tag)
 {
-	size_t n = strlen(tag);
-	if (n == 0 || n > 255)
-		return err_set(DRE_EINVAL, "a tag must be 1 to 255 bytes long");
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)tag[i];
-		if (ch < 32 || ch == 127 || ch == ',')
-			return err_set(DRE_EINVAL, "tag '%s' contains ',' or a control character", tag);
-	}
-	return 0;
+	return check_label(tag, "tag", ',');
 }
 
 /* Reads exactly `digits` digits. */

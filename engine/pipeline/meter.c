@@ -35,5 +35,5 @@ int64_t meter_now_ns(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+	return meter_timespec_ns(&t);
 }

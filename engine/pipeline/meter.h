@@ -26,4 +26,10 @@ bool meter_due(meter *m, bool final);
 /* The wall clock, ns since the epoch (UTC): what snapshots, WAL objects and base backups record. */
 int64_t meter_now_ns(void);
 
+/* A time as a count of ns (a file's mtime or ctime as node records keep it). */
+static inline int64_t meter_timespec_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
 #endif

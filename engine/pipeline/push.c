@@ -416,23 +416,25 @@ static int meta_add(snapshot *sn, const char *key, const char *value)
 	return 0;
 }
 
+/* A meta value that is a list of strings: a JSON array (format-spec.md §10: paths, tags). */
+static int meta_add_strings(snapshot *sn, const char *key, const char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	char *text = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	int rc = text ? meta_add(sn, key, text) : err_set(DRE_ENOMEM, "cannot record the %s", key);
+	free(text);
+	return rc;
+}
+
 /* The meta "tags": the tags given, checked. */
 static int tags_meta(snapshot *sn, const push_opts *o)
 {
-	if (o->ntags == 0)
-		return 0;
-	json_t *a = json_array();
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < o->ntags; i++) {
-		rc = engine_check_tag(o->tags[i]);
-		json_array_append_new(a, json_string(o->tags[i]));
-	}
-	char *text = rc == 0 ? json_dumps(a, JSON_COMPACT) : NULL;
-	json_decref(a);
-	if (rc == 0)
-		rc = text ? meta_add(sn, SNAP_META_TAGS, text) : err_set(DRE_ENOMEM, "cannot record the tags");
-	free(text);
-	return rc;
+	for (size_t i = 0; i < o->ntags; i++)
+		TRY(engine_check_tag(o->tags[i]));
+	return o->ntags ? meta_add_strings(sn, SNAP_META_TAGS, o->tags, o->ntags) : 0;
 }
 
 static int push_start(struct push *p, repo *r, const push_opts *o, uint8_t kind)
@@ -830,21 +832,16 @@ static bool parent_seek(struct push *p, const char *rel)
 	return false;
 }
 
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
 /* The skip rule: what the parent recorded for the path matches what lstat says now, and the file was last
  * written well before the parent started reading (a write in the same clock tick as its read is not seen by
  * mtime). --ignore-ctime and --ignore-inode leave those out, for file systems that do not keep them. */
 static bool parent_unchanged(const struct push *p, const snap_node *old, const struct stat *st)
 {
-	int64_t mtime = ts_ns(&st->st_mtim);
+	int64_t mtime = meter_timespec_ns(&st->st_mtim);
 	if (old->type != NODE_FILE || old->size != (uint64_t)st->st_size || old->mtime_ns != mtime ||
 	    mtime >= p->par.read_after_ns)
 		return false;
-	if (!p->o->ignore_ctime && old->ctime_ns != ts_ns(&st->st_ctim))
+	if (!p->o->ignore_ctime && old->ctime_ns != meter_timespec_ns(&st->st_ctim))
 		return false;
 	return p->o->ignore_inode || (old->ino == (uint64_t)st->st_ino && old->dev == (uint64_t)st->st_dev);
 }
@@ -984,8 +981,8 @@ static void node_attrs(snap_node *n, const struct stat *st)
 	n->mode = st->st_mode & 07777;
 	n->uid = st->st_uid;
 	n->gid = st->st_gid;
-	n->mtime_ns = ts_ns(&st->st_mtim);
-	n->ctime_ns = ts_ns(&st->st_ctim);
+	n->mtime_ns = meter_timespec_ns(&st->st_mtim);
+	n->ctime_ns = meter_timespec_ns(&st->st_ctim);
 	n->dev = st->st_dev;
 	n->ino = st->st_ino;
 	n->nlink = (uint32_t)st->st_nlink;
@@ -1058,8 +1055,9 @@ static int feed_file(struct push *p, struct feed *f, const char *fs_path, const 
 	int rc = feed_input(p, f, fd, true, fs_path, &read_failed);
 	struct stat after;
 	if (rc == 0 && p->tolerant && fstat(fd, &after) == 0 &&
-	    (after.st_size != st->st_size || ts_ns(&after.st_mtim) != ts_ns(&st->st_mtim) ||
-	     ts_ns(&after.st_ctim) != ts_ns(&st->st_ctim))) {
+	    (after.st_size != st->st_size ||
+	     meter_timespec_ns(&after.st_mtim) != meter_timespec_ns(&st->st_mtim) ||
+	     meter_timespec_ns(&after.st_ctim) != meter_timespec_ns(&st->st_ctim))) {
 		/* kept as read, with the attributes from before the read, so the next push reads it again */
 		rc = problem(p, "kept as read, which may be inconsistent",
 			     err_set(DRE_EIO, "%s changed while it was read", fs_path));
@@ -1134,19 +1132,6 @@ static int feed_path(struct push *p, struct feed *f, const char *fs_path, const 
 	return feed_dir(p, f, fs_path, rel);
 }
 
-/* The meta "paths": the paths given, as given. */
-static int paths_meta(struct push *p, char *const paths[], size_t npaths)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; i < npaths; i++)
-		json_array_append_new(a, json_string(paths[i]));
-	char *text = json_dumps(a, JSON_COMPACT);
-	json_decref(a);
-	int rc = text ? meta_add(&p->snap, SNAP_META_PATHS, text) : err_set(DRE_ENOMEM, "cannot record the paths");
-	free(text);
-	return rc;
-}
-
 /* Where a path given starts for patterns: its absolute form without "." and "//" (the walk appends names). */
 static int root_prefix(struct push *p, const char *path)
 {
@@ -1173,8 +1158,8 @@ int engine_push_paths(repo *r, const push_opts *o, char *const paths[], size_t n
 	p.tolerant = true;
 	if (rc == 0)
 		rc = job_get_free(&p, &f.j);
-	if (rc == 0)
-		rc = paths_meta(&p, paths, npaths);
+	if (rc == 0) /* the paths given, as given */
+		rc = meta_add_strings(&p.snap, SNAP_META_PATHS, (const char *const *)paths, npaths);
 	if (rc == 0)
 		rc = parent_open(&p);
 	for (size_t i = 0; rc == 0 && i < npaths; i++) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "engine/pipeline/meter.h"
 #include "engine/pipeline/restore_fs.h"
 
 void rfs_skip(rfs_warn *w, const char *fmt, ...)
@@ -142,7 +143,7 @@ int rfs_is_node(const char *path, const struct stat *st, const snap_node *n, uin
 	switch (n->type) {
 	case NODE_FILE:
 	case NODE_STREAM: {
-		int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+		int64_t mtime = meter_timespec_ns(&st->st_mtim);
 		if (!S_ISREG(st->st_mode) || (uint64_t)st->st_size != n->size || mtime != n->mtime_ns)
 			return 0;
 		/* size and mtime are easily kept by a change (and forged): the content decides */
